@@ -1,0 +1,65 @@
+# make demo  - the whole story offline (fake Scalingo API on loopback, messages on the console)
+# make test  - everything CI checks: ruff, mypy, template checks (cfn-lint, sam validate, sam build), pytest
+# make bench - the benchmark (200 databases on the fake API)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION := 1.170.0
+export SAM_CLI_TELEMETRY := 0
+
+# sam build needs a real python3.13 first on PATH (not a pyenv shim): find its bin directory.
+PY313_BIN := $(shell v=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$$' | tail -n 1); \
+	if [ -n "$$v" ]; then echo "$$(pyenv prefix $$v)/bin"; \
+	elif command -v python3.13 >/dev/null 2>&1; then \
+	  dirname "$$(python3.13 -c 'import os,sys; print(os.path.realpath(sys.executable))')"; fi)
+
+.PHONY: all demo test lint typecheck template pytest bench clean deps
+
+all: test
+
+$(BIN)/.installed: pyproject.toml requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(SAM_VENV)/.installed:
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+deps: $(BIN)/.installed node_modules/.installed $(SAM_VENV)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/backup-monitor demo
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+template: $(BIN)/.installed $(SAM_VENV)/.installed
+	@test -n "$(PY313_BIN)" || { echo "sam build needs python3.13 (pyenv install 3.13 or apt python3.13)"; exit 1; }
+	$(BIN)/cfn-lint template.yaml
+	$(SAM) validate --lint --template template.yaml
+	PATH="$(PY313_BIN):$$PATH" $(SAM) build --template template.yaml --build-dir .aws-sam/build
+
+pytest: $(BIN)/.installed node_modules/.installed
+	$(BIN)/pytest
+
+test: lint typecheck template pytest
+
+bench: $(BIN)/.installed node_modules/.installed
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf .aws-sam .mypy_cache .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Lambda entry point (placeholder until the handler issue lands)."""

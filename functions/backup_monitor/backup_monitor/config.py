@@ -1,0 +1,274 @@
+"""Settings: every configuration value, read and validated once from the environment."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+DEFAULT_AUTH_URL = "https://auth.scalingo.com"
+DEFAULT_API_URL = "https://api.{region}.scalingo.com"
+DEFAULT_DB_API_URL = "https://db-api.{region}.scalingo.com"
+DEFAULT_REGION = "osc-fr1"
+
+_REGION_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SUCCESS_NOTICE_MODES = ("each", "digest", "off")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or wrong; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One monitored database: the addon of an app in a region."""
+
+    region: str
+    app: str
+    addon_id: str
+
+    @property
+    def key(self) -> str:
+        """The state key: stable across checks, unique across regions."""
+        return f"{self.region}/{self.app}/{self.addon_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The detection thresholds the rules use (pure data)."""
+
+    missing_grace_hours: float = 3.0
+    stuck_hours: float = 6.0
+    size_drop_ratio: float = 0.5
+    remind_every_hours: float = 24.0
+    lookback_hours: float = 48.0
+    success_notices: str = "digest"
+    cannot_check_after: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the monitor needs to run one check; built once, passed down."""
+
+    api_token: str | None = field(default=None, repr=False)
+    api_token_parameter: str | None = None
+    regions: tuple[str, ...] = (DEFAULT_REGION,)
+    monitored: tuple[Target, ...] = ()
+    auth_url: str = DEFAULT_AUTH_URL
+    api_url: str = DEFAULT_API_URL
+    db_api_url: str = DEFAULT_DB_API_URL
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    slack_webhook_url_parameter: str | None = None
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_bot_token_parameter: str | None = None
+    slack_channel: str | None = None
+    slack_api_url: str | None = None
+    state_table: str | None = None
+    state_path: str = "backup-monitor-state.sqlite3"
+    policy: Policy = field(default_factory=Policy)
+    download_links: bool = True
+    slack_mention: str = ""
+    max_workers: int = 8
+    api_rate_limit: int = 60
+    discovery_every_hours: float = 6.0
+    http_timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Validate every variable at once; raise ConfigError naming the first bad one."""
+        reader = _Reader(env)
+        regions = reader.regions("SCALINGO_REGIONS")
+        policy = Policy(
+            missing_grace_hours=reader.number("MISSING_BACKUP_GRACE_HOURS", 3.0, minimum=0),
+            stuck_hours=reader.number("STUCK_BACKUP_HOURS", 6.0, minimum=0.1),
+            size_drop_ratio=reader.number("SIZE_DROP_RATIO", 0.5, minimum=0, maximum=1),
+            remind_every_hours=reader.number("REMIND_EVERY_HOURS", 24.0, minimum=0),
+            lookback_hours=reader.number("LOOKBACK_HOURS", 48.0, minimum=0),
+            success_notices=reader.choice("SUCCESS_NOTICES", "digest", SUCCESS_NOTICE_MODES),
+        )
+        settings = cls(
+            api_token=reader.text("SCALINGO_API_TOKEN"),
+            api_token_parameter=reader.text("SCALINGO_API_TOKEN_PARAMETER"),
+            regions=regions,
+            monitored=reader.targets("MONITORED_DATABASES", regions),
+            auth_url=reader.url("SCALINGO_AUTH_URL", DEFAULT_AUTH_URL),
+            api_url=reader.url("SCALINGO_API_URL", DEFAULT_API_URL),
+            db_api_url=reader.url("SCALINGO_DB_API_URL", DEFAULT_DB_API_URL),
+            slack_webhook_url=reader.secret_url("SLACK_WEBHOOK_URL"),
+            slack_webhook_url_parameter=reader.text("SLACK_WEBHOOK_URL_PARAMETER"),
+            slack_bot_token=reader.text("SLACK_BOT_TOKEN"),
+            slack_bot_token_parameter=reader.text("SLACK_BOT_TOKEN_PARAMETER"),
+            slack_channel=reader.text("SLACK_CHANNEL"),
+            slack_api_url=reader.optional_url("SLACK_API_URL"),
+            state_table=reader.text("STATE_TABLE"),
+            state_path=reader.text("STATE_PATH") or "backup-monitor-state.sqlite3",
+            policy=policy,
+            download_links=reader.boolean("DOWNLOAD_LINKS", True),
+            slack_mention=reader.mention("SLACK_MENTION"),
+            max_workers=int(reader.number("MAX_WORKERS", 8, minimum=1, maximum=64, integer=True)),
+            api_rate_limit=int(
+                reader.number("SCALINGO_API_RATE_LIMIT", 60, minimum=1, maximum=100_000, integer=True)
+            ),
+            discovery_every_hours=reader.number("DISCOVERY_EVERY_HOURS", 6.0, minimum=0),
+            http_timeout=reader.number("HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120),
+        )
+        settings.validate_sources()
+        return settings
+
+    def validate_sources(self) -> None:
+        """Check the combinations: one token source, a channel for the bot."""
+        if not self.api_token and not self.api_token_parameter:
+            raise ConfigError(
+                "SCALINGO_API_TOKEN", "is not set (nor SCALINGO_API_TOKEN_PARAMETER); the API token is needed"
+            )
+        if self.api_token and self.api_token_parameter:
+            raise ConfigError("SCALINGO_API_TOKEN_PARAMETER", "set only one of it and SCALINGO_API_TOKEN")
+        bot = self.slack_bot_token or self.slack_bot_token_parameter
+        webhook = self.slack_webhook_url or self.slack_webhook_url_parameter
+        if bot and webhook:
+            raise ConfigError("SLACK_BOT_TOKEN", "set either a Slack bot token or a webhook URL, not both")
+        if bot and not self.slack_channel:
+            raise ConfigError("SLACK_CHANNEL", "is required with a Slack bot token")
+
+    def with_secrets(self, api_token: str | None, webhook_url: str | None, bot_token: str | None) -> Settings:
+        """A copy with secrets resolved (from SSM in the Lambda)."""
+        return replace(
+            self,
+            api_token=api_token or self.api_token,
+            slack_webhook_url=webhook_url or self.slack_webhook_url,
+            slack_bot_token=bot_token or self.slack_bot_token,
+        )
+
+    def region_url(self, template: str, region: str) -> str:
+        """A base URL with `{region}` substituted and no trailing slash."""
+        return template.replace("{region}", region).rstrip("/")
+
+
+class _Reader:
+    """Reads one variable at a time, turning each problem into a ConfigError naming it."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def text(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def number(
+        self,
+        name: str,
+        default: float,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        integer: bool = False,
+    ) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(int(raw)) if integer else float(raw)
+        except ValueError:
+            kind = "a whole number" if integer else "a number"
+            raise ConfigError(name, f"must be {kind}, got {raw!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(name, f"must be a finite number, got {raw!r}")
+        if minimum is not None and value < minimum:
+            raise ConfigError(name, f"must be at least {minimum:g}, got {raw!r}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(name, f"must be at most {maximum:g}, got {raw!r}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(name, f"must be true or false, got {raw!r}")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() not in choices:
+            raise ConfigError(name, f"must be one of {', '.join(choices)}, got {raw!r}")
+        return raw.lower()
+
+    def regions(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return (DEFAULT_REGION,)
+        regions = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+        if not regions:
+            raise ConfigError(name, "lists no region")
+        for region in regions:
+            if not _REGION_RE.match(region):
+                raise ConfigError(name, f"{region!r} is not a region name (e.g. osc-fr1)")
+        return regions
+
+    def targets(self, name: str, regions: tuple[str, ...]) -> tuple[Target, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        targets: dict[str, Target] = {}
+        for item in (part.strip() for part in raw.split(",")):
+            if not item:
+                continue
+            parts = item.split("/")
+            if len(parts) == 2:
+                target = Target(regions[0], parts[0], parts[1])
+            elif len(parts) == 3:
+                target = Target(parts[0], parts[1], parts[2])
+            else:
+                raise ConfigError(name, f"{item!r} is not app/addon_id or region/app/addon_id")
+            if not _REGION_RE.match(target.region):
+                raise ConfigError(name, f"{item!r} names an invalid region")
+            if not (_NAME_RE.match(target.app) and _NAME_RE.match(target.addon_id)):
+                raise ConfigError(name, f"{item!r} has an invalid app name or addon id")
+            targets[target.key] = target
+        return tuple(targets.values())
+
+    def url(self, name: str, default: str) -> str:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        parts = urlsplit(raw.replace("{region}", "region"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(name, f"must be an http(s) URL, got {raw!r}")
+        if parts.query or parts.fragment:
+            raise ConfigError(name, "must not have a query or fragment")
+        return raw.rstrip("/")
+
+    def optional_url(self, name: str) -> str | None:
+        if self.text(name) is None:
+            return None
+        return self.url(name, "")
+
+    def secret_url(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # Never echo the value: the webhook URL is a secret.
+            raise ConfigError(name, "must be an http(s) URL (value not shown: it is a secret)")
+        return raw
+
+    def mention(self, name: str) -> str:
+        raw = self.text(name)
+        if raw is None:
+            return ""
+        if not re.fullmatch(r"(<(!here|!channel|!everyone|@[UW][A-Z0-9]+|!subteam\^[A-Z0-9]+)>\s*)+", raw):
+            raise ConfigError(name, f"must be Slack mentions like <!here> or <@U123ABC>, got {raw!r}")
+        return raw

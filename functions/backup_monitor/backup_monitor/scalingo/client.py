@@ -1,0 +1,270 @@
+"""The Scalingo HTTP client: token exchange, addon tokens, the database API and discovery."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from backup_monitor import __version__
+from backup_monitor.config import Settings, Target
+from backup_monitor.scalingo.errors import (
+    AuthenticationError,
+    LinkRejectedError,
+    NotFoundError,
+    PayloadError,
+    ScalingoError,
+    UnavailableError,
+)
+from backup_monitor.scalingo.limiter import RateLimiter
+from backup_monitor.scalingo.models import (
+    Backup,
+    Database,
+    DiscoveredDatabase,
+    parse_addons,
+    parse_apps,
+    parse_backups,
+    parse_database,
+    parse_token,
+)
+from backup_monitor.scalingo.tokens import TokenCache
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+MAX_RETRY_AFTER_SECONDS = 30.0
+USER_AGENT = f"scalingo-backup-monitor/{__version__}"
+
+
+class _CappedRetry(Retry):
+    """urllib3 Retry that honours Retry-After but never sleeps longer than a Lambda can afford."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        retry_after = super().get_retry_after(response)
+        if retry_after is None:
+            return None
+        return min(retry_after, MAX_RETRY_AFTER_SECONDS)
+
+
+def build_session(retries: int = 3, backoff_factor: float = 0.5, pool_size: int = 16) -> requests.Session:
+    """One session for every Scalingo call: pooled connections, retries with backoff on 429/5xx."""
+    retry = _CappedRetry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        backoff_factor=backoff_factor,
+        backoff_max=20.0,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET", "POST"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+    return session
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs: scheme, host and path, never the query string."""
+    parts = urlsplit(url)
+    suffix = "?…" if parts.query else ""
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}{suffix}"
+
+
+class ScalingoClient:
+    """Talks to the three Scalingo hosts with cached tokens; every call has a timeout."""
+
+    def __init__(
+        self,
+        api_token: str,
+        *,
+        auth_url: str,
+        api_url: str,
+        db_api_url: str,
+        rate_limit_per_minute: int = 60,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+        limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not api_token:
+            raise AuthenticationError("no Scalingo API token was given")
+        self._api_token = api_token
+        self._auth_url = auth_url.rstrip("/")
+        self._api_url = api_url
+        self._db_api_url = db_api_url
+        self._timeout = (min(5.0, timeout), timeout)
+        self._session = session or build_session()
+        self.limiter = limiter or RateLimiter(rate_limit_per_minute)
+        self._tokens = TokenCache(clock=clock)
+        self.main_api_requests = 0
+        self.db_api_requests = 0
+        self.auth_requests = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, session: requests.Session | None = None) -> ScalingoClient:
+        """A client configured from the settings (the API token must be resolved already)."""
+        return cls(
+            settings.api_token or "",
+            auth_url=settings.auth_url,
+            api_url=settings.api_url,
+            db_api_url=settings.db_api_url,
+            rate_limit_per_minute=settings.api_rate_limit,
+            timeout=settings.http_timeout,
+            session=session,
+        )
+
+    def __repr__(self) -> str:
+        return f"ScalingoClient(auth_url={self._auth_url!r}, api_url={self._api_url!r})"
+
+    # -- base URLs ---------------------------------------------------------------------------------------
+
+    def api_base(self, region: str) -> str:
+        return self._api_url.replace("{region}", region).rstrip("/")
+
+    def db_api_base(self, region: str) -> str:
+        return self._db_api_url.replace("{region}", region).rstrip("/")
+
+    # -- public calls ------------------------------------------------------------------------------------
+
+    def list_backups(self, target: Target) -> list[Backup]:
+        """The database's backups, newest first."""
+        return parse_backups(self._db_get(target, "/backups"))
+
+    def get_database(self, target: Target) -> Database:
+        """The database: whether periodic backups are on and their UTC hours."""
+        return parse_database(self._db_get(target, ""))
+
+    def archive_link(self, target: Target, backup_id: str) -> str:
+        """The temporary download URL of one backup, only if it points at the configured database API."""
+        payload = self._db_get(target, f"/backups/{quote(backup_id, safe='')}/archive")
+        if not isinstance(payload, dict) or not isinstance(payload.get("download_url"), str):
+            raise PayloadError("archive response: field 'download_url' is missing")
+        url: str = payload["download_url"]
+        self._check_link(url, target.region)
+        return url
+
+    def discover(self, regions: Iterable[str]) -> list[DiscoveredDatabase]:
+        """Every database addon the token can see, in the given regions; other addons are skipped."""
+        found: list[DiscoveredDatabase] = []
+        for region in regions:
+            apps = parse_apps(self._main("GET", region, "/v1/apps"))
+            for app in apps:
+                payload = self._main("GET", region, f"/v1/apps/{quote(app, safe='')}/addons")
+                found.extend(parse_addons(payload, region, app))
+        return found
+
+    # -- links -------------------------------------------------------------------------------------------
+
+    def _check_link(self, url: str, region: str) -> None:
+        expected = urlsplit(self.db_api_base(region))
+        actual = urlsplit(url)
+        allowed_schemes = {"https", expected.scheme}
+        if actual.scheme not in allowed_schemes or actual.hostname != expected.hostname:
+            raise LinkRejectedError(
+                f"download link rejected: host {actual.hostname or '?'!s} with scheme {actual.scheme or '?'} "
+                f"is not the database API ({expected.hostname})"
+            )
+        if actual.port != expected.port and actual.scheme == expected.scheme:
+            raise LinkRejectedError(
+                f"download link rejected: port {actual.port} is not the database API's ({expected.port})"
+            )
+
+    # -- tokens ------------------------------------------------------------------------------------------
+
+    def _exchange(self) -> str:
+        self.auth_requests += 1
+        response = self._send(
+            "POST", f"{self._auth_url}/v1/tokens/exchange", "token exchange", auth=("", self._api_token)
+        )
+        if response.status_code in (401, 403):
+            raise AuthenticationError("token exchange: the Scalingo API token was refused")
+        return parse_token(self._json(response, "token exchange"), "token exchange")
+
+    def _bearer(self) -> str:
+        return self._tokens.get("bearer", self._exchange)
+
+    def _addon_token(self, target: Target) -> str:
+        def fetch() -> str:
+            path = f"/v1/apps/{quote(target.app, safe='')}/addons/{quote(target.addon_id, safe='')}/token"
+            payload = self._main("POST", target.region, path)
+            return parse_token(payload, f"addon token of {target.app}/{target.addon_id}", ("addon", "token"))
+
+        return self._tokens.get(("addon", target.key), fetch)
+
+    # -- requests ----------------------------------------------------------------------------------------
+
+    def _main(self, method: str, region: str, path: str) -> Any:
+        """A main-API call with the bearer, under the rate limiter; one renewal on 401."""
+        what = f"{method} {path}"
+        for attempt in (1, 2):
+            bearer = self._bearer()
+            self.limiter.acquire()
+            self.main_api_requests += 1
+            response = self._send(
+                method, f"{self.api_base(region)}{path}", what, headers={"Authorization": f"Bearer {bearer}"}
+            )
+            if response.status_code == 401 and attempt == 1:
+                logger.info("bearer refused, renewing", extra={"call": what})
+                self._tokens.drop("bearer", bearer)
+                continue
+            return self._json(response, what)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _db_get(self, target: Target, suffix: str) -> Any:
+        """A database-API GET with the addon token; one renewal on 401."""
+        path = f"/api/databases/{quote(target.addon_id, safe='')}{suffix}"
+        what = f"GET {path} ({target.app})"
+        for attempt in (1, 2):
+            token = self._addon_token(target)
+            self.db_api_requests += 1
+            response = self._send(
+                "GET",
+                f"{self.db_api_base(target.region)}{path}",
+                what,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            if response.status_code == 401 and attempt == 1:
+                logger.info("addon token refused, renewing", extra={"call": what})
+                self._tokens.drop(("addon", target.key), token)
+                continue
+            return self._json(response, what)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
+        try:
+            return self._session.request(method, url, timeout=self._timeout, **kwargs)
+        except requests.Timeout:
+            raise UnavailableError(f"{what}: Scalingo did not answer in time") from None
+        except requests.RequestException as exc:
+            # After the last retry, requests wraps a read timeout in a ConnectionError.
+            if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError):
+                raise UnavailableError(f"{what}: Scalingo did not answer in time") from None
+            raise UnavailableError(f"{what}: Scalingo could not be reached ({type(exc).__name__})") from None
+
+    @staticmethod
+    def _json(response: requests.Response, what: str) -> Any:
+        status = response.status_code
+        if status in (401, 403):
+            raise AuthenticationError(f"{what}: refused ({status})")
+        if status == 404:
+            raise NotFoundError(f"{what}: not found")
+        if status == 429 or status >= 500:
+            raise UnavailableError(f"{what}: Scalingo kept answering {status} after retries")
+        if status >= 400:
+            raise ScalingoError(f"{what}: Scalingo answered {status}")
+        try:
+            return response.json()
+        except ValueError:
+            raise PayloadError(f"{what}: the answer is not valid JSON") from None

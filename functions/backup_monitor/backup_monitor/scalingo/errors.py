@@ -1,0 +1,34 @@
+"""The errors the Scalingo client raises. Their text never holds a token or a download link."""
+
+from __future__ import annotations
+
+
+class ScalingoError(Exception):
+    """Base of every Scalingo client error; `str()` is safe to log and to show on-call."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class AuthenticationError(ScalingoError):
+    """The API token, the bearer or an addon token was refused (401/403 after one renewal)."""
+
+
+class NotFoundError(ScalingoError):
+    """The app, the addon or the backup does not exist (404)."""
+
+
+class UnavailableError(ScalingoError):
+    """Scalingo could not be reached or kept failing (connection errors, timeouts, 429, 5xx) after retries."""
+
+
+class PayloadError(ScalingoError):
+    """Scalingo answered, but not with the shape documented: malformed JSON, a missing or mistyped field."""
+
+
+class LinkRejectedError(ScalingoError):
+    """A download link pointed somewhere other than the configured database API."""

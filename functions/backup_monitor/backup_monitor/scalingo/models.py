@@ -1,0 +1,226 @@
+"""Typed views of Scalingo payloads, parsed strictly where it matters and tolerantly elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from backup_monitor.scalingo.errors import PayloadError
+
+KNOWN_STATUSES = frozenset({"scheduled", "pending", "running", "done", "error", "cancelling", "cancelled"})
+IN_PROGRESS_STATUSES = frozenset({"scheduled", "pending", "running", "cancelling"})
+DATABASE_PROVIDERS = frozenset(
+    {"postgresql", "mysql", "mongodb", "redis", "influxdb", "elasticsearch", "opensearch"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Backup:
+    """One backup as the database API lists it; times are timezone-aware UTC."""
+
+    id: str
+    created_at: datetime
+    status: str
+    started_at: datetime | None = None
+    name: str = ""
+    size: int | None = None
+    method: str | None = None
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in IN_PROGRESS_STATUSES
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """What the monitor needs to know about one database."""
+
+    id: str
+    resource_id: str
+    type_name: str
+    periodic_backups_enabled: bool
+    scheduled_hours: tuple[int, ...]
+    plan: str = ""
+    status: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict for the state record's cache."""
+        return {
+            "id": self.id,
+            "resource_id": self.resource_id,
+            "type_name": self.type_name,
+            "periodic_backups_enabled": self.periodic_backups_enabled,
+            "scheduled_hours": list(self.scheduled_hours),
+            "plan": self.plan,
+            "status": self.status,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Database:
+        """The inverse of to_json."""
+        return cls(
+            id=str(data["id"]),
+            resource_id=str(data["resource_id"]),
+            type_name=str(data["type_name"]),
+            periodic_backups_enabled=bool(data["periodic_backups_enabled"]),
+            scheduled_hours=tuple(int(h) for h in data["scheduled_hours"]),
+            plan=str(data.get("plan", "")),
+            status=str(data.get("status", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveredDatabase:
+    """A database addon found by discovery."""
+
+    region: str
+    app: str
+    addon_id: str
+    resource_id: str
+    provider: str
+
+
+def _field(obj: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if name not in obj or obj[name] is None:
+        raise PayloadError(f"{where}: field {name!r} is missing")
+    value = obj[name]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise PayloadError(f"{where}: field {name!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PayloadError(f"{where}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise PayloadError(f"{where}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def parse_time(value: Any, where: str) -> datetime:
+    """An ISO 8601 timestamp with offset, as UTC; naive times are taken as UTC."""
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}: expected an ISO 8601 time, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise PayloadError(f"{where}: {value[:40]!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _optional_time(obj: Mapping[str, Any], name: str, where: str) -> datetime | None:
+    value = obj.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return parse_time(value, f"{where}.{name}")
+    except PayloadError:
+        return None  # optional: a bad value is as good as absent
+
+
+def parse_backup(item: Any, where: str) -> Backup:
+    """One backup; `id`, `created_at` and `status` are required, the rest tolerated when absent."""
+    obj = _object(item, where)
+    size = obj.get("size")
+    method = obj.get("method")
+    name = obj.get("name")
+    return Backup(
+        id=_field(obj, "id", str, where),
+        created_at=parse_time(_field(obj, "created_at", str, where), f"{where}.created_at"),
+        status=_field(obj, "status", str, where).strip().lower(),
+        started_at=_optional_time(obj, "started_at", where),
+        name=name if isinstance(name, str) else "",
+        size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+        method=method if isinstance(method, str) else None,
+    )
+
+
+def parse_backups(payload: Any) -> list[Backup]:
+    """The `database_backups` list, sorted newest first (the API's order is not documented)."""
+    body = _object(payload, "backups response")
+    items = _list(_field(body, "database_backups", list, "backups response"), "database_backups")
+    backups = [parse_backup(item, f"database_backups[{index}]") for index, item in enumerate(items)]
+    backups.sort(key=lambda backup: (backup.created_at, backup.id), reverse=True)
+    return backups
+
+
+def parse_database(payload: Any) -> Database:
+    """The `database` object: id, type and the periodic backup schedule."""
+    body = _object(payload, "database response")
+    obj = _object(_field(body, "database", Mapping, "database response"), "database")
+    enabled = obj.get("periodic_backups_enabled")
+    if not isinstance(enabled, bool):
+        raise PayloadError("database: field 'periodic_backups_enabled' is missing or not a boolean")
+    hours_raw = obj.get("periodic_backups_scheduled_at") or []
+    hours = _list(hours_raw, "database.periodic_backups_scheduled_at")
+    for hour in hours:
+        if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
+            raise PayloadError("database.periodic_backups_scheduled_at: hours must be whole numbers 0-23")
+    type_name = obj.get("type_name")
+    return Database(
+        id=_field(obj, "id", str, "database"),
+        resource_id=str(obj.get("resource_id") or ""),
+        type_name=type_name if isinstance(type_name, str) else "database",
+        periodic_backups_enabled=enabled,
+        scheduled_hours=tuple(sorted(set(hours))),
+        plan=str(obj.get("plan") or ""),
+        status=str(obj.get("status") or ""),
+    )
+
+
+def provider_name(addon: Mapping[str, Any]) -> str:
+    """The addon provider id without any `scalingo-` prefix."""
+    provider = addon.get("addon_provider")
+    raw = provider.get("id") if isinstance(provider, Mapping) else provider
+    name = raw if isinstance(raw, str) else ""
+    return name.removeprefix("scalingo-").lower()
+
+
+def parse_addons(payload: Any, region: str, app: str) -> list[DiscoveredDatabase]:
+    """The database addons of one app; other addons are left out."""
+    body = _object(payload, f"addons of {app}")
+    items = _list(_field(body, "addons", list, f"addons of {app}"), f"addons of {app}")
+    found = []
+    for index, item in enumerate(items):
+        where = f"addons of {app}[{index}]"
+        addon = _object(item, where)
+        provider = provider_name(addon)
+        if provider not in DATABASE_PROVIDERS:
+            continue
+        found.append(
+            DiscoveredDatabase(
+                region=region,
+                app=app,
+                addon_id=_field(addon, "id", str, where),
+                resource_id=str(addon.get("resource_id") or ""),
+                provider=provider,
+            )
+        )
+    return found
+
+
+def parse_apps(payload: Any) -> list[str]:
+    """The app names the token can see."""
+    body = _object(payload, "apps response")
+    items = _list(_field(body, "apps", list, "apps response"), "apps")
+    return [_field(_object(app, f"apps[{i}]"), "name", str, f"apps[{i}]") for i, app in enumerate(items)]
+
+
+def parse_token(payload: Any, where: str, path: tuple[str, ...] = ("token",)) -> str:
+    """A token from a JSON body, found by path."""
+    node: Any = payload
+    for step in path[:-1]:
+        node = _field(_object(node, where), step, Mapping, where)
+    return str(_field(_object(node, where), path[-1], str, where))
