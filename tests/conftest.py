@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -9,6 +11,7 @@ import pytest
 
 from backup_monitor.config import Settings
 from tests.fakes import FakeScalingo
+from tests.support import dynamodb_local
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -30,3 +33,28 @@ def settings_for(fake: FakeScalingo, **overrides: str) -> Settings:
         **overrides,
     }
     return Settings.from_env(env)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint() -> Iterator[str]:
+    """DynamoDB Local for the whole session; boto3 finds it through AWS_ENDPOINT_URL_DYNAMODB."""
+    local = dynamodb_local.start()
+    saved = {k: os.environ.get(k) for k in dynamodb_local.aws_test_env(local.endpoint)}
+    os.environ.update(dynamodb_local.aws_test_env(local.endpoint))
+    try:
+        yield local.endpoint
+    finally:
+        local.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def dynamodb_table(dynamodb_endpoint: str) -> str:
+    """A fresh table built from template.yaml's definition."""
+    name = f"state-{uuid.uuid4().hex[:10]}"
+    dynamodb_local.create_table(dynamodb_endpoint, name)
+    return name

@@ -206,9 +206,7 @@ def test_an_unknown_addon_is_not_found(fake: FakeScalingo) -> None:
         ("[]", "expected an object"),
     ],
 )
-def test_malformed_payloads_are_payload_errors_naming_the_problem(
-    fake: FakeScalingo, body: str, expected: str
-) -> None:
+def test_malformed_payloads_are_payload_errors_naming_the_problem(fake: FakeScalingo, body: str, expected: str) -> None:
     client = make_client(fake)
     fake.fail("/backups", 200, body)
     with pytest.raises(PayloadError, match=expected):

@@ -18,9 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = sub.add_parser("check", help="run one check of every monitored database")
-    check.add_argument(
-        "--dry-run", action="store_true", help="print the messages, send nothing, change no state"
-    )
+    check.add_argument("--dry-run", action="store_true", help="print the messages, send nothing, change no state")
     sub.add_parser("demo", help="the whole story offline, against a local fake Scalingo API")
     return parser
 

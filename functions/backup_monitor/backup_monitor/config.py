@@ -113,9 +113,7 @@ class Settings:
             download_links=reader.boolean("DOWNLOAD_LINKS", True),
             slack_mention=reader.mention("SLACK_MENTION"),
             max_workers=int(reader.number("MAX_WORKERS", 8, minimum=1, maximum=64, integer=True)),
-            api_rate_limit=int(
-                reader.number("SCALINGO_API_RATE_LIMIT", 60, minimum=1, maximum=100_000, integer=True)
-            ),
+            api_rate_limit=int(reader.number("SCALINGO_API_RATE_LIMIT", 60, minimum=1, maximum=100_000, integer=True)),
             discovery_every_hours=reader.number("DISCOVERY_EVERY_HOURS", 6.0, minimum=0),
             http_timeout=reader.number("HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120),
         )

@@ -78,9 +78,7 @@ def iso(moment: datetime) -> str:
 class FakeScalingo:
     """The fake's state and its seeding API; `start()` serves it on a free loopback port."""
 
-    def __init__(
-        self, api_token: str = "tk-us-fake-api-token", clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, api_token: str = "tk-us-fake-api-token", clock: Callable[[], float] = time.time) -> None:
         self.api_token = api_token
         self.clock = clock
         self.bearer_ttl = 3600.0
@@ -229,9 +227,7 @@ class FakeScalingo:
             return sum(
                 1
                 for r in self.requests
-                if (api is None or r.api == api)
-                and path_contains in r.path
-                and (method is None or r.method == method)
+                if (api is None or r.api == api) and path_contains in r.path and (method is None or r.method == method)
             )
 
     def reset_requests(self) -> None:
@@ -387,9 +383,7 @@ class FakeScalingo:
             "addon_provider": {"id": addon.provider, "name": addon.provider.title()},
         }
 
-    def _db(
-        self, method: str, seg: list[str], auth: str | None, region: str
-    ) -> tuple[int, str, dict[str, str]]:
+    def _db(self, method: str, seg: list[str], auth: str | None, region: str) -> tuple[int, str, dict[str, str]]:
         if method != "GET" or len(seg) < 3 or seg[:2] != ["api", "databases"]:
             return _json(404, {"resource": "route", "error": "not found"})
         addon = self._addons.get(seg[2])
@@ -408,9 +402,7 @@ class FakeScalingo:
             if not any(b.get("id") == rest[1] for b in addon.backups):
                 return _json(404, {"resource": "backup", "error": "not found"})
             base = self.link_base or f"{self.url}/{region}"
-            link = (
-                f"{base}/api/databases/{addon.id}/backups/{rest[1]}/download?token=dl-{secrets.token_hex(12)}"
-            )
+            link = f"{base}/api/databases/{addon.id}/backups/{rest[1]}/download?token=dl-{secrets.token_hex(12)}"
             return _json(200, {"download_url": link})
         return _json(404, {"resource": "route", "error": "not found"})
 

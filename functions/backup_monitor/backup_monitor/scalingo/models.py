@@ -11,9 +11,7 @@ from backup_monitor.scalingo.errors import PayloadError
 
 KNOWN_STATUSES = frozenset({"scheduled", "pending", "running", "done", "error", "cancelling", "cancelled"})
 IN_PROGRESS_STATUSES = frozenset({"scheduled", "pending", "running", "cancelling"})
-DATABASE_PROVIDERS = frozenset(
-    {"postgresql", "mysql", "mongodb", "redis", "influxdb", "elasticsearch", "opensearch"}
-)
+DATABASE_PROVIDERS = frozenset({"postgresql", "mysql", "mongodb", "redis", "influxdb", "elasticsearch", "opensearch"})
 
 
 @dataclass(frozen=True, slots=True)

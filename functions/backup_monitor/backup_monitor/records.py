@@ -1,0 +1,126 @@
+"""The state kept for one monitored database, and its JSON form (shared by every state store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from backup_monitor.scalingo.models import Database, parse_time
+
+RECORD_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRef:
+    """Where an incident's first message went, so reminders can reply in its thread."""
+
+    channel: str
+    ts: str
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """An open problem: announced once, reminded, and resolved."""
+
+    kind: str
+    opened_at: datetime
+    last_notice_at: datetime
+    backup_id: str | None = None
+    slot: datetime | None = None
+    detail: str = ""
+    thread: ThreadRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One monitored database's memory: handled backups, open incidents, cached info, failures."""
+
+    key: str
+    version: int = 0
+    handled: dict[str, str] = field(default_factory=dict)
+    incidents: dict[str, Incident] = field(default_factory=dict)
+    database: Database | None = None
+    database_fetched_at: datetime | None = None
+    api_failures: int = 0
+    first_seen_at: datetime | None = None
+    claim_owner: str | None = None
+    claim_expires_at: float | None = None
+
+    def content(self) -> dict[str, Any]:
+        """What decides whether a write is needed: everything but the version and the claim."""
+        return record_to_json(self)
+
+    def evolve(self, **changes: Any) -> Record:
+        return replace(self, **changes)
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse(value: Any) -> datetime | None:
+    return parse_time(value, "state record") if isinstance(value, str) else None
+
+
+def record_to_json(record: Record) -> dict[str, Any]:
+    """The record's data as plain JSON types (version and claim are kept beside it by the stores)."""
+    return {
+        "format": RECORD_FORMAT,
+        "handled": dict(sorted(record.handled.items())),
+        "incidents": {
+            key: {
+                "kind": inc.kind,
+                "opened_at": _time(inc.opened_at),
+                "last_notice_at": _time(inc.last_notice_at),
+                "backup_id": inc.backup_id,
+                "slot": _time(inc.slot),
+                "detail": inc.detail,
+                "thread": [inc.thread.channel, inc.thread.ts] if inc.thread else None,
+            }
+            for key, inc in sorted(record.incidents.items())
+        },
+        "database": record.database.to_json() if record.database else None,
+        "database_fetched_at": _time(record.database_fetched_at),
+        "api_failures": record.api_failures,
+        "first_seen_at": _time(record.first_seen_at),
+    }
+
+
+def record_from_json(
+    key: str,
+    data: dict[str, Any],
+    version: int,
+    claim_owner: str | None = None,
+    claim_expires_at: float | None = None,
+) -> Record:
+    """The inverse of record_to_json."""
+    incidents = {}
+    for inc_key, raw in (data.get("incidents") or {}).items():
+        thread = raw.get("thread")
+        opened = _parse(raw.get("opened_at"))
+        last = _parse(raw.get("last_notice_at"))
+        if opened is None or last is None:
+            continue
+        incidents[inc_key] = Incident(
+            kind=str(raw.get("kind", "")),
+            opened_at=opened,
+            last_notice_at=last,
+            backup_id=raw.get("backup_id"),
+            slot=_parse(raw.get("slot")),
+            detail=str(raw.get("detail") or ""),
+            thread=ThreadRef(str(thread[0]), str(thread[1])) if thread else None,
+        )
+    database = data.get("database")
+    return Record(
+        key=key,
+        version=version,
+        handled={str(k): str(v) for k, v in (data.get("handled") or {}).items()},
+        incidents=incidents,
+        database=Database.from_json(database) if database else None,
+        database_fetched_at=_parse(data.get("database_fetched_at")),
+        api_failures=int(data.get("api_failures") or 0),
+        first_seen_at=_parse(data.get("first_seen_at")),
+        claim_owner=claim_owner,
+        claim_expires_at=claim_expires_at,
+    )

@@ -1,0 +1,61 @@
+"""The state-store contract shared by the DynamoDB and SQLite stores."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from backup_monitor.records import Record, record_to_json
+
+RECORD_TTL_SECONDS = 30 * 24 * 3600  # refreshed by the daily database-info refresh; lets dropped databases expire
+CLAIM_SECONDS = 300.0
+
+
+class StateError(Exception):
+    """The state store failed (unreachable, throttled past retries, corrupt record)."""
+
+
+class ConflictError(StateError):
+    """The record changed since it was read, or another check holds a live claim on it."""
+
+
+class StateStore(Protocol):
+    """One record per monitored database, versioned; claims keep overlapping checks apart."""
+
+    reads: int
+    writes: int
+
+    def load_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        """The stored records of `keys` (absent keys are left out)."""
+        ...
+
+    def save(self, record: Record, now: float) -> Record:
+        """Write `record` if it is still at `record.version` and not claimed by a live check."""
+        ...
+
+    def claim(self, record: Record, owner: str, now: float, ttl: float = CLAIM_SECONDS) -> Record:
+        """Claim the record as read (same version, no live claim) before sending; returns it claimed."""
+        ...
+
+    def commit(self, record: Record, owner: str, now: float) -> Record:
+        """Write what was delivered and release the claim, if `owner` still holds it at `record.version`."""
+        ...
+
+
+def dump(record: Record) -> str:
+    """The record's data as compact JSON."""
+    return json.dumps(record_to_json(record), separators=(",", ":"), sort_keys=True)
+
+
+def load_data(raw: Any, key: str) -> dict[str, Any]:
+    """Parse a stored JSON document; a corrupt one is a StateError naming the record."""
+    if raw in (None, ""):
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise StateError(f"state record {key!r} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise StateError(f"state record {key!r} is not an object")
+    return data

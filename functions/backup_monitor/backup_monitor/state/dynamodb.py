@@ -1,0 +1,179 @@
+"""DynamoDB state store: one item per database, batched reads, writes conditional on a version.
+
+The endpoint is boto3's own business (`AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`): nothing here
+special-cases DynamoDB Local.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from backup_monitor.records import Record, record_from_json
+from backup_monitor.state.base import (
+    CLAIM_SECONDS,
+    RECORD_TTL_SECONDS,
+    ConflictError,
+    StateError,
+    dump,
+    load_data,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+BATCH_SIZE = 100
+MAX_UNPROCESSED_ROUNDS = 8
+FREE_OR_EXPIRED = "(attribute_not_exists(claim_owner) OR claim_expires_at < :now)"
+
+
+def default_client(timeout: float = 10.0) -> DynamoDBClient:
+    """A DynamoDB client with timeouts and adaptive retries (endpoint and region from the environment)."""
+    config = Config(
+        connect_timeout=min(timeout, 5.0),
+        read_timeout=timeout,
+        retries={"max_attempts": 5, "mode": "adaptive"},
+    )
+    return boto3.client("dynamodb", config=config)
+
+
+class DynamoStateStore:
+    """The state contract on one DynamoDB table (string hash key `pk`)."""
+
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self.table = table
+        self._client = client or default_client()
+        self.reads = 0
+        self.writes = 0
+        self._count_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DynamoStateStore({self.table!r})"
+
+    def _count(self, reads: int = 0, writes: int = 0) -> None:
+        with self._count_lock:
+            self.reads += reads
+            self.writes += writes
+
+    def load_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        found: dict[str, Record] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), BATCH_SIZE):
+            pending: dict[str, Any] = {
+                self.table: {
+                    "Keys": [{"pk": {"S": k}} for k in unique[start : start + BATCH_SIZE]],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(MAX_UNPROCESSED_ROUNDS):
+                try:
+                    answer = self._client.batch_get_item(RequestItems=pending)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StateError(f"cannot read the state table: {_reason(exc)}") from None
+                self._count(reads=1)
+                for item in answer.get("Responses", {}).get(self.table, []):
+                    record = _from_item(item)
+                    found[record.key] = record
+                pending = dict(answer.get("UnprocessedKeys") or {})
+                if not pending:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt))  # DynamoDB asks us to slow down
+            else:
+                raise StateError("cannot read the state table: keys stayed unprocessed after retries")
+        return found
+
+    def _put(self, record: Record, item: dict[str, Any], condition: str, values: dict[str, Any]) -> None:
+        extra: dict[str, Any] = {"ExpressionAttributeValues": values} if values else {}
+        try:
+            self._client.put_item(TableName=self.table, Item=item, ConditionExpression=condition, **extra)
+        except ClientError as exc:
+            self._count(writes=1)
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise ConflictError(f"state record {record.key!r} changed or is claimed by another check") from None
+            raise StateError(f"cannot write the state table: {_reason(exc)}") from None
+        except BotoCoreError as exc:
+            raise StateError(f"cannot write the state table: {_reason(exc)}") from None
+        self._count(writes=1)
+
+    def _item(
+        self,
+        record: Record,
+        version: int,
+        now: float,
+        owner: str | None = None,
+        until: float | None = None,
+        with_data: bool = True,
+    ) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "pk": {"S": record.key},
+            "version": {"N": str(version)},
+            "expires_at": {"N": str(int(now + RECORD_TTL_SECONDS))},
+        }
+        if with_data:
+            item["data"] = {"S": dump(record)}
+        if owner is not None and until is not None:
+            item["claim_owner"] = {"S": owner}
+            item["claim_expires_at"] = {"N": repr(until)}
+        return item
+
+    def save(self, record: Record, now: float) -> Record:
+        version = record.version + 1
+        item = self._item(record, version, now)
+        if record.version == 0:
+            self._put(record, item, "attribute_not_exists(pk)", {})
+        else:
+            self._put(
+                record,
+                item,
+                f"version = :v AND {FREE_OR_EXPIRED}",
+                {":v": {"N": str(record.version)}, ":now": {"N": repr(now)}},
+            )
+        return replace(record, version=version, claim_owner=None, claim_expires_at=None)
+
+    def claim(self, record: Record, owner: str, now: float, ttl: float = CLAIM_SECONDS) -> Record:
+        version = record.version + 1
+        until = now + ttl
+        # The claim carries the data as read, so a crash before commit loses nothing.
+        item = self._item(record, version, now, owner, until, with_data=record.version != 0)
+        if record.version == 0:
+            self._put(record, item, "attribute_not_exists(pk)", {})
+        else:
+            self._put(
+                record,
+                item,
+                f"version = :v AND {FREE_OR_EXPIRED}",
+                {":v": {"N": str(record.version)}, ":now": {"N": repr(now)}},
+            )
+        return replace(record, version=version, claim_owner=owner, claim_expires_at=until)
+
+    def commit(self, record: Record, owner: str, now: float) -> Record:
+        version = record.version + 1
+        self._put(
+            record,
+            self._item(record, version, now),
+            "version = :v AND claim_owner = :owner",
+            {":v": {"N": str(record.version)}, ":owner": {"S": owner}},
+        )
+        return replace(record, version=version, claim_owner=None, claim_expires_at=None)
+
+
+def _from_item(item: dict[str, Any]) -> Record:
+    key = item["pk"]["S"]
+    owner = item.get("claim_owner", {}).get("S")
+    until = item.get("claim_expires_at", {}).get("N")
+    data = load_data(item.get("data", {}).get("S"), key)
+    return record_from_json(key, data, int(item["version"]["N"]), owner, float(until) if until else None)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip()
+    return type(exc).__name__

@@ -1,0 +1,156 @@
+"""SQLite state store: one local file, safe for two processes at once (transactions, busy timeout)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import replace
+from pathlib import Path
+
+from backup_monitor.records import Record, record_from_json
+from backup_monitor.state.base import (
+    CLAIM_SECONDS,
+    RECORD_TTL_SECONDS,
+    ConflictError,
+    StateError,
+    dump,
+    load_data,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    pk TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    data TEXT,
+    claim_owner TEXT,
+    claim_expires_at REAL,
+    expires_at REAL
+)
+"""
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
+class SqliteStateStore:
+    """The same contract as the DynamoDB store, in one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.reads = 0
+        self.writes = 0
+        self._count_lock = threading.Lock()
+        try:
+            with self._connect() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open the state file {self.path}: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"SqliteStateStore({self.path!r})"
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def _count(self, reads: int = 0, writes: int = 0) -> None:
+        with self._count_lock:
+            self.reads += reads
+            self.writes += writes
+
+    def load_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        found: dict[str, Record] = {}
+        unique = list(dict.fromkeys(keys))
+        try:
+            with self._connect() as conn:
+                for start in range(0, len(unique), 500):
+                    chunk = unique[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    rows = conn.execute(
+                        "SELECT pk, version, data, claim_owner, claim_expires_at FROM records "  # noqa: S608
+                        f"WHERE pk IN ({marks})",
+                        chunk,
+                    ).fetchall()
+                    self._count(reads=1)
+                    for pk, version, data, owner, expires in rows:
+                        found[pk] = record_from_json(pk, load_data(data, pk), int(version), owner, expires)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot read the state file: {exc}") from None
+        return found
+
+    def _write(self, sql_existing: str, args_existing: tuple[object, ...], record: Record, insert: bool) -> None:
+        try:
+            with self._connect() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if insert:
+                        cur = conn.execute(
+                            "INSERT INTO records (pk, version, data, claim_owner, claim_expires_at, expires_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(pk) DO NOTHING",
+                            args_existing,
+                        )
+                    else:
+                        cur = conn.execute(sql_existing, args_existing)
+                    changed = cur.rowcount
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot write the state file: {exc}") from None
+        self._count(writes=1)
+        if changed != 1:
+            raise ConflictError(f"state record {record.key!r} changed or is claimed by another check")
+
+    def save(self, record: Record, now: float) -> Record:
+        new_version = record.version + 1
+        expires = now + RECORD_TTL_SECONDS
+        if record.version == 0:
+            self._write("", (record.key, new_version, dump(record), None, None, expires), record, insert=True)
+        else:
+            self._write(
+                "UPDATE records SET version = ?, data = ?, expires_at = ?, claim_owner = NULL, "
+                "claim_expires_at = NULL WHERE pk = ? AND version = ? "
+                "AND (claim_owner IS NULL OR claim_expires_at < ?)",
+                (new_version, dump(record), expires, record.key, record.version, now),
+                record,
+                insert=False,
+            )
+        return replace(record, version=new_version, claim_owner=None, claim_expires_at=None)
+
+    def claim(self, record: Record, owner: str, now: float, ttl: float = CLAIM_SECONDS) -> Record:
+        new_version = record.version + 1
+        until = now + ttl
+        if record.version == 0:
+            self._write(
+                "",
+                (record.key, new_version, None, owner, until, now + RECORD_TTL_SECONDS),
+                record,
+                insert=True,
+            )
+        else:
+            self._write(
+                "UPDATE records SET version = ?, claim_owner = ?, claim_expires_at = ? "
+                "WHERE pk = ? AND version = ? AND (claim_owner IS NULL OR claim_expires_at < ?)",
+                (new_version, owner, until, record.key, record.version, now),
+                record,
+                insert=False,
+            )
+        return replace(record, version=new_version, claim_owner=owner, claim_expires_at=until)
+
+    def commit(self, record: Record, owner: str, now: float) -> Record:
+        new_version = record.version + 1
+        self._write(
+            "UPDATE records SET version = ?, data = ?, expires_at = ?, claim_owner = NULL, claim_expires_at = NULL "
+            "WHERE pk = ? AND version = ? AND claim_owner = ?",
+            (new_version, dump(record), now + RECORD_TTL_SECONDS, record.key, record.version, owner),
+            record,
+            insert=False,
+        )
+        return replace(record, version=new_version, claim_owner=None, claim_expires_at=None)
