@@ -192,8 +192,9 @@ def test_three_api_failures_then_a_success() -> None:
     rec = KNOWN
     phases = []
     for i in range(3):
-        ev = evaluate_failure(rec, "Scalingo kept answering 500", NOW + timedelta(minutes=15 * i), POLICY,
-                              permanent=False)
+        ev = evaluate_failure(
+            rec, "Scalingo kept answering 500", NOW + timedelta(minutes=15 * i), POLICY, permanent=False
+        )
         phases.append(kinds(ev))
         rec = ev.next_record
     assert phases == [[], [], [("cannot_check", "open")]]
@@ -259,7 +260,11 @@ def test_no_backup_id_is_announced_twice(universe: list[Backup], db: Database, f
         else:
             ev = evaluate(record, db, listed, now, POLICY)
         for n in ev.notices:
-            if n.backup is not None and n.phase in (Phase.OPEN, Phase.UPDATE, Phase.NOTICE) and n.kind is not Kind.STUCK:
+            if (
+                n.backup is not None
+                and n.phase in (Phase.OPEN, Phase.UPDATE, Phase.NOTICE)
+                and n.kind is not Kind.STUCK
+            ):
                 assert n.backup.id not in announced
                 announced.add(n.backup.id)
         record = apply_all(ev.base, ev.notices, now)

@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from backup_monitor import __version__
+from backup_monitor.config import ConfigError, Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_EXTRA_FIELDS = ("target", "error", "call", "count", "permanent")
+
+
+class _PlainFormatter(logging.Formatter):
+    """`backup-monitor: warning: message (key=value …)` with the structured fields a log call passed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(f"{k}={getattr(record, k)}" for k in _EXTRA_FIELDS if hasattr(record, k))
+        return f"backup-monitor: {record.levelname.lower()}: {record.getMessage()}" + (f" ({fields})" if fields else "")
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PlainFormatter())
+    root = logging.getLogger("backup_monitor")
+    root.handlers[:] = [handler]
+    root.setLevel(os.environ.get("LOG_LEVEL", "WARNING").upper())
+    root.propagate = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="backup-monitor",
         description="Watch Scalingo database backups and tell on-call when one failed, is missing, "
         "hangs or looks truncated. Configured by environment variables (see the README).",
+        epilog="exit status: 0 all checked and delivered, 1 something unchecked or undelivered, "
+        "2 bad configuration or usage",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -23,14 +49,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check(dry_run: bool) -> int:
+    """One check with the environment's configuration."""
+    from backup_monitor.monitor import run_check
+    from backup_monitor.wiring import build_clients, resolve_secrets
+
+    try:
+        settings = resolve_secrets(Settings.from_env(os.environ))
+        clients = build_clients(settings, dry_run=dry_run)
+    except ConfigError as exc:
+        print(f"backup-monitor: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    summary = run_check(settings, clients, datetime.now(UTC), dry_run=dry_run)
+    prefix = "dry run: " if dry_run else ""
+    print(f"backup-monitor: {prefix}{summary.line()}", file=sys.stderr)
+    return summary.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
-    print(f"backup-monitor: '{args.command}' is not available yet", file=sys.stderr)
-    return 2
+        return EXIT_USAGE
+    _setup_logging()
+    if args.command == "demo":
+        from backup_monitor.demo import run_demo
+
+        return run_demo()
+    return check(args.dry_run)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ class Record:
     database_fetched_at: datetime | None = None
     api_failures: int = 0
     first_seen_at: datetime | None = None
+    discovered: dict[str, str] = field(default_factory=dict)
     claim_owner: str | None = None
     claim_expires_at: float | None = None
 
@@ -84,6 +85,7 @@ def record_to_json(record: Record) -> dict[str, Any]:
         "database_fetched_at": _time(record.database_fetched_at),
         "api_failures": record.api_failures,
         "first_seen_at": _time(record.first_seen_at),
+        **({"discovered": dict(sorted(record.discovered.items()))} if record.discovered else {}),
     }
 
 
@@ -121,6 +123,7 @@ def record_from_json(
         database_fetched_at=_parse(data.get("database_fetched_at")),
         api_failures=int(data.get("api_failures") or 0),
         first_seen_at=_parse(data.get("first_seen_at")),
+        discovered={str(k): str(v) for k, v in (data.get("discovered") or {}).items()},
         claim_owner=claim_owner,
         claim_expires_at=claim_expires_at,
     )

@@ -281,7 +281,7 @@ def evaluate(
     for x in ordered:
         key = f"{Kind.STUCK.value}:{x.id}"
         if x.in_progress and _stuck_age(x, now) > stuck_limit and key not in incidents:
-            b.notices.append(Notice(Kind.STUCK, Phase.OPEN, key, x, detail=f"{x.status}"))
+            b.notices.append(Notice(Kind.STUCK, Phase.OPEN, key, x))
     for key, inc in incidents.items():
         if not key.startswith(f"{Kind.STUCK.value}:"):
             continue

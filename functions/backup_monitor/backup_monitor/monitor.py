@@ -1,0 +1,296 @@
+"""One check: targets -> fetch (concurrently) -> rules -> claim -> send -> commit what was delivered."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from backup_monitor.config import Settings, Target
+from backup_monitor.messages import DatabaseInfo, Message, render, render_digest, render_success
+from backup_monitor.notifiers import DeliveryError, Notifier
+from backup_monitor.records import Record, ThreadRef
+from backup_monitor.rules import Evaluation, Kind, Notice, Phase, apply, evaluate, evaluate_failure
+from backup_monitor.scalingo.client import ScalingoClient
+from backup_monitor.scalingo.errors import AuthenticationError, NotFoundError, ScalingoError
+from backup_monitor.scalingo.models import Database
+from backup_monitor.state.base import ConflictError, StateError, StateStore
+
+logger = logging.getLogger(__name__)
+
+DATABASE_INFO_MAX_AGE = timedelta(days=1)
+DISCOVERY_KEY_PREFIX = "__discovery__/"
+
+
+@dataclass(slots=True)
+class Clients:
+    """The three outside parties of a check (built once per cold start or command run)."""
+
+    scalingo: ScalingoClient
+    store: StateStore
+    notifier: Notifier
+
+
+@dataclass(slots=True)
+class Summary:
+    """What a check did; decides the exit status and feeds the metrics."""
+
+    targets: int = 0
+    checked: int = 0
+    unchecked: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    findings: Counter[str] = field(default_factory=Counter)
+    sent: int = 0
+    undelivered: int = 0
+    error: str | None = None
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.unchecked and self.undelivered == 0
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def line(self) -> str:
+        """One human line for standard error and the logs."""
+        found = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in sorted(self.findings.items()))
+        parts = [
+            f"{self.checked}/{self.targets} databases checked",
+            f"findings: {found or 'none'}",
+            f"messages {'printed' if self.dry_run else 'sent'}: {self.sent}",
+        ]
+        if self.undelivered:
+            parts.append(f"undelivered: {self.undelivered} (retried next check)")
+        if self.unchecked:
+            parts.append(f"could not check: {', '.join(self.unchecked[:5])}{' …' if len(self.unchecked) > 5 else ''}")
+        if self.skipped:
+            parts.append(f"skipped (another check holds them): {len(self.skipped)}")
+        if self.error:
+            parts.append(f"error: {self.error}")
+        return "; ".join(parts)
+
+
+@dataclass(slots=True)
+class _Work:
+    """One target's progress through a check."""
+
+    target: Target
+    record: Record
+    info: DatabaseInfo
+    evaluation: Evaluation | None = None
+    links: dict[str, str] = field(default_factory=dict)
+    claimed: Record | None = None
+    delivered: list[tuple[Notice, ThreadRef | None]] = field(default_factory=list)
+    failed: bool = False
+
+
+def _info(target: Target, database: Database | None, provider: str = "") -> DatabaseInfo:
+    return DatabaseInfo(
+        target.region,
+        target.app,
+        target.addon_id,
+        database.resource_id if database else "",
+        database.type_name if database else (provider or "database"),
+    )
+
+
+def resolve_targets(settings: Settings, clients: Clients, now: datetime) -> list[Target]:
+    """The configured databases, or every database the token can see (discovery cached in state)."""
+    if settings.monitored:
+        return list(settings.monitored)
+    key = DISCOVERY_KEY_PREFIX + ",".join(settings.regions)
+    cached = clients.store.load_many([key]).get(key)
+    max_age = timedelta(hours=settings.discovery_every_hours)
+    if cached and cached.database_fetched_at and now - cached.database_fetched_at < max_age:
+        return [_target_from_key(k) for k in sorted(cached.discovered)]
+    try:
+        found = clients.scalingo.discover(settings.regions)
+    except ScalingoError as exc:
+        if cached and cached.discovered:
+            logger.warning("discovery failed, using the previous list", extra={"error": str(exc)})
+            return [_target_from_key(k) for k in sorted(cached.discovered)]
+        raise
+    discovered = {Target(d.region, d.app, d.addon_id).key: d.provider for d in found}
+    record = replace(cached or Record(key=key), discovered=discovered, database_fetched_at=now)
+    try:
+        clients.store.save(record, now.timestamp())
+    except StateError as exc:
+        logger.warning("could not cache the discovered databases", extra={"error": str(exc)})
+    logger.info("discovered databases", extra={"count": len(discovered)})
+    return [_target_from_key(k) for k in sorted(discovered)]
+
+
+def _target_from_key(key: str) -> Target:
+    region, app, addon_id = key.split("/", 2)
+    return Target(region, app, addon_id)
+
+
+def run_check(
+    settings: Settings,
+    clients: Clients,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    only: Sequence[str] = (),
+) -> Summary:
+    """Check every target once; one database's failure never stops the others."""
+    summary = Summary(dry_run=dry_run)
+    owner = f"check-{uuid.uuid4().hex[:12]}"
+    try:
+        targets = resolve_targets(settings, clients, now)
+    except (ScalingoError, StateError) as exc:
+        summary.error = f"could not list the databases to check: {exc}"
+        logger.error("could not list databases", extra={"error": str(exc)})
+        return summary
+    if only:
+        wanted = set(only)
+        targets = [t for t in targets if t.key in wanted or f"{t.app}/{t.addon_id}" in wanted]
+    summary.targets = len(targets)
+    try:
+        records = clients.store.load_many([t.key for t in targets])
+    except StateError as exc:
+        summary.error = str(exc)
+        logger.error("could not read state", extra={"error": str(exc)})
+        return summary
+
+    works = [_Work(t, records.get(t.key) or Record(key=t.key), _info(t, None)) for t in targets]
+    with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="check") as pool:
+        list(pool.map(lambda w: _examine(w, settings, clients, now, owner, dry_run), works))
+
+    for work in works:
+        if work.failed:
+            summary.unchecked.append(f"{work.target.app}/{work.target.addon_id}")
+        elif work.evaluation is None:
+            summary.skipped.append(work.target.key)
+        else:
+            summary.checked += 1
+            for notice in work.evaluation.notices:
+                if notice.phase in (Phase.OPEN, Phase.UPDATE, Phase.NOTICE):
+                    summary.findings[notice.kind.value] += 1
+
+    _deliver(works, settings, clients.notifier, summary, dry_run)
+    if not dry_run:
+        for work in works:
+            _commit(work, clients.store, owner, now, summary)
+    return summary
+
+
+def _examine(work: _Work, settings: Settings, clients: Clients, now: datetime, owner: str, dry_run: bool) -> None:
+    """Fetch, evaluate and (when there is something to send) claim one target. Runs in a worker thread."""
+    target, record = work.target, work.record
+    policy = settings.policy
+    try:
+        database = record.database
+        fetched = record.database_fetched_at
+        if database is None or fetched is None or now - fetched >= DATABASE_INFO_MAX_AGE:
+            database = clients.scalingo.get_database(target)
+            record = replace(record, database=database, database_fetched_at=now)
+        work.info = _info(target, database)
+        backups = clients.scalingo.list_backups(target)
+        evaluation = evaluate(record, database, backups, now, policy)
+    except ScalingoError as exc:
+        permanent = isinstance(exc, AuthenticationError | NotFoundError)
+        logger.warning("cannot check database", extra={"target": target.key, "error": str(exc)})
+        work.failed = True
+        work.info = _info(target, record.database)
+        evaluation = evaluate_failure(record, str(exc), now, policy, permanent=permanent)
+    except Exception as exc:  # a bug must cost one database, not the whole check
+        logger.exception("unexpected error checking database", extra={"target": target.key})
+        work.failed = True
+        evaluation = evaluate_failure(record, f"internal error ({type(exc).__name__})", now, policy, permanent=False)
+
+    if settings.download_links and policy.success_notices != "off" and not work.failed:
+        for notice in evaluation.notices:
+            if notice.kind is Kind.SUCCEEDED and notice.backup is not None:
+                try:
+                    work.links[notice.backup.id] = clients.scalingo.archive_link(target, notice.backup.id)
+                except ScalingoError as exc:
+                    logger.warning("download link dropped", extra={"target": target.key, "error": str(exc)})
+    if dry_run:
+        work.evaluation = evaluation
+        return
+    try:
+        if evaluation.notices:
+            work.claimed = clients.store.claim(work.record, owner, now.timestamp())
+        elif evaluation.base.content() != work.record.content():
+            clients.store.save(replace(evaluation.base, version=work.record.version), now.timestamp())
+    except ConflictError:
+        logger.info("another check holds this database, skipping it", extra={"target": target.key})
+        work.failed = False
+        return
+    except StateError as exc:
+        logger.error("cannot write state", extra={"target": target.key, "error": str(exc)})
+        work.failed = True
+        return
+    work.evaluation = evaluation
+
+
+def _deliver(works: list[_Work], settings: Settings, notifier: Notifier, summary: Summary, dry_run: bool) -> None:
+    """Send every message in order; success notices per SUCCESS_NOTICES; stop at a permanent failure."""
+    mode = settings.policy.success_notices
+    digest: list[tuple[_Work, Notice]] = []
+    stopped: str | None = None
+
+    def send(message: Message) -> ThreadRef | bool | None:
+        nonlocal stopped
+        if stopped is not None:
+            summary.undelivered += 1
+            return False
+        try:
+            delivery = notifier.send(message)
+        except DeliveryError as exc:
+            summary.undelivered += 1
+            logger.error("message not delivered", extra={"error": str(exc), "permanent": exc.permanent})
+            if exc.permanent:
+                stopped = str(exc)
+            return False
+        summary.sent += 1
+        return delivery.thread
+
+    for work in works:
+        if work.evaluation is None:
+            continue
+        for notice in work.evaluation.notices:
+            if notice.kind is Kind.SUCCEEDED:
+                if mode == "off":
+                    work.delivered.append((notice, None))
+                elif mode == "digest":
+                    digest.append((work, notice))
+                else:
+                    link = work.links.get(notice.backup.id) if notice.backup else None
+                    result = send(render_success(notice, work.info, link))
+                    if result is not False:
+                        work.delivered.append((notice, None))
+                continue
+            result = send(render(notice, work.info, mention=settings.slack_mention))
+            if result is not False:
+                work.delivered.append((notice, result if isinstance(result, ThreadRef) else None))
+    if digest:
+        items = [(n, w.info, w.links.get(n.backup.id) if n.backup else None) for w, n in digest]
+        if send(render_digest(items)) is not False:
+            for work, notice in digest:
+                work.delivered.append((notice, None))
+        else:
+            summary.undelivered += len(digest) - 1  # one digest message stands for these notices
+    if stopped:
+        summary.error = f"Slack refused the messages: {stopped}"
+
+
+def _commit(work: _Work, store: StateStore, owner: str, now: datetime, summary: Summary) -> None:
+    """Save the base record plus what was delivered, releasing the claim."""
+    if work.claimed is None or work.evaluation is None:
+        return
+    record = replace(work.evaluation.base, version=work.claimed.version)
+    for notice, thread in work.delivered:
+        record = apply(record, notice, now, thread)
+    try:
+        store.commit(record, owner, now.timestamp())
+    except StateError as exc:
+        logger.error("could not save what was delivered", extra={"target": work.target.key, "error": str(exc)})
+        summary.undelivered += 1
