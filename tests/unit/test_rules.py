@@ -44,7 +44,8 @@ def test_a_new_failed_backup_opens_a_critical_incident_with_a_mention() -> None:
     ev = run(KNOWN, [bk("old", 32), bk("f", 8, "error")])
     assert kinds(ev) == [("failed", "open"), ("succeeded", "notice")]
     opened = ev.notices[0]
-    assert opened.mention and opened.severity.value == "critical"
+    assert opened.mention
+    assert opened.severity.value == "critical"
 
 
 def test_a_failure_followed_by_a_success_resolves_the_incident() -> None:
@@ -64,7 +65,8 @@ def test_a_failure_already_followed_by_a_success_is_a_notice_without_incident() 
 def test_unknown_and_cancelled_statuses_are_failures(status: str) -> None:
     ev = run(KNOWN, [bk("x", 8, status)])
     assert ev.notices[0].kind is Kind.FAILED
-    assert ev.notices[0].backup is not None and ev.notices[0].backup.status == status
+    assert ev.notices[0].backup is not None
+    assert ev.notices[0].backup.status == status
 
 
 def test_a_second_failure_updates_the_open_incident() -> None:
