@@ -1,1 +1,77 @@
-"""Lambda entry point (placeholder until the handler issue lands)."""
+"""Lambda handler: thin. Settings and clients are built once per cold start; the check is `run_check`."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from backup_monitor.config import Settings
+from backup_monitor.monitor import Clients, Summary, run_check
+from backup_monitor.rules import Kind
+from backup_monitor.wiring import build_clients, resolve_secrets
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+copy_config_to_registered_loggers(source_logger=logger, include={"backup_monitor"})
+
+_state: dict[str, Any] = {}
+
+
+class CheckFailedError(RuntimeError):
+    """The check did not complete, or some message stayed undelivered: the invocation counts as an error."""
+
+
+def _clients() -> tuple[Settings, Clients]:
+    """Settings and clients, once per cold start (secrets from SSM, cached by Powertools)."""
+    if "clients" not in _state:
+        settings = resolve_secrets(Settings.from_env(os.environ))
+        _state["settings"] = settings
+        _state["clients"] = build_clients(settings)
+    return _state["settings"], _state["clients"]
+
+
+def _record_metrics(summary: Summary) -> None:
+    metrics.add_metric(name="DatabasesChecked", unit=MetricUnit.Count, value=summary.checked)
+    metrics.add_metric(name="BackupsFailed", unit=MetricUnit.Count, value=summary.findings.get(Kind.FAILED.value, 0))
+    metrics.add_metric(name="BackupsMissing", unit=MetricUnit.Count, value=summary.findings.get(Kind.MISSING.value, 0))
+    metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=summary.sent)
+    metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=summary.undelivered)
+    metrics.add_metric(name="TargetsFailed", unit=MetricUnit.Count, value=len(summary.unchecked))
+    if summary.error is None:
+        metrics.add_metric(name="ChecksCompleted", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context(correlation_id_path="id", log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """One scheduled (or manual) check. A manual event may name databases: {"databases": ["app/addon_id"]}."""
+    settings, clients = _clients()
+    only = event.get("databases") or [] if isinstance(event, dict) else []
+    if not isinstance(only, list) or not all(isinstance(x, str) for x in only):
+        raise ValueError('"databases" must be a list of "app/addon_id" or "region/app/addon_id" strings')
+    summary = run_check(settings, clients, datetime.now(UTC), only=only)
+    _record_metrics(summary)
+    result = {
+        "targets": summary.targets,
+        "checked": summary.checked,
+        "unchecked": summary.unchecked,
+        "skipped": len(summary.skipped),
+        "findings": dict(summary.findings),
+        "sent": summary.sent,
+        "undelivered": summary.undelivered,
+        "error": summary.error,
+    }
+    logger.info(
+        "check finished", extra={"summary": summary.line(), **{k: v for k, v in result.items() if k != "error"}}
+    )
+    if not summary.ok:
+        raise CheckFailedError(summary.line())
+    return result

@@ -1,0 +1,138 @@
+"""The Lambda handler with a fake LambdaContext: SSM on moto's server, DynamoDB Local, the fakes."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from backup_monitor.demo import seed
+from tests.fakes import FakeScalingo
+from tests.fakes.slack import FakeSlack
+from tests.support.dynamodb_local import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+LOG = io.StringIO()
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "backup-monitor"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-3:123456789012:function:backup-monitor"
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def handler(
+    monkeypatch: pytest.MonkeyPatch, moto_url: str, dynamodb_table: str, fake_scalingo: FakeScalingo
+) -> Iterator[tuple[ModuleType, FakeSlack]]:
+    from datetime import UTC, datetime
+
+    seed(fake_scalingo, datetime.now(UTC).replace(microsecond=0))
+    with FakeSlack() as slack:
+        ssm = boto3.client("ssm", endpoint_url=moto_url)
+        ssm.put_parameter(Name="/bm/token", Value=fake_scalingo.api_token, Type="SecureString", Overwrite=True)
+        ssm.put_parameter(Name="/bm/webhook", Value=slack.webhook_url, Type="SecureString", Overwrite=True)
+        env = {
+            "AWS_ENDPOINT_URL_SSM": moto_url,
+            "SCALINGO_API_TOKEN_PARAMETER": "/bm/token",
+            "SLACK_WEBHOOK_URL_PARAMETER": "/bm/webhook",
+            "SCALINGO_AUTH_URL": fake_scalingo.url,
+            "SCALINGO_API_URL": fake_scalingo.region_url(),
+            "SCALINGO_DB_API_URL": fake_scalingo.region_url(),
+            "SCALINGO_API_RATE_LIMIT": "6000",
+            "STATE_TABLE": dynamodb_table,
+            "POWERTOOLS_SERVICE_NAME": "backup-monitor",
+            "POWERTOOLS_METRICS_NAMESPACE": "BackupMonitor",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "DEBUG",
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.syspath_prepend(str(ROOT / "functions/backup_monitor"))
+        sys.modules.pop("app", None)
+        app = importlib.import_module("app")
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()
+        app.metrics.clear_metrics()
+        for log_handler in app.logger.handlers:  # the logger bound its stream at import: point it at one we read
+            log_handler.setStream(LOG)  # type: ignore[attr-defined]
+        LOG.seek(0)
+        LOG.truncate()
+        yield app, slack
+        sys.modules.pop("app", None)
+
+
+def emf(output: str) -> dict[str, Any]:
+    """The EMF blob the metrics utility printed."""
+    for line in output.splitlines():
+        if '"_aws"' in line and "CloudWatchMetrics" in line:
+            blob: dict[str, Any] = json.loads(line)
+            return blob
+    raise AssertionError("no EMF output")
+
+
+def test_scheduled_event_checks_everything_and_flushes_metrics(
+    handler: tuple[ModuleType, FakeSlack], capfd: pytest.CaptureFixture[str]
+) -> None:
+    app, slack = handler
+    event = json.loads((EVENTS / "scheduled.json").read_text())
+    result = app.lambda_handler(event, FakeContext())
+    assert result["checked"] == 6
+    assert result["undelivered"] == 0
+    captured = capfd.readouterr()
+    out = captured.out + captured.err + LOG.getvalue()
+    metrics = emf(out)
+    assert metrics["ChecksCompleted"] == [1.0] or metrics["ChecksCompleted"] == 1.0
+    assert metrics["DatabasesChecked"] in (6.0, [6.0])
+    assert metrics["BackupsFailed"] in (1.0, [1.0])
+    assert metrics["BackupsMissing"] in (1.0, [1.0])
+    assert metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "BackupMonitor"
+    assert len(slack.messages()) == 6
+    assert event["id"] in out  # the event's id is the correlation id of every log line
+    assert slack.webhook_path not in out
+
+
+def test_manual_event_restricts_the_check(handler: tuple[ModuleType, FakeSlack]) -> None:
+    app, _ = handler
+    event = json.loads((EVENTS / "manual.json").read_text())
+    result = app.lambda_handler(event, FakeContext())
+    assert result["targets"] == 2
+    assert result["checked"] == 2
+
+
+def test_slack_down_raises_so_the_invocation_is_an_error(
+    handler: tuple[ModuleType, FakeSlack], capfd: pytest.CaptureFixture[str]
+) -> None:
+    app, slack = handler
+    slack.fail_next(200, 503)
+    with pytest.raises(app.CheckFailedError, match="undelivered"):
+        app.lambda_handler(json.loads((EVENTS / "scheduled.json").read_text()), FakeContext())
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["MessagesFailed"] not in (0.0, [0.0])
+    assert metrics["MessagesSent"] in (0.0, [0.0])
