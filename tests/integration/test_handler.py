@@ -78,10 +78,10 @@ def handler(
         app = importlib.import_module("app")
         from aws_lambda_powertools.utilities import parameters
 
-        parameters.clear_caches()
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
         app.metrics.clear_metrics()
         for log_handler in app.logger.handlers:  # the logger bound its stream at import: point it at one we read
-            log_handler.setStream(LOG)  # type: ignore[attr-defined]
+            log_handler.setStream(LOG)
         LOG.seek(0)
         LOG.truncate()
         yield app, slack
