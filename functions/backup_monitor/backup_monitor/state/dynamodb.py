@@ -125,7 +125,11 @@ class DynamoStateStore:
 
     def save(self, record: Record, now: float) -> Record:
         version = record.version + 1
-        item = self._item(record, version, now)
+        self._put_if_unclaimed(record, self._item(record, version, now), now)
+        return replace(record, version=version, claim_owner=None, claim_expires_at=None)
+
+    def _put_if_unclaimed(self, record: Record, item: dict[str, Any], now: float) -> None:
+        """Write `item` if the record is absent (version 0) or still at its version with no live claim."""
         if record.version == 0:
             self._put(record, item, "attribute_not_exists(pk)", {})
         else:
@@ -135,22 +139,13 @@ class DynamoStateStore:
                 f"version = :v AND {FREE_OR_EXPIRED}",
                 {":v": {"N": str(record.version)}, ":now": {"N": repr(now)}},
             )
-        return replace(record, version=version, claim_owner=None, claim_expires_at=None)
 
     def claim(self, record: Record, owner: str, now: float, ttl: float = CLAIM_SECONDS) -> Record:
         version = record.version + 1
         until = now + ttl
         # The claim carries the data as read, so a crash before commit loses nothing.
         item = self._item(record, version, now, owner, until, with_data=record.version != 0)
-        if record.version == 0:
-            self._put(record, item, "attribute_not_exists(pk)", {})
-        else:
-            self._put(
-                record,
-                item,
-                f"version = :v AND {FREE_OR_EXPIRED}",
-                {":v": {"N": str(record.version)}, ":now": {"N": repr(now)}},
-            )
+        self._put_if_unclaimed(record, item, now)
         return replace(record, version=version, claim_owner=owner, claim_expires_at=until)
 
     def commit(self, record: Record, owner: str, now: float) -> Record:
