@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -18,6 +19,20 @@ class StateError(Exception):
 
 class ConflictError(StateError):
     """The record changed since it was read, or another check holds a live claim on it."""
+
+
+class RequestCounter:
+    """Thread-safe counts of store requests (the benchmark and the quiet-check tests read them)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.writes = 0
+        self._count_lock = threading.Lock()
+
+    def _count(self, reads: int = 0, writes: int = 0) -> None:
+        with self._count_lock:
+            self.reads += reads
+            self.writes += writes
 
 
 class StateStore(Protocol):

@@ -6,7 +6,6 @@ special-cases DynamoDB Local.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -21,6 +20,7 @@ from backup_monitor.state.base import (
     CLAIM_SECONDS,
     RECORD_TTL_SECONDS,
     ConflictError,
+    RequestCounter,
     StateError,
     dump,
     load_data,
@@ -44,23 +44,16 @@ def default_client(timeout: float = 10.0) -> DynamoDBClient:
     return boto3.client("dynamodb", config=config)
 
 
-class DynamoStateStore:
+class DynamoStateStore(RequestCounter):
     """The state contract on one DynamoDB table (string hash key `pk`)."""
 
     def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
         self.table = table
         self._client = client or default_client()
-        self.reads = 0
-        self.writes = 0
-        self._count_lock = threading.Lock()
+        super().__init__()
 
     def __repr__(self) -> str:
         return f"DynamoStateStore({self.table!r})"
-
-    def _count(self, reads: int = 0, writes: int = 0) -> None:
-        with self._count_lock:
-            self.reads += reads
-            self.writes += writes
 
     def load_many(self, keys: Sequence[str]) -> dict[str, Record]:
         found: dict[str, Record] = {}

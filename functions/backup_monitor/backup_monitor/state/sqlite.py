@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -14,6 +13,7 @@ from backup_monitor.state.base import (
     CLAIM_SECONDS,
     RECORD_TTL_SECONDS,
     ConflictError,
+    RequestCounter,
     StateError,
     dump,
     load_data,
@@ -32,14 +32,12 @@ CREATE TABLE IF NOT EXISTS records (
 BUSY_TIMEOUT_SECONDS = 30.0
 
 
-class SqliteStateStore:
+class SqliteStateStore(RequestCounter):
     """The same contract as the DynamoDB store, in one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self.reads = 0
-        self.writes = 0
-        self._count_lock = threading.Lock()
+        super().__init__()
         try:
             with self._connect() as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -57,11 +55,6 @@ class SqliteStateStore:
             yield conn
         finally:
             conn.close()
-
-    def _count(self, reads: int = 0, writes: int = 0) -> None:
-        with self._count_lock:
-            self.reads += reads
-            self.writes += writes
 
     def load_many(self, keys: Sequence[str]) -> dict[str, Record]:
         found: dict[str, Record] = {}
