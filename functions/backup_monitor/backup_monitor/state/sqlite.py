@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -38,12 +39,21 @@ class SqliteStateStore(RequestCounter):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         super().__init__()
-        try:
-            with self._connect() as conn:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(SCHEMA)
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot open the state file {self.path}: {exc}") from None
+        # Switching to WAL takes an exclusive lock and SQLite does not wait on its busy timeout for it:
+        # two processes opening a new file at once retry briefly instead of failing.
+        for attempt in range(50):
+            try:
+                with self._connect() as conn:
+                    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute(SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise StateError(f"cannot open the state file {self.path}: {exc}") from None
+                time.sleep(0.1)
+            except sqlite3.Error as exc:
+                raise StateError(f"cannot open the state file {self.path}: {exc}") from None
 
     def __repr__(self) -> str:
         return f"SqliteStateStore({self.path!r})"
