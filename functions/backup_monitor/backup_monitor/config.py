@@ -79,6 +79,8 @@ class Settings:
     api_rate_limit: int = 60
     discovery_every_hours: float = 6.0
     http_timeout: float = 10.0
+    verify_archives_every_days: float = 7.0
+    verify_max_gb: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -116,6 +118,8 @@ class Settings:
             api_rate_limit=int(reader.number("SCALINGO_API_RATE_LIMIT", 60, minimum=1, maximum=100_000, integer=True)),
             discovery_every_hours=reader.number("DISCOVERY_EVERY_HOURS", 6.0, minimum=0),
             http_timeout=reader.number("HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120),
+            verify_archives_every_days=reader.number("VERIFY_ARCHIVES_EVERY_DAYS", 7.0, minimum=0, maximum=366),
+            verify_max_gb=reader.number("VERIFY_MAX_GB", 5.0, minimum=0.001, maximum=1000),
         )
         settings.validate_sources()
         return settings

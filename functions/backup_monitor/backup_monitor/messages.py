@@ -92,6 +92,10 @@ TITLES = {
     (Kind.PERIODIC_OFF, Phase.OPEN): "Periodic backups are switched off",
     (Kind.CANNOT_CHECK, Phase.OPEN): "Cannot check backups",
     (Kind.SUCCEEDED, Phase.NOTICE): "Backup succeeded",
+    (Kind.ARCHIVE_UNREADABLE, Phase.OPEN): "Backup archive unreadable",
+    (Kind.ARCHIVE_UNREADABLE, Phase.UPDATE): "Another backup archive unreadable",
+    (Kind.VERIFY_SKIPPED, Phase.OPEN): "Backup archive not verified",
+    (Kind.ARCHIVE_VERIFIED, Phase.NOTICE): "Backup archive verified",
 }
 NEXT_STEPS = {
     Kind.FAILED: "Look at the backup in the dashboard and start a manual backup once the cause is fixed.",
@@ -100,6 +104,8 @@ NEXT_STEPS = {
     Kind.SUSPICIOUS: "Download the backup and check that it holds your data.",
     Kind.PERIODIC_OFF: "Switch periodic backups back on in the database dashboard, unless this is intended.",
     Kind.CANNOT_CHECK: "Check the API token (it may have been revoked) and whether the addon still exists.",
+    Kind.ARCHIVE_UNREADABLE: "Download the backup and try a restore; make a manual backup and tell Scalingo support.",
+    Kind.VERIFY_SKIPPED: "Nothing urgent: the archive will be tried again; raise VERIFY_MAX_GB if it is too big.",
 }
 
 
@@ -235,3 +241,36 @@ def console_text(message: Message) -> str:
     )
     text = text.replace("*", "").replace("`", "")
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def render_verified(items: Sequence[tuple[Notice, DatabaseInfo]]) -> Message:
+    """Backups whose archives were downloaded and checked in this check, with what was checked."""
+    lines = []
+    for notice, db in items:
+        backup = notice.backup
+        if backup is None:
+            continue
+        name = escape(backup.name or backup.id)
+        lines.append(
+            f"{who(db)}: `{name}`, {human_size(backup.size)}, {slack_date(backup.created_at)}\n"
+            f"    {escape(notice.detail[:300])}"
+        )
+    count = len(lines)
+    heading = f"{count} backup archive{'s' if count != 1 else ''} verified"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f":white_check_mark: *{heading}*"}}
+    ]
+    for start in range(0, count, 10):
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines[start : start + 10])}})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": "Each archive was streamed and checked as a restore would read it, never stored.",
+                }
+            ],
+        }
+    )
+    return Message(heading, blocks[:50])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -17,8 +17,10 @@ from backup_monitor.records import Record, ThreadRef
 from backup_monitor.rules import Evaluation, Kind, Notice, Phase, apply, evaluate, evaluate_failure
 from backup_monitor.scalingo.client import ScalingoClient
 from backup_monitor.scalingo.errors import AuthenticationError, NotFoundError, ScalingoError
-from backup_monitor.scalingo.models import Database
+from backup_monitor.scalingo.models import Backup, Database
 from backup_monitor.state.base import ConflictError, StateError, StateStore
+from backup_monitor.verification import Candidate, verify_archives
+from backup_monitor.verification_rules import with_archive_notices
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ class _Work:
     claimed: Record | None = None
     delivered: list[tuple[Notice, ThreadRef | None]] = field(default_factory=list)
     failed: bool = False
+    backups: list[Backup] = field(default_factory=list)
 
 
 def _info(target: Target, database: Database | None, provider: str = "") -> DatabaseInfo:
@@ -138,6 +141,7 @@ def run_check(
     *,
     dry_run: bool = False,
     only: Sequence[str] = (),
+    remaining: Callable[[], float] | None = None,
 ) -> Summary:
     """Check every target once; one database's failure never stops the others."""
     summary = Summary(dry_run=dry_run)
@@ -178,6 +182,10 @@ def run_check(
     if not dry_run:
         for work in works:
             _commit(work, clients.store, owner, now, summary)
+        # Archive verification comes last: it may take minutes and must not delay any alert.
+        done = [w for w in works if w.evaluation is not None and not w.failed]
+        candidates = [Candidate(w.target, w.info, w.record, w.backups) for w in done]
+        verify_archives(settings, clients, candidates, now, summary, owner=owner, remaining=remaining)
     return summary
 
 
@@ -193,7 +201,8 @@ def _examine(work: _Work, settings: Settings, clients: Clients, now: datetime, o
             record = replace(record, database=database, database_fetched_at=now)
         work.info = _info(target, database)
         backups = clients.scalingo.list_backups(target)
-        evaluation = evaluate(record, database, backups, now, policy)
+        evaluation = with_archive_notices(evaluate(record, database, backups, now, policy), policy)
+        work.backups = backups
     except ScalingoError as exc:
         permanent = isinstance(exc, AuthenticationError | NotFoundError)
         logger.warning("cannot check database", extra={"target": target.key, "error": str(exc)})

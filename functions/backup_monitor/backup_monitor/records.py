@@ -33,6 +33,20 @@ class Incident:
 
 
 @dataclass(frozen=True, slots=True)
+class Verification:
+    """One archive verification: which backup, when, and its outcome (`ok`, `failed`, `not_run`)."""
+
+    backup_id: str
+    backup_name: str
+    backup_created_at: datetime
+    size: int | None
+    at: datetime
+    outcome: str
+    code: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     """One monitored database's memory: handled backups, open incidents, cached info, failures."""
 
@@ -47,6 +61,8 @@ class Record:
     discovered: dict[str, str] = field(default_factory=dict)
     claim_owner: str | None = None
     claim_expires_at: float | None = None
+    verified: Verification | None = None  # the last verification that ran to a verdict (ok or failed)
+    verify_skipped: Verification | None = None  # the last one that could not run, since then
 
     def content(self) -> dict[str, Any]:
         """What decides whether a write is needed: everything but the version and the claim."""
@@ -86,7 +102,41 @@ def record_to_json(record: Record) -> dict[str, Any]:
         "api_failures": record.api_failures,
         "first_seen_at": _time(record.first_seen_at),
         **({"discovered": dict(sorted(record.discovered.items()))} if record.discovered else {}),
+        **({"verified": _verification_to_json(record.verified)} if record.verified else {}),
+        **({"verify_skipped": _verification_to_json(record.verify_skipped)} if record.verify_skipped else {}),
     }
+
+
+def _verification_to_json(v: Verification) -> dict[str, Any]:
+    return {
+        "backup_id": v.backup_id,
+        "backup_name": v.backup_name,
+        "backup_created_at": _time(v.backup_created_at),
+        "size": v.size,
+        "at": _time(v.at),
+        "outcome": v.outcome,
+        "code": v.code,
+        "detail": v.detail,
+    }
+
+
+def _verification_from_json(raw: Any) -> Verification | None:
+    if not isinstance(raw, dict):
+        return None
+    created, at = _parse(raw.get("backup_created_at")), _parse(raw.get("at"))
+    if created is None or at is None:
+        return None
+    size = raw.get("size")
+    return Verification(
+        backup_id=str(raw.get("backup_id") or ""),
+        backup_name=str(raw.get("backup_name") or ""),
+        backup_created_at=created,
+        size=size if isinstance(size, int) else None,
+        at=at,
+        outcome=str(raw.get("outcome") or ""),
+        code=str(raw.get("code") or ""),
+        detail=str(raw.get("detail") or ""),
+    )
 
 
 def record_from_json(
@@ -126,4 +176,6 @@ def record_from_json(
         discovered={str(k): str(v) for k, v in (data.get("discovered") or {}).items()},
         claim_owner=claim_owner,
         claim_expires_at=claim_expires_at,
+        verified=_verification_from_json(data.get("verified")),
+        verify_skipped=_verification_from_json(data.get("verify_skipped")),
     )

@@ -30,6 +30,9 @@ class Kind(StrEnum):
     PERIODIC_OFF = "periodic_off"
     CANNOT_CHECK = "cannot_check"
     SUCCEEDED = "succeeded"
+    ARCHIVE_UNREADABLE = "archive_unreadable"
+    VERIFY_SKIPPED = "verify_skipped"
+    ARCHIVE_VERIFIED = "archive_verified"
 
 
 class Phase(StrEnum):
@@ -54,6 +57,9 @@ SEVERITY = {
     Kind.SUSPICIOUS: Severity.WARNING,
     Kind.PERIODIC_OFF: Severity.WARNING,
     Kind.SUCCEEDED: Severity.INFO,
+    Kind.ARCHIVE_UNREADABLE: Severity.CRITICAL,
+    Kind.VERIFY_SKIPPED: Severity.WARNING,
+    Kind.ARCHIVE_VERIFIED: Severity.INFO,
 }
 
 
@@ -75,7 +81,7 @@ class Notice:
     def severity(self) -> Severity:
         if self.phase is Phase.RESOLVE:
             return Severity.INFO
-        if self.phase is Phase.NOTICE and self.kind is not Kind.SUCCEEDED:
+        if self.phase is Phase.NOTICE and SEVERITY[self.kind] is not Severity.INFO:
             return Severity.WARNING
         return SEVERITY[self.kind]
 

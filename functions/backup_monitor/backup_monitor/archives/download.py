@@ -1,0 +1,106 @@
+"""Streams an archive from its download link into the verifier: redirects followed, bytes never stored."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import requests
+from urllib3.exceptions import HTTPError, ProtocolError, ReadTimeoutError
+
+from backup_monitor.archives.stream import verify_chunks
+from backup_monitor.archives.verdict import CannotVerifyError, Outcome, Verdict
+from backup_monitor.scalingo.client import redact_url
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024
+MAX_REDIRECTS = 5
+
+
+def too_big(size: int, max_bytes: int) -> Verdict:
+    """The verdict for an archive over VERIFY_MAX_GB (decided before downloading it when its size is known)."""
+    allowed = f"{max_bytes / 1e9:g} GB"
+    return Verdict(
+        Outcome.NOT_RUN, "too_big", f"the archive ({size / 1e9:.1f} GB) is larger than VERIFY_MAX_GB ({allowed})"
+    )
+
+
+def _chunks(response: requests.Response) -> Iterator[bytes]:
+    """The raw body (no content decoding: the bytes are the archive's), network faults as CannotVerifyError."""
+    received = 0
+    try:
+        for chunk in response.raw.stream(CHUNK, decode_content=False):
+            received += len(chunk)
+            yield chunk
+    except ReadTimeoutError:
+        raise CannotVerifyError("stalled", f"the download stalled after {received} bytes") from None
+    except (ProtocolError, HTTPError, OSError) as exc:
+        raise CannotVerifyError(
+            "interrupted", f"the download broke off after {received} bytes ({type(exc).__name__})"
+        ) from None
+
+
+def download_and_verify(
+    session: requests.Session,
+    url: str,
+    *,
+    type_name: str,
+    listed_size: int | None,
+    max_bytes: int,
+    time_limit: float,
+    read_timeout: float = 30.0,
+    connect_timeout: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> Verdict:
+    """GET `url` as a stream and verify it; the link's token never reaches a log or a verdict."""
+    start = clock()
+    if listed_size is not None and listed_size > max_bytes:
+        return too_big(listed_size, max_bytes)
+    session.max_redirects = MAX_REDIRECTS
+    try:
+        response = session.get(
+            url,
+            stream=True,
+            timeout=(connect_timeout, read_timeout),
+            allow_redirects=True,
+            headers={"Accept": "*/*", "Accept-Encoding": "identity"},
+        )
+    except requests.Timeout:
+        return Verdict(Outcome.NOT_RUN, "unreachable", "the download link did not answer in time")
+    except requests.RequestException as exc:
+        return Verdict(Outcome.NOT_RUN, "unreachable", f"the download link could not be reached ({type(exc).__name__})")
+    with response:
+        if response.status_code != 200:
+            return Verdict(Outcome.NOT_RUN, "refused", f"the download was refused (HTTP {response.status_code})")
+        announced = response.headers.get("Content-Length", "")
+        if announced.isdigit():
+            length = int(announced)
+            if listed_size and length != listed_size:
+                return Verdict(
+                    Outcome.FAILED,
+                    "size_mismatch",
+                    f"the server sends {length} bytes where the backup list says {listed_size}",
+                )
+            if length > max_bytes:
+                return too_big(length, max_bytes)
+        verdict = verify_chunks(
+            _chunks(response),
+            type_name=type_name,
+            listed_size=listed_size,
+            max_bytes=max_bytes,
+            deadline=start + time_limit,
+            clock=clock,
+        )
+    logger.info(
+        "archive verification finished",
+        extra={
+            "url": redact_url(url),
+            "outcome": verdict.outcome.value,
+            "code": verdict.code,
+            "bytes": verdict.received,
+            "seconds": verdict.seconds,
+        },
+    )
+    return verdict
