@@ -87,6 +87,9 @@ class PgDump(_Head):
                 return
             self.kind = f"pg_dump custom format {head[5]}.{head[6]}"
         elif head[257:262] == b"ustar":
+            if not head.startswith(b"toc.dat\0"):
+                self.fail("wrong_format", f"{name} is a tar file but not pg_dump's: it does not start with toc.dat")
+                return
             self.kind = "pg_dump tar format"
         else:
             self.fail(

@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,6 +61,26 @@ class FakeAddon:
     backups: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class FakeArchive:
+    """What one backup's download link serves: bytes, or a generator of chunks (made on the fly, never stored)."""
+
+    body: bytes | Callable[[], Iterable[bytes]]
+    content_length: int | None = None  # the header sent; None: the body's own length (no header for a generator)
+    redirect: bool = False  # answer 302 to an "object store" path first, as a proxy to S3 might
+    chunk_size: int = 64 * 1024
+    chunk_delay: float = 0.0  # seconds between chunks: a slow server
+    stall_after: int | None = None  # stop sending after this many bytes and hold the connection
+    stall_seconds: float = 5.0
+    status: int = 200
+
+    def chunks(self) -> Iterable[bytes]:
+        if callable(self.body):
+            return self.body()
+        body = self.body
+        return (body[i : i + self.chunk_size] for i in range(0, len(body), self.chunk_size))
+
+
 def make_jwt(claims: dict[str, Any]) -> str:
     """An unsigned-looking JWT carrying `claims` (the client reads `exp` without verifying)."""
 
@@ -98,6 +118,8 @@ class FakeScalingo:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._counter = 0
+        self.archives: dict[str, FakeArchive] = {}
+        self._download_tokens: dict[str, str] = {}
 
     # -- seeding -----------------------------------------------------------------------------------------
 
@@ -191,6 +213,13 @@ class FakeScalingo:
             addon.backups.append(backup)
             return backup
 
+    def set_archive(self, backup_id: str, body: bytes | Callable[[], Iterable[bytes]], **options: Any) -> FakeArchive:
+        """Serve `body` at the backup's download link (options: see FakeArchive)."""
+        with self._lock:
+            archive = FakeArchive(body, **options)
+            self.archives[backup_id] = archive
+            return archive
+
     def database(self, addon_id: str) -> dict[str, Any]:
         """The raw database object of an addon, to change in place."""
         return self._addons[addon_id].database
@@ -269,6 +298,69 @@ class FakeScalingo:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- archive downloads ------------------------------------------------------------------------------
+
+    def serve_download(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Answer a download link (token in the query, no header) or its redirect target; False: not one."""
+        route = _download_route(handler.path)
+        if route is None:
+            return False
+        region, kind, backup_id, query = route
+        with self._lock:
+            token = query.removeprefix("token=") if kind == "download" else ""
+            archive = self.archives.get(backup_id)
+            allowed = self._download_tokens.get(token) == backup_id if kind == "download" else "sig=" in query
+            status = 403 if not allowed else 404 if archive is None else archive.status
+            redirect = archive is not None and archive.redirect and kind == "download" and status == 200
+            if redirect:
+                status = 302
+            path = urlsplit(handler.path).path  # never the query: it holds the token
+            self.requests.append(RecordedRequest("GET", path, region, "download", status, time.monotonic()))
+        if status != 200 or archive is None:
+            body = json.dumps({"error": "forbidden" if status == 403 else "not found"}).encode()
+            handler.send_response(status)
+            if redirect:
+                handler.send_header(
+                    "Location", f"{self.url}/{region}/archive-store/{backup_id}?sig={secrets.token_hex(8)}"
+                )
+                body = b""
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+            return True
+        self._stream(handler, archive)
+        return True
+
+    def _stream(self, handler: BaseHTTPRequestHandler, archive: FakeArchive) -> None:
+        length = archive.content_length
+        if length is None and isinstance(archive.body, bytes):
+            length = len(archive.body)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/gzip")
+        if length is not None:
+            handler.send_header("Content-Length", str(length))
+        else:
+            handler.send_header("Connection", "close")
+            handler.close_connection = True
+        handler.end_headers()
+        sent = 0
+        try:
+            for chunk in archive.chunks():
+                if archive.stall_after is not None and sent + len(chunk) > archive.stall_after:
+                    handler.wfile.write(chunk[: archive.stall_after - sent])
+                    handler.wfile.flush()
+                    time.sleep(archive.stall_seconds)
+                    break
+                handler.wfile.write(chunk)
+                sent += len(chunk)
+                if archive.chunk_delay:
+                    handler.wfile.flush()
+                    time.sleep(archive.chunk_delay)
+        except OSError:
+            pass  # the client gave up: part of what the fake is for
+        handler.close_connection = True
 
     # -- behaviour ---------------------------------------------------------------------------------------
 
@@ -402,9 +494,25 @@ class FakeScalingo:
             if not any(b.get("id") == rest[1] for b in addon.backups):
                 return _json(404, {"resource": "backup", "error": "not found"})
             base = self.link_base or f"{self.url}/{region}"
-            link = f"{base}/api/databases/{addon.id}/backups/{rest[1]}/download?token=dl-{secrets.token_hex(12)}"
+            token = f"dl-{secrets.token_hex(12)}"
+            self._download_tokens[token] = rest[1]
+            link = f"{base}/api/databases/{addon.id}/backups/{rest[1]}/download?token={token}"
             return _json(200, {"download_url": link})
         return _json(404, {"resource": "route", "error": "not found"})
+
+
+def _download_route(raw_path: str) -> tuple[str, str, str, str] | None:
+    """(region, kind, backup id, query) of a download or object-store path, or None."""
+    parts = urlsplit(raw_path)
+    seg = [s for s in parts.path.split("/") if s]
+    region = DEFAULT_REGION
+    if seg and seg[0] not in ("api", "archive-store"):
+        region = seg.pop(0)
+    if len(seg) == 6 and seg[:2] == ["api", "databases"] and seg[3] == "backups" and seg[5] == "download":
+        return region, "download", seg[4], parts.query
+    if len(seg) == 2 and seg[0] == "archive-store":
+        return region, "store", seg[1], parts.query
+    return None
 
 
 def _json(status: int, body: Any) -> tuple[int, str, dict[str, str]]:
@@ -428,6 +536,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the fake records requests itself."""
 
     def _serve(self) -> None:
+        if self.command == "GET" and self.owner.serve_download(self):
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
