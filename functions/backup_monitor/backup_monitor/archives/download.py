@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 
@@ -17,6 +18,25 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 MAX_REDIRECTS = 5
+_QUERY = re.compile(r"\?[^\s\"']*")
+
+
+class RedactQueryFilter(logging.Filter):
+    """urllib3 logs request URLs at DEBUG; a download link's query holds its token (or a pre-signed signature)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_QUERY.sub("?…", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str) and "?" in record.msg:
+            record.msg = _QUERY.sub("?…", record.msg)
+        return True
+
+
+def _redact_urllib3_logs() -> None:
+    """Install the filter once on the logger that prints URLs (connection pool: requests, retries, redirects)."""
+    pool_logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, RedactQueryFilter) for f in pool_logger.filters):
+        pool_logger.addFilter(RedactQueryFilter())
 
 
 def too_big(size: int, max_bytes: int) -> Verdict:
@@ -56,6 +76,7 @@ def download_and_verify(
 ) -> Verdict:
     """GET `url` as a stream and verify it; the link's token never reaches a log or a verdict."""
     start = clock()
+    _redact_urllib3_logs()
     if listed_size is not None and listed_size > max_bytes:
         return too_big(listed_size, max_bytes)
     session.max_redirects = MAX_REDIRECTS
