@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -24,7 +24,9 @@ def session() -> Iterator[requests.Session]:
     http.close()
 
 
-def serve(fake: FakeScalingo, provider: str, body: bytes, size: int | None, **options: object) -> str:
+def serve(
+    fake: FakeScalingo, provider: str, body: bytes | Callable[[], Iterable[bytes]], size: int | None, **options: object
+) -> str:
     """A database with one backup whose archive is `body`; returns its download link from the real client."""
     fake.add_database("shop", "ad-1", provider=provider)
     backup = fake.add_backup("ad-1", NOW - timedelta(hours=8), size=size)
