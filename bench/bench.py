@@ -61,6 +61,7 @@ def one(workers: int, endpoint: str) -> dict[str, Any]:
                 "SCALINGO_API_URL": fake.region_url(),
                 "SCALINGO_DB_API_URL": fake.region_url(),
                 "SCALINGO_API_RATE_LIMIT": str(RATE),
+                "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # archives have their own benchmark (bench/archive_bench.py)
                 "MAX_WORKERS": str(workers),
                 "STATE_TABLE": table,
             }

@@ -45,6 +45,7 @@ def env_for(fake: FakeScalingo, **extra: str) -> dict[str, str]:
         "SCALINGO_API_URL": fake.region_url(),
         "SCALINGO_DB_API_URL": fake.region_url(),
         "SCALINGO_API_RATE_LIMIT": "6000",
+        "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # archive verification has its own tests (test_archive_check.py)
         **extra,
     }
 

@@ -65,6 +65,7 @@ def handler(
             "SCALINGO_API_URL": fake_scalingo.region_url(),
             "SCALINGO_DB_API_URL": fake_scalingo.region_url(),
             "SCALINGO_API_RATE_LIMIT": "6000",
+            "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # the fleet has no archives to serve
             "STATE_TABLE": dynamodb_table,
             "POWERTOOLS_SERVICE_NAME": "backup-monitor",
             "POWERTOOLS_METRICS_NAMESPACE": "BackupMonitor",

@@ -1,13 +1,15 @@
-"""`backup-monitor demo`: a small fleet on the fake Scalingo API, three checks, alerts on the console."""
+"""`backup-monitor demo`: a small fleet on the fake Scalingo API, four checks, alerts on the console."""
 
 from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from backup_monitor.config import Settings
+from backup_monitor.config import Settings, Target
+from backup_monitor.fakes.archives import small_archive
 from backup_monitor.fakes.scalingo import FakeScalingo
 from backup_monitor.monitor import Clients, run_check
 from backup_monitor.notifiers import ConsoleNotifier
@@ -54,6 +56,20 @@ def seed(fake: FakeScalingo, now: datetime) -> None:
     fake.add_other_addon("shop-prod", "ad-mail", "mailjet")  # not a database: discovery skips it
 
 
+def seed_archives(fake: FakeScalingo, now: datetime) -> tuple[Target, ...]:
+    """Two databases whose backups can be downloaded: one sound archive, one with a flipped byte."""
+    created = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    names = []
+    for app, addon, corrupt in (("wiki", "ad-wiki", False), ("ledger", "ad-ledger", True)):
+        fake.add_database(app, addon, provider="postgresql", scheduled_hours=[created.hour])
+        backup = fake.add_backup(addon, created, size=0)
+        archive = small_archive("postgresql", str(backup["name"]), corrupt=corrupt)
+        backup["size"] = len(archive)
+        fake.set_archive(backup["id"], archive)
+        names.append(Target("osc-fr1", app, addon))
+    return tuple(names)
+
+
 def banner(text: str) -> None:
     print(f"\n{'=' * 100}\n{text}\n{'=' * 100}\n", flush=True)
 
@@ -71,6 +87,7 @@ def run_demo() -> int:
                 "SCALINGO_DB_API_URL": fake.region_url(),
                 "STATE_PATH": str(Path(folder) / "state.sqlite3"),
                 "SCALINGO_API_RATE_LIMIT": "600",
+                "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # on in check 4, for the two databases that serve archives
             }
         )
         clients = Clients(
@@ -96,12 +113,19 @@ def run_demo() -> int:
         third = run_check(settings, clients, now + timedelta(minutes=30))
         print(f"summary: {third.line()}")
 
+        banner("Check 4 - archive verification: two new databases' archives are downloaded as a stream and checked")
+        archived = seed_archives(fake, now)
+        fourth = run_check(
+            replace(settings, verify_archives_every_days=7.0, monitored=archived), clients, now + timedelta(minutes=45)
+        )
+        print(f"summary: {fourth.line()}")
+
         requests = len(fake.requests)
         print(
             f"\nThe fake API saw {requests} requests in all. State lives in DynamoDB in AWS, in SQLite here.\n"
             "Next: `make test`, then the README's deploy guide (sam build && sam deploy --guided)."
         )
-    story_holds = first.sent > 0 and second.sent == 0 and third.sent == 1
+    story_holds = first.sent > 0 and second.sent == 0 and third.sent == 1 and fourth.findings["archive_unreadable"] == 1
     if not story_holds:
         print("demo: the story did not go as told; this is a bug", file=sys.stderr)
     return 0 if story_holds else 1
