@@ -1,6 +1,6 @@
 # make demo  - the whole story offline (fake Scalingo API on loopback, messages on the console)
 # make test  - everything CI checks: ruff, mypy, template checks (cfn-lint, sam validate, sam build), pytest
-# make bench - the benchmark (200 databases on the fake API)
+# make bench - the benchmarks (200 databases on the fake API; verifying a 1 GB archive)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -60,6 +60,7 @@ test: lint typecheck template pytest
 
 bench: $(BIN)/.installed node_modules/.installed
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/archive_bench.py
 
 clean:
 	rm -rf .aws-sam .mypy_cache .pytest_cache .ruff_cache build *.egg-info
