@@ -110,7 +110,11 @@ def verify_archives(
                 break
             limit = min(time_limit, left() - MARGIN_SECONDS)
             at = now + timedelta(seconds=time.monotonic() - started)
-            notice = _verify_one(settings, clients, candidate, backup, at, summary, owner, http, limit, policy)
+            try:
+                notice = _verify_one(settings, clients, candidate, backup, at, summary, owner, http, limit, policy)
+            except Exception:  # a bug must cost one verification, never the check (the claim expires)
+                logger.exception("unexpected error verifying an archive", extra={"target": candidate.target.key})
+                continue
             if notice is not None:
                 verified.append((notice, candidate.info))
     finally:
