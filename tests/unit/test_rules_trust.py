@@ -26,6 +26,7 @@ from backup_monitor.rules import (
     evaluate_failure,
     evaluate_gone,
     implausible_answer,
+    with_database,
 )
 from backup_monitor.scalingo.models import Backup, Database, MaintenanceWindow, parse_backup, parse_database
 
@@ -406,3 +407,19 @@ def test_a_missed_slot_resolves_only_with_a_usable_backup() -> None:
     assert got(ev) == ["succeeded:notice", "missing:resolve"]
     assert ev.next_record.last_usable_at == at(27, 8, 30)
     assert Kind.MISSING.value not in ev.next_record.incidents
+
+
+def test_p10_a_moved_schedule_expects_no_slot_before_the_change_was_seen() -> None:
+    # GIVEN a database backed up at 00:00 whose schedule moved to 13:00 on the 26th in the afternoon
+    history = [bk(f"m{d}", at(d, 0)) for d in range(20, 27)]
+    cached = after(replace(KNOWN, handled={}), db(0), history, at(26, 12))
+    cached = replace(cached, database=db(0))
+    # WHEN the next night's check reads the new schedule
+    fresh = with_database(cached, db(13), at(27, 3, 30))
+    # THEN neither the old 00:00 slot nor the 13:00 slot that passed before the change is expected
+    assert fresh.schedule_since == at(27, 3, 30)
+    assert got(evaluate(fresh, db(13), history, at(27, 3, 30), POLICY)) == []
+    # AND the first 13:00 slot after the change is
+    assert got(evaluate(fresh, db(13), history, at(28, 16, 1), POLICY)) == ["missing:open!"]
+    # AND an unchanged schedule keeps what was known
+    assert with_database(cached, db(0), at(27, 3, 30)).schedule_since is None
