@@ -1,4 +1,4 @@
-"""`backup-monitor demo`: a small fleet on the fake Scalingo API, four checks, alerts on the console."""
+"""`backup-monitor demo`: a small fleet on the fake Scalingo API, six checks, alerts on the console."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ def seed(fake: FakeScalingo, now: datetime) -> None:
 
     fake.add_other_addon("shop-prod", "ad-mail", "mailjet")  # not a database: discovery skips it
 
+    # A review app (`<parent>-pr<number>`) whose database never had a backup: EXCLUDE_APPS leaves it out.
+    fake.add_database("shop-prod-pr42", "ad-review", provider="postgresql", scheduled_hours=[hour])
+
 
 def seed_archives(fake: FakeScalingo, now: datetime) -> tuple[Target, ...]:
     """Two databases whose backups can be downloaded: one sound archive, one with a flipped byte."""
@@ -87,18 +90,21 @@ def run_demo() -> int:
                 "SCALINGO_DB_API_URL": fake.region_url(),
                 "STATE_PATH": str(Path(folder) / "state.sqlite3"),
                 "SCALINGO_API_RATE_LIMIT": "600",
-                "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # on in check 4, for the two databases that serve archives
+                "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # on in check 6, for the two databases that serve archives
             }
         )
         clients = Clients(
             ScalingoClient.from_settings(settings), SqliteStateStore(settings.state_path), ConsoleNotifier()
         )
         print(
-            "backup-monitor demo: a fake Scalingo API runs on this machine with six databases and one e-mail addon.\n"
+            "backup-monitor demo: a fake Scalingo API runs on this machine with seven databases and one e-mail addon.\n"
             "Nothing leaves this machine: alerts are printed here instead of going to Slack.\n"
             "  shop-prod  healthy daily backups             billing    today's backup failed\n"
             "  blog       today's backup never happened   analytics  a backup running for 9 hours\n"
-            "  crm        today's dump is 93% smaller     sessions   periodic backups switched off"
+            "  crm        today's dump is 93% smaller     sessions   periodic backups switched off\n"
+            "  shop-prod-pr42  a review app, never backed up: excluded by default (EXCLUDE_APPS)\n"
+            "A database pages once per outage: when a failed backup also leaves its slot without a usable\n"
+            "backup, the second message carries no mention."
         )
         banner("Check 1 - first sight: every problem is announced, new successes come in one digest")
         first = run_check(settings, clients, now)
@@ -113,19 +119,33 @@ def run_demo() -> int:
         third = run_check(settings, clients, now + timedelta(minutes=30))
         print(f"summary: {third.line()}")
 
-        banner("Check 4 - archive verification: two new databases' archives are downloaded as a stream and checked")
-        archived = seed_archives(fake, now)
-        fourth = run_check(
-            replace(settings, verify_archives_every_days=7.0, monitored=archived), clients, now + timedelta(minutes=45)
-        )
+        banner("Check 4 - the blog app was deleted: its incident is closed, it is said once, then never again")
+        fake.remove_app("blog")
+        fourth = run_check(settings, clients, now + timedelta(minutes=45))
         print(f"summary: {fourth.line()}")
+        fifth = run_check(settings, clients, now + timedelta(hours=1))
+        print(f"summary of the next check: {fifth.line()}")
+        banner("Check 6 - archive verification: two new databases' archives are downloaded as a stream and checked")
+        archived = seed_archives(fake, now)
+        sixth = run_check(
+            replace(settings, verify_archives_every_days=7.0, monitored=archived), clients, now + timedelta(hours=2)
+        )
+        print(f"summary: {sixth.line()}")
 
         requests = len(fake.requests)
         print(
             f"\nThe fake API saw {requests} requests in all. State lives in DynamoDB in AWS, in SQLite here.\n"
             "Next: `make test`, then the README's deploy guide (sam build && sam deploy --guided)."
         )
-    story_holds = first.sent > 0 and second.sent == 0 and third.sent == 1 and fourth.findings["archive_unreadable"] == 1
+    story_holds = (
+        first.sent > 0
+        and second.sent == 0
+        and third.sent == 1
+        and fourth.gone == ["blog/ad-blog"]
+        and fifth.sent == 0
+        and fifth.ok
+        and sixth.findings["archive_unreadable"] == 1
+    )
     if not story_holds:
         print("demo: the story did not go as told; this is a bug", file=sys.stderr)
     return 0 if story_holds else 1
