@@ -52,6 +52,7 @@ class Monitor:
             "SCALINGO_API_RATE_LIMIT": "6000",
             "SLACK_MENTION": MENTION,
             "SUCCESS_NOTICES": "off",
+            "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # the fake serves no archives here (see test_archive_check.py)
             **env,
         }
         if bot:
