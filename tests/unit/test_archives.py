@@ -82,7 +82,26 @@ def test_an_archive_without_the_engines_dump_fails() -> None:
     readme = tarfile.TarInfo("README.txt")
     archive = gzip.compress(tar_bytes([(readme, b"hello")]))
     verdict = check(archive, "postgresql")
-    assert (verdict.code, verdict.detail) == ("no_dump", "the archive holds no .pgsql dump")
+    assert verdict.code == "wrong_format"
+    assert (
+        verdict.detail == "README.txt is not a pg_dump archive: it starts with 'hello' (expected PGDMP or a tar header)"
+    )
+
+
+def test_without_the_engines_suffix_the_last_file_is_taken_as_the_dump() -> None:
+    (info, data), *_ = members(good("postgresql"))
+    info.name = "backup.dump"
+    readme = tarfile.TarInfo("README.txt")
+    readme.size = 5
+    verdict = check(gzip.compress(tar_bytes([(readme, b"hello"), (info, data)])), "postgresql")
+    assert verdict.outcome is Outcome.OK
+    assert "(backup.dump)" in verdict.detail
+
+
+def test_mongodb_without_any_bson_file_has_no_dump() -> None:
+    readme = tarfile.TarInfo("dump/README.txt")
+    verdict = check(gzip.compress(tar_bytes([(readme, b"hello")])), "mongodb")
+    assert (verdict.code, verdict.detail) == ("no_dump", "the archive holds no .bson dump")
 
 
 def test_an_empty_tar_fails() -> None:

@@ -74,6 +74,9 @@ class PgDump(_Head):
 
     kind = ""
 
+    def __init__(self, name: str) -> None:
+        super().__init__(name, head=512)
+
     def judge(self) -> None:
         head, name = bytes(self.head), basename(self.name)
         if head.startswith(b"PGDMP"):
@@ -236,32 +239,39 @@ class RedisRdb(_Head):
             self.kind = f"Redis RDB version {version}"
 
 
+_SINGLE_DUMP: dict[str, tuple[str, type[_Head]]] = {
+    "postgresql": (".pgsql", PgDump),
+    "mysql": (".sql", SqlText),
+    "redis": (".rdb", RedisRdb),
+}
+
+
 @dataclass
 class DumpChecks:
-    """The dump checks of one archive for one engine: opens a sink per dump member, decides at the end."""
+    """The dump checks of one archive for one engine: opens a sink per dump member, decides at the end.
+
+    PostgreSQL, MySQL and Redis dumps are found by their suffix; when no file has it, the archive's last file
+    is taken as the dump (restore guides take the last entry) and must pass the same check.
+    """
 
     engine: str
     sinks: list[_Head | BsonChain | GzippedBson] = field(default_factory=list)
-    others: list[RedisRdb] = field(default_factory=list)  # Redis: any member may be the dump
+    others: list[_Head] = field(default_factory=list)
 
     def open_member(self, name: str, size: int) -> MemberSink | None:
         lowered = name.lower()
-        sink: _Head | BsonChain | GzippedBson | None = None
-        if self.engine == "postgresql" and lowered.endswith(".pgsql"):
-            sink = PgDump(name, head=512)
-        elif self.engine == "mysql" and lowered.endswith(".sql"):
-            sink = SqlText(name)
-        elif self.engine == "mongodb" and lowered.endswith(".bson"):
+        if self.engine in _SINGLE_DUMP:
+            suffix, check = _SINGLE_DUMP[self.engine]
+            if lowered.endswith(suffix):
+                self.sinks.append(check(name))
+                return self.sinks[-1]
+            self.others = [check(name)]  # only the last one can stand in for the dump
+            return self.others[0]
+        sink: BsonChain | GzippedBson | None = None
+        if self.engine == "mongodb" and lowered.endswith(".bson"):
             sink = BsonChain(name)
         elif self.engine == "mongodb" and lowered.endswith(".bson.gz"):
             sink = GzippedBson(name)
-        elif self.engine == "redis":
-            rdb = RedisRdb(name)
-            if lowered.endswith(".rdb"):
-                sink = rdb
-            else:
-                self.others.append(rdb)
-                return rdb
         if sink is not None:
             self.sinks.append(sink)
         return sink
@@ -270,7 +280,7 @@ class DumpChecks:
         """Raise the first problem found; return what was checked, for people."""
         if not self.engine:
             return ""
-        sinks = self.sinks or (self.others[-1:] if self.engine == "redis" else [])
+        sinks = self.sinks or list(self.others)
         expected = {"postgresql": ".pgsql", "mysql": ".sql", "mongodb": ".bson", "redis": "Redis"}[self.engine]
         if not sinks:
             raise ArchiveDamagedError("no_dump", f"the archive holds no {expected} dump")
