@@ -47,6 +47,13 @@ def test_newest_usable_skips_failed_and_empty_backups() -> None:
     assert newest_usable([backup(0, "running")]) is None
 
 
+def test_newest_usable_skips_a_suspiciously_small_backup_as_the_rules_do() -> None:
+    history = [backup(day, size=1000) for day in range(2, 9)]
+    small = backup(1, size=100)
+    assert newest_usable([*history, small]) == history[0]
+    assert newest_usable([*history, small], size_drop_ratio=0.05) == small
+
+
 def test_a_database_never_verified_is_due_with_its_newest_usable_backup() -> None:
     backups = [backup(1), backup(0.2)]
     assert due_backup(Record("k"), backups, NOW, WEEKLY) == backups[1]

@@ -59,7 +59,11 @@ class Candidate:
 
 
 def policy_of(settings: Settings) -> VerifyPolicy:
-    return VerifyPolicy(settings.verify_archives_every_days, int(settings.verify_max_gb * 1_000_000_000))
+    return VerifyPolicy(
+        settings.verify_archives_every_days,
+        int(settings.verify_max_gb * 1_000_000_000),
+        settings.policy.size_drop_ratio,
+    )
 
 
 def needed_seconds(backup: Backup) -> float:

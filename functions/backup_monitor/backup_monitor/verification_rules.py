@@ -9,6 +9,7 @@ again by the next check without downloading anything.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from backup_monitor.archives import Outcome, Verdict
 from backup_monitor.config import Policy
 from backup_monitor.records import Record, Verification
-from backup_monitor.rules import Evaluation, Kind, Notice, Phase, kind_of
+from backup_monitor.rules import SIZE_HISTORY, Evaluation, Kind, Notice, Phase, kind_of
 from backup_monitor.scalingo.models import Backup
 
 UNREADABLE_KEY = Kind.ARCHIVE_UNREADABLE.value
@@ -30,19 +31,28 @@ class VerifyPolicy:
 
     every_days: float = 7.0
     max_bytes: int = 5_000_000_000
+    size_drop_ratio: float = 0.5  # as the rules: a done backup this much below the median is not usable
 
 
-def newest_usable(backups: Sequence[Backup]) -> Backup | None:
-    """The newest `done` backup that is not empty (size 0 is a suspicious backup, not an archive to read)."""
-    done = [b for b in backups if b.done and b.size != 0]
-    return max(done, key=lambda b: (b.created_at, b.id), default=None)
+def newest_usable(backups: Sequence[Backup], size_drop_ratio: float = 0.5) -> Backup | None:
+    """The newest usable backup, as the rules mean it: `done`, not empty, not suspiciously small against the
+    median of the previous SIZE_HISTORY `done` ones."""
+    done = sorted((b for b in backups if b.done), key=lambda b: (b.created_at, b.id), reverse=True)
+    for index, backup in enumerate(done):
+        if backup.size == 0:
+            continue
+        sizes = [b.size for b in done[index + 1 : index + 1 + SIZE_HISTORY] if b.size]
+        if backup.size is not None and sizes and backup.size < size_drop_ratio * statistics.median(sizes):
+            continue
+        return backup
+    return None
 
 
 def due_backup(record: Record, backups: Sequence[Backup], now: datetime, policy: VerifyPolicy) -> Backup | None:
     """The backup to verify now, or None: at most once a period, sooner while an unreadable archive is open."""
     if policy.every_days <= 0:
         return None
-    candidate = newest_usable(backups)
+    candidate = newest_usable(backups, policy.size_drop_ratio)
     if candidate is None:
         return None
     period = timedelta(days=policy.every_days)
