@@ -188,6 +188,7 @@ def test_a_warm_handler_uses_a_rotated_webhook_when_slack_refuses_the_old_one(
     assert slack.webhook_path not in LOG.getvalue()
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
 def test_an_unreadable_secret_names_the_parameter_and_ssms_reason(
     handler: tuple[ModuleType, FakeSlack], monkeypatch: pytest.MonkeyPatch
 ) -> None:
