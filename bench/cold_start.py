@@ -50,8 +50,8 @@ def strip_bytecode(directory: Path) -> None:
         shutil.rmtree(cache)
 
 
-def time_import(python: str, paths: list[Path]) -> list[float]:
-    env = {
+def lambda_env(paths: list[Path]) -> dict[str, str]:
+    return {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": os.pathsep.join(str(p) for p in paths),
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -62,18 +62,19 @@ def time_import(python: str, paths: list[Path]) -> list[float]:
         "POWERTOOLS_SERVICE_NAME": "bench",
         "POWERTOOLS_METRICS_NAMESPACE": "BackupMonitor",
     }
-    timings = []
-    for _ in range(RUNS):
-        done = subprocess.run(
-            [python, "-I", "-c", f"import sys; sys.path[:0] = {[str(p) for p in paths]!r}; {PROBE}"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-        timings.append(float(done.stdout.strip().splitlines()[-1]))
-    return timings
+
+
+def time_import(python: str, paths: list[Path]) -> float:
+    """Milliseconds to `import app` in a fresh interpreter that cannot write bytecode."""
+    done = subprocess.run(
+        [python, "-c", PROBE],
+        env=lambda_env(paths),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -116,9 +117,13 @@ def main() -> None:
         print(f"Cold `import app` ({RUNS} fresh interpreters each, no writable bytecode cache, {boto}):\n")
         print("| build | median (ms) | min (ms) | max (ms) |")
         print("|---|---|---|---|")
-        for label, paths in cases:
-            timings = time_import(args.python, paths)
-            print(f"| {label} | {statistics.median(timings):.0f} | {min(timings):.0f} | {max(timings):.0f} |")
+        timings: dict[str, list[float]] = {label: [] for label, _ in cases}
+        for _ in range(RUNS):  # round robin: a busy moment slows every case alike
+            for label, paths in cases:
+                timings[label].append(time_import(args.python, paths))
+        for label, _ in cases:
+            runs = timings[label]
+            print(f"| {label} | {statistics.median(runs):.0f} | {min(runs):.0f} | {max(runs):.0f} |")
     sys.stdout.flush()
 
 
