@@ -71,6 +71,7 @@ def run_demo() -> int:
                 "SCALINGO_DB_API_URL": fake.region_url(),
                 "STATE_PATH": str(Path(folder) / "state.sqlite3"),
                 "SCALINGO_API_RATE_LIMIT": "600",
+                "DAILY_REPORT_AT": f"{now:%H:%M} UTC",  # so the first check shows the daily report
             }
         )
         clients = Clients(
@@ -83,7 +84,7 @@ def run_demo() -> int:
             "  blog       today's backup never happened   analytics  a backup running for 9 hours\n"
             "  crm        today's dump is 93% smaller     sessions   periodic backups switched off"
         )
-        banner("Check 1 - first sight: every problem is announced, new successes come in one digest")
+        banner("Check 1 - first sight: every problem is announced, successes in one digest, then the daily report")
         first = run_check(settings, clients, now)
         print(f"summary: {first.line()}")
 

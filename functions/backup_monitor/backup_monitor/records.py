@@ -47,6 +47,8 @@ class Record:
     discovered: dict[str, str] = field(default_factory=dict)
     claim_owner: str | None = None
     claim_expires_at: float | None = None
+    last_usable_at: datetime | None = None  # scheduled time of the newest done backup of normal size (issue 8)
+    reported_on: str | None = None  # the daily-report record only: local ISO date of the last report sent
 
     def content(self) -> dict[str, Any]:
         """What decides whether a write is needed: everything but the version and the claim."""
@@ -86,6 +88,8 @@ def record_to_json(record: Record) -> dict[str, Any]:
         "api_failures": record.api_failures,
         "first_seen_at": _time(record.first_seen_at),
         **({"discovered": dict(sorted(record.discovered.items()))} if record.discovered else {}),
+        **({"last_usable_at": _time(record.last_usable_at)} if record.last_usable_at else {}),
+        **({"reported_on": record.reported_on} if record.reported_on else {}),
     }
 
 
@@ -126,4 +130,6 @@ def record_from_json(
         discovered={str(k): str(v) for k, v in (data.get("discovered") or {}).items()},
         claim_owner=claim_owner,
         claim_expires_at=claim_expires_at,
+        last_usable_at=_parse(data.get("last_usable_at")),
+        reported_on=str(data["reported_on"]) if data.get("reported_on") else None,
     )
