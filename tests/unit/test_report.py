@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -282,3 +283,45 @@ def test_the_terminal_report_has_one_line_per_database() -> None:
 )  # fmt: skip
 def test_ages_read_naturally(age: timedelta, text: str) -> None:
     assert human_age(age) == text
+
+
+# Archive verification (issue 12, part 1, in another branch): read from the names that branch gives its fields.
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationStub:
+    at: datetime
+    outcome: str
+    code: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedRecord(Record):
+    verified: VerificationStub | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyingSettings(Settings):
+    verify_archives_every_days: float = 7.0
+
+
+def test_archives_verified_in_the_period_and_failures_are_counted() -> None:
+    targets = [Target("osc-fr1", app, f"ad-{app}") for app in ("a", "b", "c", "d")]
+    records: dict[str, Record] = {
+        targets[0].key: VerifiedRecord(targets[0].key, verified=VerificationStub(NOW - timedelta(days=1), "ok")),
+        targets[1].key: VerifiedRecord(
+            targets[1].key, verified=VerificationStub(NOW - timedelta(days=2), "failed", "gzip", "CRC check failed")
+        ),
+        targets[2].key: VerifiedRecord(targets[2].key, verified=VerificationStub(NOW - timedelta(days=9), "ok")),
+        targets[3].key: VerifiedRecord(targets[3].key),
+    }
+    report = build_report(VerifyingSettings(api_token="tk"), targets, records, NOW)
+    assert (report.verify_every_days, report.verified, report.verify_failed) == (7.0, 2, 1)
+    slack_text = render_slack(report).blocks[0]["text"]["text"]
+    assert "Archives verified (last 7 days): *2*, failed: *1*" in slack_text
+    rows = render_text(report).splitlines()[-4:]
+    assert "24 h ago, ok" in rows[0]
+    assert "2 d ago, FAILED: CRC check failed" in rows[1]
+    assert "9 d ago, ok" in rows[2]
+    assert "never" in rows[3]

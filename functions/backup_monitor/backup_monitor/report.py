@@ -24,8 +24,8 @@ SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
 @dataclass(frozen=True, slots=True)
-class Verification:
-    """The last archive verification of one database (issue 12, part 1), as far as the record tells."""
+class LastVerification:
+    """The last archive verification of one database that reached a verdict (issue 12, part 1)."""
 
     at: datetime
     ok: bool
@@ -54,7 +54,7 @@ class DatabaseLine:
     known: bool  # a record exists (the database was checked at least once)
     last_usable_at: datetime | None
     fresh: bool
-    verification: Verification | None
+    verification: LastVerification | None
     incidents: tuple[OpenIncident, ...]
 
 
@@ -70,7 +70,7 @@ class Report:
     fresh: int
     stale: tuple[DatabaseInfo, ...]
     unknown: int
-    verify_every_days: int
+    verify_every_days: float
     verified: int
     verify_failed: int
     incidents: tuple[OpenIncident, ...]
@@ -81,20 +81,21 @@ class Report:
         return sum(1 for i in self.incidents if i.severity is Severity.CRITICAL)
 
 
-def verification_of(record: Record) -> Verification | None:
-    """The record's last verification, read from the fields part 1 of issue 12 adds (None while they are absent)."""
-    at = getattr(record, "verified_at", None)
+def verification_of(record: Record) -> LastVerification | None:
+    """`record.verified` (added by part 1 of issue 12: `.at`, `.outcome` ok/failed, `.code`, `.detail`), if any."""
+    last = getattr(record, "verified", None)
+    at = getattr(last, "at", None)
     if not isinstance(at, datetime):
         return None
-    result = getattr(record, "verify_result", None)
-    ok = result in (None, "", "ok", True)
-    return Verification(at, ok, "" if ok else str(result))
+    ok = getattr(last, "outcome", "") == "ok"
+    detail = "" if ok else str(getattr(last, "detail", "") or getattr(last, "code", "") or "failed")
+    return LastVerification(at, ok, detail)
 
 
-def verify_every_days(settings: Settings) -> int:
-    """VERIFY_ARCHIVES_EVERY_DAYS once part 1 of issue 12 adds it; 0 (not enabled) until then."""
+def verify_every_days(settings: Settings) -> float:
+    """VERIFY_ARCHIVES_EVERY_DAYS (part 1 of issue 12); 0, "not enabled", where the setting does not exist."""
     value = getattr(settings, "verify_archives_every_days", 0)
-    return int(value) if isinstance(value, int | float) else 0
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def database_info(target: Target, record: Record | None) -> DatabaseInfo:
@@ -111,18 +112,19 @@ def database_info(target: Target, record: Record | None) -> DatabaseInfo:
 
 def incident_title(kind: str) -> str:
     """A known kind's title ("Backup failed"); an unknown one spelled out."""
+    spelled = kind.replace("_", " ").capitalize() or "Incident"
     try:
-        known = Kind(kind)
+        return TITLES.get((Kind(kind), Phase.OPEN), spelled)
     except ValueError:
-        return kind.replace("_", " ").capitalize() or "Incident"
-    return TITLES.get((known, Phase.OPEN), kind)
+        return spelled
 
 
 def incident_severity(kind: str) -> Severity:
+    """A known kind's severity; an unknown kind is critical (better loud than hidden)."""
     try:
-        return SEVERITY[Kind(kind)]
+        return SEVERITY.get(Kind(kind), Severity.CRITICAL)
     except ValueError:
-        return Severity.CRITICAL  # a kind this version does not know: better loud than hidden
+        return Severity.CRITICAL
 
 
 def build_report(
@@ -238,7 +240,7 @@ def summary_lines(report: Report, *, slack: bool) -> list[str]:
         fresh += f" ({'; '.join(extra)})"
     if report.verify_every_days > 0:
         verified = (
-            f"Archives verified (last {_plural(report.verify_every_days, 'day')}): {bold(report.verified)}, "
+            f"Archives verified (last {report.verify_every_days:g} days): {bold(report.verified)}, "
             f"failed: {bold(report.verify_failed)}"
         )
     else:
@@ -354,7 +356,7 @@ def _verification_cell(db: DatabaseLine, report: Report) -> str:
         return "not enabled"
     if db.verification is None:
         return "never"
-    outcome = "ok" if db.verification.ok else "FAILED"
+    outcome = "ok" if db.verification.ok else f"FAILED: {db.verification.detail[:60]}"
     return f"{human_age(report.now - db.verification.at)} ago, {outcome}"
 
 
