@@ -268,7 +268,7 @@ def test_the_terminal_report_has_one_line_per_database() -> None:
     assert table[1].split("  ")[0] == "osc-fr1/shop/ad-shop"
     assert "7 h ago" in table[1]
     assert table[1].rstrip().endswith("-")
-    assert "31 h ago (old)" in table[2]
+    assert "31 h ago (stale)" in table[2]
     assert "backup failed (7 h)" in table[2]
     assert "daily backup missing (2 d 1 h), backup stuck (40 min)" in table[3]
     assert "never checked" in table[4]

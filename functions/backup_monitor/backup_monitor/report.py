@@ -233,7 +233,7 @@ def summary_lines(report: Report, *, slack: bool) -> list[str]:
     if report.stale:
         names = [who(d) if slack else _plain(d) for d in report.stale[:STALE_NAMES_SHOWN]]
         more = f" and {len(report.stale) - STALE_NAMES_SHOWN} more" if len(report.stale) > STALE_NAMES_SHOWN else ""
-        extra.append(f"older: {', '.join(names)}{more}")
+        extra.append(f"not fresh: {', '.join(names)}{more}")
     if report.unknown:
         extra.append(f"{report.unknown} not known yet")
     if extra:
@@ -348,7 +348,7 @@ def _usable_cell(db: DatabaseLine, now: datetime) -> str:
     if db.last_usable_at is None:
         return "not known yet"
     age = human_age(now - db.last_usable_at) + " ago"
-    return age if db.fresh else f"{age} (old)"
+    return age if db.fresh else f"{age} (stale)"
 
 
 def _verification_cell(db: DatabaseLine, report: Report) -> str:
