@@ -246,13 +246,13 @@ def test_scalingo_text_cannot_mention_or_link_anyone() -> None:
 def test_thousands_of_incidents_stay_within_slacks_limits() -> None:
     targets = [Target("osc-fr1", f"app-{i:04d}-{'x' * 60}", f"ad-{i:04d}") for i in range(2000)]
     records = {
-        t.key: Record(t.key, database=database("r" * 40), incidents={"failed": incident("failed", NOW)})
+        t.key: Record(t.key, database=database("r\U0001f642" * 20), incidents={"failed": incident("failed", NOW)})
         for t in targets
     }
     message = render_slack(build_report(settings(), targets, records, NOW))
     assert len(message.blocks) <= MAX_BLOCKS
     sections = [b["text"]["text"] for b in message.blocks if b["type"] == "section"]
-    assert all(len(s) <= MAX_SECTION_CHARS for s in sections)
+    assert all(len(s.encode("utf-16-le")) // 2 <= MAX_SECTION_CHARS for s in sections)
     listed = sum(s.count(":red_circle: *Backup failed*") for s in sections[1:])
     assert 0 < listed < 2000
     assert f"…and {2000 - listed} more open incidents: see `backup-monitor status`." in sections[-1]

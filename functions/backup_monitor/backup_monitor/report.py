@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from backup_monitor.config import ReportTime, Settings, Target
-from backup_monitor.messages import ICONS, TITLES, DatabaseInfo, Message, escape, who
+from backup_monitor.messages import ICONS, TITLES, DatabaseInfo, Message, escape
 from backup_monitor.records import Incident, Record, ThreadRef
 from backup_monitor.rules import NO_SCHEDULE_HOURS, SEVERITY, Kind, Phase, Severity
 
@@ -231,7 +231,7 @@ def summary_lines(report: Report, *, slack: bool) -> list[str]:
     fresh = f"Fresh usable backup (last {hours} h): {bold(f'{report.fresh} of {report.watched}')}"
     extra = []
     if report.stale:
-        names = [who(d) if slack else _plain(d) for d in report.stale[:STALE_NAMES_SHOWN]]
+        names = [_who(d) if slack else _plain(d) for d in report.stale[:STALE_NAMES_SHOWN]]
         more = f" and {len(report.stale) - STALE_NAMES_SHOWN} more" if len(report.stale) > STALE_NAMES_SHOWN else ""
         extra.append(f"not fresh: {', '.join(names)}{more}")
     if report.unknown:
@@ -253,13 +253,24 @@ def summary_lines(report: Report, *, slack: bool) -> list[str]:
     return [watched, fresh, verified, incidents]
 
 
+def _who(db: DatabaseInfo) -> str:
+    """`*app* / resource (type, region)` with Scalingo's text escaped."""
+    resource = f" / {escape(db.resource_id)}" if db.resource_id else ""
+    return f"*{escape(db.app)}*{resource} ({escape(db.type_name)}, {escape(db.region)})"
+
+
+def slack_len(text: str) -> int:
+    """Length as Slack counts it (UTF-16 code units: an emoji counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def _plain(db: DatabaseInfo) -> str:
     resource = f"/{db.resource_id}" if db.resource_id else ""
     return f"{db.app}{resource}"
 
 
 def _incident_line(incident: OpenIncident) -> str:
-    line = f"{ICONS[incident.severity]} *{escape(incident.title)}* on {who(incident.database)}"
+    line = f"{ICONS[incident.severity]} *{escape(incident.title)}* on {_who(incident.database)}"
     line += f" · open {human_age(incident.age)}"
     if incident.thread is not None:
         line += f" · <{thread_link(incident.thread)}|thread>"
@@ -275,8 +286,8 @@ def _chunks(lines: Sequence[str], limit: int) -> list[str]:
     chunks: list[str] = []
     current = ""
     for raw in lines:
-        line = raw if len(raw) <= limit else raw[: limit - 1] + "…"
-        if current and len(current) + 1 + len(line) > limit:
+        line = raw if slack_len(raw) <= limit else raw[: limit // 2 - 1] + "…"
+        if current and slack_len(current) + 1 + slack_len(line) > limit:
             chunks.append(current)
             current = ""
         current = f"{current}\n{line}" if current else line
@@ -292,7 +303,7 @@ def render_slack(report: Report) -> Message:
     )
     head = f"{status} *Daily backup report* · {_local_title(report)}"
     facts = "\n".join(f"• {line}" for line in summary_lines(report, slack=True))
-    blocks: list[dict[str, Any]] = [_section(f"{head}\n{facts}"[:MAX_SECTION_CHARS])]
+    blocks: list[dict[str, Any]] = [_section(_chunks([f"{head}\n{facts}"], MAX_SECTION_CHARS)[0])]
     footer = {
         "type": "context",
         "elements": [
