@@ -214,8 +214,11 @@ def test_status_prints_the_report_from_the_state_without_any_api_call(
     assert proc.returncode == 0, err
     assert fleet.requests == []
     assert len(slack.calls) == sent_before
-    assert "Databases watched: 6" in out
-    assert "Open incidents: 5 (2 critical, 3 warning)" in out
+    assert "Databases watched: 6 (1 app excluded by EXCLUDE_APPS)" in out
+    listed = [line for line in out.splitlines() if line.startswith(("  [CRITICAL]", "  [WARNING]"))]
+    critical = sum(line.startswith("  [CRITICAL]") for line in listed)
+    assert f"Open incidents: {len(listed)} ({critical} critical, {len(listed) - critical} warning)" in out
+    assert "  [CRITICAL] Backup failed on billing/billing-10 (osc-fr1), open 0 min" in listed
     rows = [line for line in out.splitlines() if line.startswith("osc-fr1/")]
     assert len(rows) == 6
     billing = next(r for r in rows if r.startswith("osc-fr1/billing/"))
@@ -236,7 +239,7 @@ def test_status_of_configured_databases_reads_only_their_records(
         "osc-fr1/billing/ad-billing",
         "osc-fr1/shop-prod/ad-shop",
     ]
-    assert f"last sent for {NOW:%Y-%m-%d}" in text
+    assert f"last sent: {NOW:%Y-%m-%d}" in text
 
 
 def test_status_without_state_says_to_run_a_check_first(tmp_path: Path) -> None:

@@ -325,3 +325,12 @@ def test_archives_verified_in_the_period_and_failures_are_counted() -> None:
     assert "2 d ago, FAILED: CRC check failed" in rows[1]
     assert "9 d ago, ok" in rows[2]
     assert "never" in rows[3]
+
+
+def test_deleted_databases_are_not_watched_and_excluded_apps_are_counted() -> None:
+    targets, records = fleet_records()
+    retired = records[targets[1].key].evolve(retired_at=NOW - timedelta(days=1))
+    report = build_report(settings(), targets, {**records, targets[1].key: retired}, NOW, excluded=2)
+    assert report.watched == 3
+    assert all(i.database.app != "billing" for i in report.incidents)
+    assert "Databases watched: *3* (2 apps excluded by EXCLUDE_APPS)" in render_slack(report).blocks[0]["text"]["text"]

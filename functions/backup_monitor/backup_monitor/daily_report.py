@@ -64,6 +64,7 @@ def send_daily_report(
     owner: str,
     *,
     dry_run: bool = False,
+    excluded: int | None = None,
 ) -> Outcome:
     """Send the report if it is due and no other check sends it; record the date only once Slack took it."""
     schedule = settings.daily_report
@@ -82,7 +83,7 @@ def send_daily_report(
     except StateError as exc:
         logger.error("daily report: cannot read state", extra={"error": str(exc)})
         return Outcome.FAILED
-    message = render_slack(build_report(settings, targets, records, now))
+    message = render_slack(build_report(settings, targets, records, now, excluded=excluded))
     if dry_run:
         return _send(notifier, message) or Outcome.PRINTED
     try:

@@ -135,7 +135,7 @@ def build_report(
     *,
     excluded: int | None = None,
 ) -> Report:
-    """The report of the monitored databases' state at `now`."""
+    """The report of the monitored databases' state at `now` (`excluded`: apps EXCLUDE_APPS left out)."""
     fresh_within = timedelta(hours=NO_SCHEDULE_HOURS + settings.policy.missing_grace_hours)
     every = verify_every_days(settings)
     period = timedelta(days=every)
@@ -143,8 +143,13 @@ def build_report(
     stale: list[DatabaseInfo] = []
     fresh = unknown = verified = verify_failed = 0
     incidents: list[OpenIncident] = []
+    named = {t.key for t in settings.monitored}
+    watched = 0
     for target in targets:
         record = records.get(target.key)
+        if record is not None and record.retired_at is not None and target.key not in named:
+            continue  # deleted: said once, no longer watched
+        watched += 1
         info = database_info(target, record)
         last_usable = record.last_usable_at if record else None
         is_fresh = last_usable is not None and now - last_usable <= fresh_within
@@ -165,7 +170,7 @@ def build_report(
     return Report(
         now=now,
         schedule=settings.daily_report,
-        watched=len(targets),
+        watched=watched,
         excluded=excluded,
         fresh_within=fresh_within,
         fresh=fresh,
@@ -226,7 +231,7 @@ def summary_lines(report: Report, *, slack: bool) -> list[str]:
 
     watched = f"Databases watched: {bold(report.watched)}"
     if report.excluded is not None:
-        watched += f" ({report.excluded} excluded by EXCLUDE_APPS)"
+        watched += f" ({_plural(report.excluded, 'app')} excluded by EXCLUDE_APPS)"
     hours = int(report.fresh_within.total_seconds() // 3600)
     fresh = f"Fresh usable backup (last {hours} h): {bold(f'{report.fresh} of {report.watched}')}"
     extra = []
