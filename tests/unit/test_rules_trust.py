@@ -6,6 +6,7 @@ Each row is a story told to the pure rules with the clock passed in. `got` lists
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from backup_monitor.rules import (
     evaluate_failure,
     evaluate_gone,
     implausible_answer,
+    with_database,
 )
 from backup_monitor.scalingo.models import Backup, Database, MaintenanceWindow, parse_backup, parse_database
 
@@ -355,7 +357,7 @@ def outages(draw: st.DrawFn) -> tuple[tuple[int, ...], list[str], list[tuple[flo
     return hours, attempts, sorted(checks)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "300")), deadline=None)
 @given(outage=outages())
 def test_when_usable_backups_stop_on_call_is_paged_exactly_once_and_never_told_resolved(
     outage: tuple[tuple[int, ...], list[str], list[tuple[float, str]]],
@@ -369,8 +371,8 @@ def test_when_usable_backups_stop_on_call_is_paged_exactly_once_and_never_told_r
     record = Record(key="k", first_seen_at=at(1, 0), handled={b.id: "done" for b in history})
     pages = 0
     # WHEN checks run at random times, some of them with the API down or answering short or empty lists,
-    # and a last clean check after every slot's grace has passed
-    for offset, glitch in [*checks, (100.0, "ok")]:
+    # and a last clean check once every attempt has settled (past its grace and STUCK_BACKUP_HOURS)
+    for offset, glitch in [*checks, (130.0, "ok")]:
         now = start + timedelta(hours=offset)
         listed = list(history)
         for i, (kind, slot) in enumerate(zip(attempts, slots, strict=False)):
@@ -406,3 +408,19 @@ def test_a_missed_slot_resolves_only_with_a_usable_backup() -> None:
     assert got(ev) == ["succeeded:notice", "missing:resolve"]
     assert ev.next_record.last_usable_at == at(27, 8, 30)
     assert Kind.MISSING.value not in ev.next_record.incidents
+
+
+def test_p10_a_moved_schedule_expects_no_slot_before_the_change_was_seen() -> None:
+    # GIVEN a database backed up at 00:00 whose schedule moved to 13:00 on the 26th in the afternoon
+    history = [bk(f"m{d}", at(d, 0)) for d in range(20, 27)]
+    cached = after(replace(KNOWN, handled={}), db(0), history, at(26, 12))
+    cached = replace(cached, database=db(0))
+    # WHEN the next night's check reads the new schedule
+    fresh = with_database(cached, db(13), at(27, 3, 30))
+    # THEN neither the old 00:00 slot nor the 13:00 slot that passed before the change is expected
+    assert fresh.schedule_since == at(27, 3, 30)
+    assert got(evaluate(fresh, db(13), history, at(27, 3, 30), POLICY)) == []
+    # AND the first 13:00 slot after the change is
+    assert got(evaluate(fresh, db(13), history, at(28, 16, 1), POLICY)) == ["missing:open!"]
+    # AND an unchanged schedule keeps what was known
+    assert with_database(cached, db(0), at(27, 3, 30)).schedule_since is None

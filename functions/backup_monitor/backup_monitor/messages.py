@@ -131,6 +131,8 @@ def _facts(notice: Notice) -> list[str]:
     if notice.detail:
         facts.append(escape(notice.detail[:300]))
     facts.extend(escape(reason) for reason in notice.reasons)
+    if notice.quiet:
+        facts.append("Same outage as an incident already announced for this database: no mention")
     if notice.opened_at is not None and notice.phase in (Phase.REMIND, Phase.RESOLVE):
         facts.append(f"Open since {slack_date(notice.opened_at)}")
     return facts

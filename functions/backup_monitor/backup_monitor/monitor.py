@@ -24,6 +24,7 @@ from backup_monitor.rules import (
     evaluate_failure,
     evaluate_gone,
     implausible_answer,
+    with_database,
 )
 from backup_monitor.scalingo.client import ScalingoClient
 from backup_monitor.scalingo.errors import AuthenticationError, NotFoundError, ScalingoError, UnavailableError
@@ -270,7 +271,7 @@ def _evaluate_target(work: _Work, settings: Settings, clients: Clients, now: dat
         fresh = database is None or fetched is None or now - fetched >= DATABASE_INFO_MAX_AGE
         if fresh or database is None:
             database = clients.scalingo.get_database(target)
-            record = replace(record, database=database, database_fetched_at=now)
+            record = with_database(record, database, now)
         work.info = _info(target, database)
         backups = clients.scalingo.list_backups(target)
         problem = implausible_answer(record, backups)
@@ -280,7 +281,7 @@ def _evaluate_target(work: _Work, settings: Settings, clients: Clients, now: dat
         if not fresh and _needs_fresh_info(evaluation):
             # The cached schedule may be a day old: a moved or re-enabled schedule must not page.
             database = clients.scalingo.get_database(target)
-            record = replace(record, database=database, database_fetched_at=now)
+            record = with_database(record, database, now)
             work.info = _info(target, database)
             evaluation = evaluate(record, database, backups, now, policy)
         return evaluation

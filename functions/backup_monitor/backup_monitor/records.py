@@ -52,6 +52,8 @@ class Record:
     last_usable_at: datetime | None = None
     # The database's addon or app was deleted: it is no longer watched, and nothing more is said about it.
     retired_at: datetime | None = None
+    # When the monitor saw the backup schedule change (or periodic backups switched back on): no slot before.
+    schedule_since: datetime | None = None
     # Discovery records only: the apps EXCLUDE_APPS left out.
     excluded_apps: tuple[str, ...] = ()
     claim_owner: str | None = None
@@ -103,6 +105,7 @@ def record_to_json(record: Record) -> dict[str, Any]:
         ),
         **({"last_usable_at": _time(record.last_usable_at)} if record.last_usable_at else {}),
         **({"retired_at": _time(record.retired_at)} if record.retired_at else {}),
+        **({"schedule_since": _time(record.schedule_since)} if record.schedule_since else {}),
         **({"excluded_apps": sorted(record.excluded_apps)} if record.excluded_apps else {}),
         **({"reported_on": record.reported_on} if record.reported_on else {}),
     }
@@ -148,6 +151,7 @@ def record_from_json(
         },
         last_usable_at=_parse(data.get("last_usable_at")),
         retired_at=_parse(data.get("retired_at")),
+        schedule_since=_parse(data.get("schedule_since")),
         excluded_apps=tuple(str(x) for x in (data.get("excluded_apps") or [])),
         claim_owner=claim_owner,
         claim_expires_at=claim_expires_at,

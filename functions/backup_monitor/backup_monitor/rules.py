@@ -249,7 +249,7 @@ def _missing(record: Record, database: Database, view: _View) -> tuple[datetime 
         return None
     now, policy = view.now, view.policy
     grace = timedelta(hours=policy.missing_grace_hours)
-    known_since = database.created_at or record.first_seen_at or now
+    known_since = max(filter(None, (database.created_at or record.first_seen_at or now, record.schedule_since)))
     hours = database.scheduled_hours
     if hours:
         slot = _latest_due_slot(now, hours, grace)
@@ -366,6 +366,21 @@ def _assign_pages(notices: list[Notice], incidents: dict[str, Incident]) -> list
             paged = True
         result.append(notice)
     return result
+
+
+def with_database(record: Record, database: Database, now: datetime) -> Record:
+    """The record with freshly read database info; a changed schedule expects no slot before `now`."""
+    previous = record.database
+    changed = previous is not None and (
+        previous.scheduled_hours != database.scheduled_hours
+        or (database.periodic_backups_enabled and not previous.periodic_backups_enabled)
+    )
+    return replace(
+        record,
+        database=database,
+        database_fetched_at=now,
+        schedule_since=now if changed else record.schedule_since,
+    )
 
 
 def evaluate(
