@@ -64,6 +64,7 @@ def one(workers: int, endpoint: str) -> dict[str, Any]:
                 "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # archives have their own benchmark (bench/archive_bench.py)
                 "MAX_WORKERS": str(workers),
                 "STATE_TABLE": table,
+                "DAILY_REPORT_AT": "",
             }
         )
         store = DynamoStateStore(table)

@@ -46,6 +46,7 @@ def env_for(fake: FakeScalingo, **extra: str) -> dict[str, str]:
         "SCALINGO_DB_API_URL": fake.region_url(),
         "SCALINGO_API_RATE_LIMIT": "6000",
         "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # archive verification has its own tests (test_archive_check.py)
+        "DAILY_REPORT_AT": "",  # the daily report has its own tests (test_daily_report.py)
         **extra,
     }
 

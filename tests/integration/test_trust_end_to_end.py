@@ -53,6 +53,7 @@ class Monitor:
             "SLACK_MENTION": MENTION,
             "SUCCESS_NOTICES": "off",
             "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # the fake serves no archives here (see test_archive_check.py)
+            "DAILY_REPORT_AT": "",  # the daily report has its own tests (test_daily_report.py)
             **env,
         }
         if bot:

@@ -194,6 +194,10 @@ def run_check(
     if only:
         wanted = set(only)
         targets = [t for t in targets if t.key in wanted or f"{t.app}/{t.addon_id}" in wanted]
+        unknown = sorted(wanted - {t.key for t in targets} - {f"{t.app}/{t.addon_id}" for t in targets})
+        if unknown:  # a typo must not pass for a successful check of nothing
+            summary.error = f"unknown databases (not monitored): {', '.join(unknown)}"
+            return summary
     summary.targets = len(targets)
     try:
         records = clients.store.load_many([t.key for t in targets])
@@ -229,11 +233,30 @@ def run_check(
     if not dry_run:
         for work in works:
             _commit(work, clients.store, owner, now, summary)
+    if not only:  # a manual check of a few databases does not stand for the day's report
+        _daily_report(settings, clients, targets, now, owner, summary, dry_run)
+    if not dry_run:
         # Archive verification comes last: it may take minutes and must not delay any alert.
         done = [w for w in works if w.evaluation is not None and not w.failed and not w.gone]
         candidates = [Candidate(w.target, w.info, w.record, w.backups) for w in done]
         verify_archives(settings, clients, candidates, now, summary, owner=owner, remaining=remaining)
     return summary
+
+
+def _daily_report(
+    settings: Settings, clients: Clients, targets: list[Target], now: datetime, owner: str, summary: Summary, dry: bool
+) -> None:
+    """Once a day, the first check after DAILY_REPORT_AT sends the report (see daily_report.py)."""
+    from backup_monitor.daily_report import Outcome, send_daily_report
+
+    excluded = None if settings.monitored else summary.excluded
+    outcome = send_daily_report(
+        settings, clients.store, clients.notifier, targets, now, owner, dry_run=dry, excluded=excluded
+    )
+    if outcome in (Outcome.SENT, Outcome.PRINTED):
+        summary.sent += 1
+    elif outcome is Outcome.FAILED:
+        summary.undelivered += 1
 
 
 def _examine(work: _Work, settings: Settings, clients: Clients, now: datetime, owner: str, dry_run: bool) -> None:

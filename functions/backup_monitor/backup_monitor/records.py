@@ -72,6 +72,7 @@ class Record:
     excluded_apps: tuple[str, ...] = ()
     claim_owner: str | None = None
     claim_expires_at: float | None = None
+    reported_on: str | None = None  # the daily-report record only: local ISO date of the last report sent
     verified: Verification | None = None  # the last verification that ran to a verdict (ok or failed)
     verify_skipped: Verification | None = None  # the last one that could not run, since then
 
@@ -122,6 +123,7 @@ def record_to_json(record: Record) -> dict[str, Any]:
         **({"retired_at": _time(record.retired_at)} if record.retired_at else {}),
         **({"schedule_since": _time(record.schedule_since)} if record.schedule_since else {}),
         **({"excluded_apps": sorted(record.excluded_apps)} if record.excluded_apps else {}),
+        **({"reported_on": record.reported_on} if record.reported_on else {}),
         **({"verified": _verification_to_json(record.verified)} if record.verified else {}),
         **({"verify_skipped": _verification_to_json(record.verify_skipped)} if record.verify_skipped else {}),
     }
@@ -203,6 +205,7 @@ def record_from_json(
         excluded_apps=tuple(str(x) for x in (data.get("excluded_apps") or [])),
         claim_owner=claim_owner,
         claim_expires_at=claim_expires_at,
+        reported_on=str(data["reported_on"]) if data.get("reported_on") else None,
         verified=_verification_from_json(data.get("verified")),
         verify_skipped=_verification_from_json(data.get("verify_skipped")),
     )
