@@ -106,9 +106,9 @@ def refusal(body: dict[str, Any]) -> tuple[str, list[str]] | None:
         except SlackObjectFormationError as exc:
             errors.append(f"{exc} {where}")
         errors.extend(_empty_text_objects(raw, f"/blocks/{i}"))
-        if raw.get("type") == "section" and isinstance(raw.get("text"), dict):
-            if _units(str(raw["text"].get("text", ""))) > SECTION_TEXT_MAX:
-                errors.append(f"must be less than {SECTION_TEXT_MAX + 1} characters {where}")
+        section_text = raw.get("text") if raw.get("type") == "section" else None
+        if isinstance(section_text, dict) and _units(str(section_text.get("text", ""))) > SECTION_TEXT_MAX:
+            errors.append(f"must be less than {SECTION_TEXT_MAX + 1} characters {where}")
     if errors:
         return "invalid_blocks", errors
     if sum(_units(s) for s in _strings(blocks)) > BLOCK_TEXT_MAX:

@@ -9,6 +9,7 @@ stay within Slack's limits whatever the data, and a digest too long for one mess
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -118,27 +119,31 @@ def clean(value: str) -> str:
     return _CONTROL.sub(" ", _BIDI.sub("", value)).strip()
 
 
+@functools.lru_cache(maxsize=4096)  # a digest repeats each database's names on every line
 def cut(value: str, limit: int) -> str:
     """`value` cleaned and cut to `limit` characters, ending with an ellipsis when cut (the console form)."""
     text = clean(value)
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + ELLIPSIS
 
 
+@functools.lru_cache(maxsize=4096)
 def safe(value: str, limit: int, *, code: bool = False) -> str:
     """Scalingo's text as Slack mrkdwn that cannot mention, link or format: at most `limit` units once escaped.
 
     `code=True` puts it in a code span (names stay exact, `*`, `_` and `~` literal); otherwise the formatting
     characters are replaced by look-alikes so they cannot open or close bold, italics, strike or code around them.
     """
+    source = clean(value)
+    truncated = len(source) > limit  # every character counts at least one unit
     pieces = []
-    for char in clean(value):
+    for char in source[:limit]:
         if char in _ENTITIES:
             pieces.append(_ENTITIES[char])
         elif char == "`" or (char in _LOOKALIKES and not code):
             pieces.append(_LOOKALIKES[char])
         else:
             pieces.append(char)
-    if sum(slack_len(p) for p in pieces) > limit:
+    if truncated or sum(slack_len(p) for p in pieces) > limit:
         kept: list[str] = []
         used = slack_len(ELLIPSIS)
         for piece in pieces:
@@ -160,7 +165,7 @@ def escape(text: str) -> str:
 
 def mask_links(text: str) -> str:
     """Download links with their `token=` hidden, for terminals and logs."""
-    return re.sub(r"([?&]token=)[^&\s>|)\"]+", r"\1" + ELLIPSIS, text)
+    return re.sub(r"([?&;]token=)[^&\s>|)\"]+", r"\1" + ELLIPSIS, text)
 
 
 # -- small pieces ------------------------------------------------------------------------------------------------
@@ -306,8 +311,10 @@ def fit_markup(text: str, limit: int) -> str:
     """`text` cut to `limit` units without breaking an entity or a `<...>` token (an ellipsis marks the cut)."""
     if slack_len(text) <= limit:
         return text
-    head = text[: max(limit - 1, 0)]
-    while slack_len(head) > limit - 1:
+    if limit < 1:
+        return ""
+    head = text[: limit - 1]
+    while head and slack_len(head) > limit - 1:
         head = head[:-1]
     return _OPEN_MARKUP.sub("", head) + ELLIPSIS
 
@@ -338,8 +345,8 @@ def fit_lines(lines: Sequence[str], limit: int) -> str:
     kept: list[str] = []
     used = slack_len(note) + 1
     for line in lines:
-        piece = fit_markup(line, limit - used)
-        if used + slack_len(piece) + 1 > limit:
+        piece = line if kept else fit_markup(line, limit - used - 1)  # only a first line too long is cut
+        if not piece or used + slack_len(piece) + 1 > limit:
             break
         kept.append(piece)
         used += slack_len(piece) + 1

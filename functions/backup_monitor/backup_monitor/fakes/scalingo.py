@@ -403,7 +403,8 @@ class FakeScalingo:
             if not any(b.get("id") == rest[1] for b in addon.backups):
                 return _json(404, {"resource": "backup", "error": "not found"})
             base = self.link_base or f"{self.url}/{region}"
-            link = f"{base}/api/databases/{addon.id}/backups/{rest[1]}/download?token=dl-{secrets.token_hex(self.link_token_chars)[: self.link_token_chars - 3]}"
+            token = "dl-" + secrets.token_hex(self.link_token_chars)[: self.link_token_chars - 3]
+            link = f"{base}/api/databases/{addon.id}/backups/{rest[1]}/download?token={token}"
             return _json(200, {"download_url": link})
         return _json(404, {"resource": "route", "error": "not found"})
 
