@@ -119,7 +119,7 @@ def test_scalingo_text_cannot_mention_link_or_format(code: bool) -> None:
     inner = text[1:-1] if code else text
     assert "`" not in inner
     if not code:
-        assert not any(c in text for c in "*_~")
+        assert not any(c in text for c in "*_~")  # none of them inside a word here
     else:
         assert text[0] == text[-1] == "`"
         assert "*bold* _it_ ~del~" in text  # inside a code span they are literal: names stay exact
@@ -136,21 +136,23 @@ def test_long_text_is_cut_with_an_ellipsis_never_inside_an_entity(limit: int) ->
 
 def test_short_text_is_kept_whole() -> None:
     assert safe("billing-prod", 100) == "billing-prod"
+    assert safe("20261127010000_billing-4567 a*b c~d", 100) == "20261127010000_billing-4567 a*b c~d"  # inside words
     assert safe("20261127_billing", 100, code=True) == "`20261127_billing`"
     assert safe("", 100, code=True) == "(none)"
     assert safe("emoji 🎉", 100) == "emoji 🎉"
 
 
 def test_formatting_around_a_hostile_name_stays_intact() -> None:
-    db = DatabaseInfo("osc-fr1", "a*b_c~d`e", "ad-x", "res`*_~", "post*gres")
+    db = DatabaseInfo("osc-fr1", "*a_ b~~c`", "ad-x", "res`*_~", "post*gres")
     message = render(Notice(Kind.FAILED, Phase.OPEN, "failed", backup(name="x`y*z")), db)
     section = message.blocks[0]["text"]["text"]
     heading = section.split("\n")[0]
     # outside code spans: exactly the bold pairs we wrote (title, app); one code span (the resource id)
     outside = heading.split("`")[0::2]
     assert heading.count("`") == 2
-    assert "".join(outside).count("*") == 4
-    assert "*a\u2217b\u02cdc\u223cd\u02cbe*" in heading  # look-alikes outside code spans
+    assert "".join(outside).count("*") == 5  # title and app in bold, and the one inside "post*gres"
+    assert "*\u2217a\u02cd b\u223c\u223cc\u02cb*" in heading  # look-alikes outside code spans
+    assert "(post*gres," in heading  # inside a word, Slack formats nothing: kept
     assert "`res\u02cb*_~`" in heading  # inside, only the backtick is replaced
     assert "`x\u02cby*z`" in section
 

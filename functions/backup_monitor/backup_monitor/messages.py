@@ -130,16 +130,18 @@ def cut(value: str, limit: int) -> str:
 def safe(value: str, limit: int, *, code: bool = False) -> str:
     """Scalingo's text as Slack mrkdwn that cannot mention, link or format: at most `limit` units once escaped.
 
-    `code=True` puts it in a code span (names stay exact, `*`, `_` and `~` literal); otherwise the formatting
-    characters are replaced by look-alikes so they cannot open or close bold, italics, strike or code around them.
+    `code=True` puts it in a code span (names stay exact, `*`, `_` and `~` literal); otherwise a formatting
+    character that could open or close bold, italics or strike-through (one not between two letters or digits:
+    Slack ignores those inside a word) or code (any backtick) is replaced by a look-alike.
     """
     source = clean(value)
     truncated = len(source) > limit  # every character counts at least one unit
+    source = source[:limit]
     pieces = []
-    for char in source[:limit]:
+    for i, char in enumerate(source):
         if char in _ENTITIES:
             pieces.append(_ENTITIES[char])
-        elif char == "`" or (char in _LOOKALIKES and not code):
+        elif char == "`" or (char in _LOOKALIKES and not code and not _inside_word(source, i)):
             pieces.append(_LOOKALIKES[char])
         else:
             pieces.append(char)
@@ -156,6 +158,10 @@ def safe(value: str, limit: int, *, code: bool = False) -> str:
     if code:
         return f"`{text}`" if text.strip() else "(none)"
     return text
+
+
+def _inside_word(text: str, i: int) -> bool:
+    return 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
 
 
 def escape(text: str) -> str:
