@@ -111,9 +111,9 @@ def test_scheduled_event_checks_everything_and_flushes_metrics(
     assert metrics["ChecksCompleted"] == [1.0] or metrics["ChecksCompleted"] == 1.0
     assert metrics["DatabasesChecked"] in (6.0, [6.0])
     assert metrics["BackupsFailed"] in (1.0, [1.0])
-    assert metrics["BackupsMissing"] in (1.0, [1.0])
+    assert metrics["BackupsMissing"] in (4.0, [4.0])
     assert metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "BackupMonitor"
-    assert len(slack.messages()) == 6
+    assert len(slack.messages()) == 9
     assert event["id"] in out  # the event's id is the correlation id of every log line
     assert slack.webhook_path not in out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -15,6 +16,8 @@ DEFAULT_REGION = "osc-fr1"
 _REGION_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SUCCESS_NOTICE_MODES = ("each", "digest", "off")
+# Scalingo review apps are named `<parent app>-pr<number>`: short-lived, their databases are not watched.
+DEFAULT_EXCLUDE_APPS = ("*-pr[0-9]*",)
 
 
 class ConfigError(ValueError):
@@ -61,6 +64,7 @@ class Settings:
     api_token_parameter: str | None = None
     regions: tuple[str, ...] = (DEFAULT_REGION,)
     monitored: tuple[Target, ...] = ()
+    exclude_apps: tuple[str, ...] = DEFAULT_EXCLUDE_APPS
     auth_url: str = DEFAULT_AUTH_URL
     api_url: str = DEFAULT_API_URL
     db_api_url: str = DEFAULT_DB_API_URL
@@ -85,12 +89,15 @@ class Settings:
         """Validate every variable at once; raise ConfigError naming the first bad one."""
         reader = _Reader(env)
         regions = reader.regions("SCALINGO_REGIONS")
+        # Ranges that keep every alarm audible: a grace of a day or more would hide every missed slot, a
+        # stuck limit above a day lets a hung backup stand for the next slot, a ratio of 1 flags half of
+        # all backups.
         policy = Policy(
-            missing_grace_hours=reader.number("MISSING_BACKUP_GRACE_HOURS", 3.0, minimum=0),
-            stuck_hours=reader.number("STUCK_BACKUP_HOURS", 6.0, minimum=0.1),
-            size_drop_ratio=reader.number("SIZE_DROP_RATIO", 0.5, minimum=0, maximum=1),
-            remind_every_hours=reader.number("REMIND_EVERY_HOURS", 24.0, minimum=0),
-            lookback_hours=reader.number("LOOKBACK_HOURS", 48.0, minimum=0),
+            missing_grace_hours=reader.number("MISSING_BACKUP_GRACE_HOURS", 3.0, minimum=0, below=24),
+            stuck_hours=reader.number("STUCK_BACKUP_HOURS", 6.0, minimum=0.5, maximum=24),
+            size_drop_ratio=reader.number("SIZE_DROP_RATIO", 0.5, minimum=0, maximum=0.95),
+            remind_every_hours=reader.reminder("REMIND_EVERY_HOURS", 24.0),
+            lookback_hours=reader.number("LOOKBACK_HOURS", 48.0, minimum=0, maximum=24 * 90),
             success_notices=reader.choice("SUCCESS_NOTICES", "digest", SUCCESS_NOTICE_MODES),
         )
         settings = cls(
@@ -98,6 +105,7 @@ class Settings:
             api_token_parameter=reader.text("SCALINGO_API_TOKEN_PARAMETER"),
             regions=regions,
             monitored=reader.targets("MONITORED_DATABASES", regions),
+            exclude_apps=reader.patterns("EXCLUDE_APPS", DEFAULT_EXCLUDE_APPS),
             auth_url=reader.url("SCALINGO_AUTH_URL", DEFAULT_AUTH_URL),
             api_url=reader.url("SCALINGO_API_URL", DEFAULT_API_URL),
             db_api_url=reader.url("SCALINGO_DB_API_URL", DEFAULT_DB_API_URL),
@@ -114,7 +122,7 @@ class Settings:
             slack_mention=reader.mention("SLACK_MENTION"),
             max_workers=int(reader.number("MAX_WORKERS", 8, minimum=1, maximum=64, integer=True)),
             api_rate_limit=int(reader.number("SCALINGO_API_RATE_LIMIT", 60, minimum=1, maximum=100_000, integer=True)),
-            discovery_every_hours=reader.number("DISCOVERY_EVERY_HOURS", 6.0, minimum=0),
+            discovery_every_hours=reader.number("DISCOVERY_EVERY_HOURS", 6.0, minimum=0, maximum=168),
             http_timeout=reader.number("HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120),
         )
         settings.validate_sources()
@@ -144,6 +152,10 @@ class Settings:
             slack_bot_token=bot_token or self.slack_bot_token,
         )
 
+    def excluded(self, app: str) -> bool:
+        """Whether EXCLUDE_APPS leaves this app out (case-sensitive globs, as app names are lower case)."""
+        return any(fnmatch.fnmatchcase(app, pattern) for pattern in self.exclude_apps)
+
     def region_url(self, template: str, region: str) -> str:
         """A base URL with `{region}` substituted and no trailing slash."""
         return template.replace("{region}", region).rstrip("/")
@@ -166,6 +178,7 @@ class _Reader:
         *,
         minimum: float | None = None,
         maximum: float | None = None,
+        below: float | None = None,
         integer: bool = False,
     ) -> float:
         raw = self.text(name)
@@ -182,7 +195,26 @@ class _Reader:
             raise ConfigError(name, f"must be at least {minimum:g}, got {raw!r}")
         if maximum is not None and value > maximum:
             raise ConfigError(name, f"must be at most {maximum:g}, got {raw!r}")
+        if below is not None and value >= below:
+            raise ConfigError(name, f"must be below {below:g}, got {raw!r}")
         return value
+
+    def reminder(self, name: str, default: float) -> float:
+        """0 (never) or at least an hour: a smaller period would repeat an incident at every check."""
+        value = self.number(name, default, minimum=0, maximum=24 * 30)
+        if 0 < value < 1:
+            raise ConfigError(name, f"must be 0 (never) or at least 1 hour, got {value:g}")
+        return value
+
+    def patterns(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        """Comma-separated glob patterns; unset = the default, set but empty = none."""
+        if name not in self.env:
+            return default
+        patterns = tuple(dict.fromkeys(p.strip() for p in self.env[name].split(",") if p.strip()))
+        for pattern in patterns:
+            if not re.fullmatch(r"[A-Za-z0-9._*?\[\]!-]{1,128}", pattern):
+                raise ConfigError(name, f"{pattern!r} is not a glob pattern on app names (e.g. *-pr[0-9]*)")
+        return patterns
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.text(name)

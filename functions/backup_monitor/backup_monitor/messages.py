@@ -386,6 +386,7 @@ TITLES = {
     (Kind.PERIODIC_OFF, Phase.OPEN): "Periodic backups are switched off",
     (Kind.CANNOT_CHECK, Phase.OPEN): "Cannot check backups",
     (Kind.SUCCEEDED, Phase.NOTICE): "Backup succeeded",
+    (Kind.GONE, Phase.NOTICE): "Database no longer watched",
 }
 NEXT_STEPS = {
     Kind.FAILED: "Look at the backup in the dashboard and start a manual backup once the cause is fixed.",
@@ -426,6 +427,9 @@ def _facts(notice: Notice) -> list[_Line]:
         facts.append(_Line().say("Expected at the slot of ").date(notice.slot))
     if notice.detail:
         facts.append(_Line().data(notice.detail, DETAIL_MAX))
+    facts.extend(_Line().data(reason, DETAIL_MAX) for reason in notice.reasons)  # they quote Scalingo's data
+    if notice.quiet:
+        facts.append(_Line().say("Same outage as an incident already announced for this database: no mention"))
     if notice.opened_at is not None and notice.phase in (Phase.REMIND, Phase.RESOLVE):
         facts.append(_Line().say("Open since ").date(notice.opened_at))
     return facts

@@ -15,9 +15,20 @@ from backup_monitor.delivery import GIVEN_UP, Outbox
 from backup_monitor.messages import DatabaseInfo, render, render_digest, render_success
 from backup_monitor.notifiers import Notifier
 from backup_monitor.records import PendingEdit, Record, ThreadRef
-from backup_monitor.rules import Evaluation, Kind, Notice, Phase, apply, evaluate, evaluate_failure
+from backup_monitor.rules import (
+    Evaluation,
+    Kind,
+    Notice,
+    Phase,
+    apply,
+    evaluate,
+    evaluate_failure,
+    evaluate_gone,
+    implausible_answer,
+    with_database,
+)
 from backup_monitor.scalingo.client import ScalingoClient
-from backup_monitor.scalingo.errors import AuthenticationError, NotFoundError, ScalingoError
+from backup_monitor.scalingo.errors import AuthenticationError, NotFoundError, ScalingoError, UnavailableError
 from backup_monitor.scalingo.models import Database
 from backup_monitor.state.base import ConflictError, StateError, StateStore
 
@@ -25,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 DATABASE_INFO_MAX_AGE = timedelta(days=1)
 DISCOVERY_KEY_PREFIX = "__discovery__/"
+GONE_REASON = "its addon or its app was deleted (Scalingo answers 404 and discovery no longer lists it)"
 
 
 @dataclass(slots=True)
@@ -44,6 +56,8 @@ class Summary:
     checked: int = 0
     unchecked: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    excluded: int = 0
+    gone: list[str] = field(default_factory=list)
     findings: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     undelivered: int = 0
@@ -82,6 +96,10 @@ class Summary:
             parts.append(self.delivery_error)
         if self.unchecked:
             parts.append(f"could not check: {', '.join(self.unchecked[:5])}{' …' if len(self.unchecked) > 5 else ''}")
+        if self.gone:
+            parts.append(f"no longer watched (deleted): {', '.join(self.gone[:5])}{' …' if len(self.gone) > 5 else ''}")
+        if self.excluded:
+            parts.append(f"excluded by EXCLUDE_APPS: {self.excluded}")
         if self.skipped:
             parts.append(f"skipped (another check holds them): {len(self.skipped)}")
         if self.error:
@@ -101,6 +119,8 @@ class _Work:
     claimed: Record | None = None
     delivered: list[tuple[Notice, ThreadRef | None]] = field(default_factory=list)
     failed: bool = False
+    not_found: str | None = None
+    gone: bool = False
 
 
 def _info(target: Target, database: Database | None, provider: str = "") -> DatabaseInfo:
@@ -113,30 +133,49 @@ def _info(target: Target, database: Database | None, provider: str = "") -> Data
     )
 
 
-def resolve_targets(settings: Settings, clients: Clients, now: datetime) -> list[Target]:
-    """The configured databases, or every database the token can see (discovery cached in state)."""
+def resolve_targets(
+    settings: Settings, clients: Clients, now: datetime, *, force: bool = False, summary: Summary | None = None
+) -> list[Target]:
+    """The configured databases, or every database the token can see (discovery cached in state).
+
+    Apps matched by EXCLUDE_APPS are left out (their addons are not even listed); `force` ignores the cache.
+    """
     if settings.monitored:
         return list(settings.monitored)
     key = DISCOVERY_KEY_PREFIX + ",".join(settings.regions)
     cached = clients.store.load_many([key]).get(key)
     max_age = timedelta(hours=settings.discovery_every_hours)
-    if cached and cached.database_fetched_at and now - cached.database_fetched_at < max_age:
-        return [_target_from_key(k) for k in sorted(cached.discovered)]
+    if not force and cached and cached.database_fetched_at and now - cached.database_fetched_at < max_age:
+        return _kept(settings, cached.discovered, cached.excluded_apps, summary)
+    excluded: list[str] = []
     try:
-        found = clients.scalingo.discover(settings.regions)
+        found = clients.scalingo.discover(settings.regions, exclude=settings.excluded, excluded=excluded)
     except ScalingoError as exc:
-        if cached and cached.discovered:
+        if cached and cached.discovered and not force:
             logger.warning("discovery failed, using the previous list", extra={"error": str(exc)})
-            return [_target_from_key(k) for k in sorted(cached.discovered)]
+            return _kept(settings, cached.discovered, cached.excluded_apps, summary)
         raise
     discovered = {Target(d.region, d.app, d.addon_id).key: d.provider for d in found}
-    record = replace(cached or Record(key=key), discovered=discovered, database_fetched_at=now)
+    record = replace(
+        cached or Record(key=key), discovered=discovered, database_fetched_at=now, excluded_apps=tuple(excluded)
+    )
     try:
         clients.store.save(record, now.timestamp())
     except StateError as exc:
         logger.warning("could not cache the discovered databases", extra={"error": str(exc)})
     logger.info("discovered databases", extra={"count": len(discovered)})
-    return [_target_from_key(k) for k in sorted(discovered)]
+    return _kept(settings, discovered, tuple(excluded), summary)
+
+
+def _kept(
+    settings: Settings, discovered: dict[str, str], excluded_apps: tuple[str, ...], summary: Summary | None
+) -> list[Target]:
+    """The discovered targets EXCLUDE_APPS keeps (the patterns may have changed since the list was cached)."""
+    targets = [_target_from_key(k) for k in sorted(discovered)]
+    kept = [t for t in targets if not settings.excluded(t.app)]
+    if summary is not None:
+        summary.excluded = len(set(excluded_apps)) + len({t.app for t in targets if settings.excluded(t.app)})
+    return kept
 
 
 def _target_from_key(key: str) -> Target:
@@ -156,7 +195,7 @@ def run_check(
     summary = Summary(dry_run=dry_run)
     owner = f"check-{uuid.uuid4().hex[:12]}"
     try:
-        targets = resolve_targets(settings, clients, now)
+        targets = resolve_targets(settings, clients, now, summary=summary)
     except (ScalingoError, StateError) as exc:
         summary.error = f"could not list the databases to check: {exc}"
         logger.error("could not list databases", extra={"error": str(exc)})
@@ -173,11 +212,19 @@ def run_check(
         return summary
 
     works = [_Work(t, records.get(t.key) or Record(key=t.key), _info(t, None)) for t in targets]
+    # A deleted database was said once to be no longer watched: nothing more about it, ever.
+    works = [w for w in works if w.record.retired_at is None or _named_in_settings(settings, w.target)]
+    summary.targets = len(works)
     with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="check") as pool:
         list(pool.map(lambda w: _examine(w, settings, clients, now, owner, dry_run), works))
+    deferred = [w for w in works if w.not_found is not None]
+    if deferred:
+        _decide_not_found(deferred, settings, clients, now, owner, dry_run)
 
     for work in works:
-        if work.failed:
+        if work.gone:
+            summary.gone.append(f"{work.target.app}/{work.target.addon_id}")
+        elif work.failed:
             summary.unchecked.append(f"{work.target.app}/{work.target.addon_id}")
         elif work.evaluation is None:
             summary.skipped.append(work.target.key)
@@ -196,28 +243,100 @@ def run_check(
 
 def _examine(work: _Work, settings: Settings, clients: Clients, now: datetime, owner: str, dry_run: bool) -> None:
     """Fetch, evaluate and (when there is something to send) claim one target. Runs in a worker thread."""
+    evaluation = _evaluate_target(work, settings, clients, now)
+    if evaluation is not None:
+        _settle(work, evaluation, settings, clients, now, owner, dry_run)
+
+
+def _needs_fresh_info(evaluation: Evaluation) -> bool:
+    """A "missing" or "periodic backups off" finding is decided on the database's current schedule."""
+    return any(
+        n.kind in (Kind.MISSING, Kind.PERIODIC_OFF) and n.phase in (Phase.OPEN, Phase.UPDATE)
+        for n in evaluation.notices
+    )
+
+
+def _evaluate_target(work: _Work, settings: Settings, clients: Clients, now: datetime) -> Evaluation | None:
+    """The rules' decision for one target, or None when a 404 must wait for rediscovery."""
     target, record = work.target, work.record
     policy = settings.policy
     try:
         database = record.database
         fetched = record.database_fetched_at
-        if database is None or fetched is None or now - fetched >= DATABASE_INFO_MAX_AGE:
+        fresh = database is None or fetched is None or now - fetched >= DATABASE_INFO_MAX_AGE
+        if fresh or database is None:
             database = clients.scalingo.get_database(target)
-            record = replace(record, database=database, database_fetched_at=now)
+            record = with_database(record, database, now)
         work.info = _info(target, database)
         backups = clients.scalingo.list_backups(target)
+        problem = implausible_answer(record, backups)
+        if problem is not None:
+            raise UnavailableError(f"{target.app}/{target.addon_id}: {problem}")
         evaluation = evaluate(record, database, backups, now, policy)
-    except ScalingoError as exc:
-        permanent = isinstance(exc, AuthenticationError | NotFoundError)
+        if not fresh and _needs_fresh_info(evaluation):
+            # The cached schedule may be a day old: a moved or re-enabled schedule must not page.
+            database = clients.scalingo.get_database(target)
+            record = with_database(record, database, now)
+            work.info = _info(target, database)
+            evaluation = evaluate(record, database, backups, now, policy)
+        return evaluation
+    except NotFoundError as exc:
+        if not _named_in_settings(settings, target):
+            work.not_found = str(exc)  # deleted, or a glitch: rediscovery decides
+            return None
         logger.warning("cannot check database", extra={"target": target.key, "error": str(exc)})
         work.failed = True
         work.info = _info(target, record.database)
-        evaluation = evaluate_failure(record, str(exc), now, policy, permanent=permanent)
+        return evaluate_failure(record, str(exc), now, policy, permanent=True)
+    except ScalingoError as exc:
+        permanent = isinstance(exc, AuthenticationError)
+        logger.warning("cannot check database", extra={"target": target.key, "error": str(exc)})
+        work.failed = True
+        work.info = _info(target, record.database)
+        return evaluate_failure(record, str(exc), now, policy, permanent=permanent)
     except Exception as exc:  # a bug must cost one database, not the whole check
         logger.exception("unexpected error checking database", extra={"target": target.key})
         work.failed = True
-        evaluation = evaluate_failure(record, f"internal error ({type(exc).__name__})", now, policy, permanent=False)
+        return evaluate_failure(record, f"internal error ({type(exc).__name__})", now, policy, permanent=False)
 
+
+def _named_in_settings(settings: Settings, target: Target) -> bool:
+    return any(t.key == target.key for t in settings.monitored)
+
+
+def _decide_not_found(
+    works: list[_Work], settings: Settings, clients: Clients, now: datetime, owner: str, dry_run: bool
+) -> None:
+    """Scalingo answered 404 for discovered databases: rediscover (ignoring the cache) before deciding."""
+    try:
+        current: set[str] | None = {t.key for t in resolve_targets(settings, clients, now, force=True)}
+    except (ScalingoError, StateError) as exc:
+        logger.warning("rediscovery failed; the 404s count as failed reads", extra={"error": str(exc)})
+        current = None
+    for work in works:
+        if current is not None and work.target.key not in current:
+            logger.warning("database deleted, no longer watched", extra={"target": work.target.key})
+            evaluation = evaluate_gone(work.record, now, GONE_REASON)
+            work.gone = True
+        else:
+            work.failed = True
+            error = work.not_found or "not found"
+            evaluation = evaluate_failure(work.record, error, now, settings.policy, permanent=False)
+        _settle(work, evaluation, settings, clients, now, owner, dry_run)
+
+
+def _settle(
+    work: _Work,
+    evaluation: Evaluation,
+    settings: Settings,
+    clients: Clients,
+    now: datetime,
+    owner: str,
+    dry_run: bool,
+) -> None:
+    """Fetch download links, then claim the record (something to send) or save it (only state changed)."""
+    target = work.target
+    policy = settings.policy
     if settings.download_links and policy.success_notices != "off" and not work.failed:
         for notice in evaluation.notices:
             if notice.kind is Kind.SUCCEEDED and notice.backup is not None:

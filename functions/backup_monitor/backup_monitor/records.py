@@ -55,6 +55,17 @@ class Record:
     api_failures: int = 0
     first_seen_at: datetime | None = None
     discovered: dict[str, str] = field(default_factory=dict)
+    # Handled backup ids missing from the latest list, with when they went missing (kept a while: a short
+    # answer must not make old backups new again).
+    absent_since: dict[str, datetime] = field(default_factory=dict)
+    # When the newest usable backup (done, not empty, not suspicious) was scheduled.
+    last_usable_at: datetime | None = None
+    # The database's addon or app was deleted: it is no longer watched, and nothing more is said about it.
+    retired_at: datetime | None = None
+    # When the monitor saw the backup schedule change (or periodic backups switched back on): no slot before.
+    schedule_since: datetime | None = None
+    # Discovery records only: the apps EXCLUDE_APPS left out.
+    excluded_apps: tuple[str, ...] = ()
     claim_owner: str | None = None
     claim_expires_at: float | None = None
     pending_edits: tuple[PendingEdit, ...] = ()
@@ -97,6 +108,15 @@ def record_to_json(record: Record) -> dict[str, Any]:
         "api_failures": record.api_failures,
         "first_seen_at": _time(record.first_seen_at),
         **({"discovered": dict(sorted(record.discovered.items()))} if record.discovered else {}),
+        **(
+            {"absent_since": {k: _time(v) for k, v in sorted(record.absent_since.items())}}
+            if record.absent_since
+            else {}
+        ),
+        **({"last_usable_at": _time(record.last_usable_at)} if record.last_usable_at else {}),
+        **({"retired_at": _time(record.retired_at)} if record.retired_at else {}),
+        **({"schedule_since": _time(record.schedule_since)} if record.schedule_since else {}),
+        **({"excluded_apps": sorted(record.excluded_apps)} if record.excluded_apps else {}),
         **({"pending_edits": [_edit_to_json(e) for e in record.pending_edits]} if record.pending_edits else {}),
     }
 
@@ -150,6 +170,13 @@ def record_from_json(
         api_failures=int(data.get("api_failures") or 0),
         first_seen_at=_parse(data.get("first_seen_at")),
         discovered={str(k): str(v) for k, v in (data.get("discovered") or {}).items()},
+        absent_since={
+            str(k): when for k, v in (data.get("absent_since") or {}).items() if (when := _parse(v)) is not None
+        },
+        last_usable_at=_parse(data.get("last_usable_at")),
+        retired_at=_parse(data.get("retired_at")),
+        schedule_since=_parse(data.get("schedule_since")),
+        excluded_apps=tuple(str(x) for x in (data.get("excluded_apps") or [])),
         claim_owner=claim_owner,
         claim_expires_at=claim_expires_at,
         pending_edits=_edits_from_json(data.get("pending_edits")),

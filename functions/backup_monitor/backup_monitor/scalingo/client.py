@@ -155,12 +155,25 @@ class ScalingoClient:
         self._check_link(url, target.region)
         return url
 
-    def discover(self, regions: Iterable[str]) -> list[DiscoveredDatabase]:
-        """Every database addon the token can see, in the given regions; other addons are skipped."""
+    def discover(
+        self,
+        regions: Iterable[str],
+        *,
+        exclude: Callable[[str], bool] | None = None,
+        excluded: list[str] | None = None,
+    ) -> list[DiscoveredDatabase]:
+        """Every database addon the token can see, in the given regions; other addons are skipped.
+
+        Apps for which `exclude` is true cost no request; their names are appended to `excluded`.
+        """
         found: list[DiscoveredDatabase] = []
         for region in regions:
             apps = parse_apps(self._main("GET", region, "/v1/apps"))
             for app in apps:
+                if exclude is not None and exclude(app):
+                    if excluded is not None:
+                        excluded.append(app)
+                    continue
                 payload = self._main("GET", region, f"/v1/apps/{quote(app, safe='')}/addons")
                 found.extend(parse_addons(payload, region, app))
         return found
