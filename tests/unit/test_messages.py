@@ -93,11 +93,11 @@ def notices(b: Backup) -> list[Notice]:
                 median_size=900_000_000 if kind is Kind.SUSPICIOUS else None,
                 thread=THREAD if phase is Phase.UPDATE else None,
                 opened_at=NOW - timedelta(days=1) if phase is Phase.UPDATE else None,
+                reasons=(f"The database is {HOSTILE * 20}: ...", HOSTILE) if kind is Kind.MISSING else (),
+                quiet=kind is Kind.MISSING,
             )
         )
-    for kind in Kind:
-        if kind is Kind.SUCCEEDED:
-            continue
+    for kind in {k for k, p in TITLES if p is Phase.OPEN}:  # the kinds that are incidents
         for phase in (Phase.REMIND, Phase.RESOLVE):
             found.append(
                 Notice(kind, phase, kind.value, detail=HOSTILE, opened_at=NOW - timedelta(days=2), thread=THREAD)

@@ -68,7 +68,9 @@ def notice(kind: Kind, phase: Phase) -> Notice:
             kind, phase, detail="no backup since the 01:00 UTC slot" if kind is Kind.MISSING else "", **common
         )
     if kind is Kind.MISSING:
-        return Notice(kind, phase, slot=NOW - timedelta(hours=8), detail="no backup since the 01:00 UTC slot", **common)
+        reasons = ("The database is stopped: Scalingo skips the periodic backup of a database that is not running",)
+        slot = NOW - timedelta(hours=8)
+        return Notice(kind, phase, slot=slot, detail="no backup since the 01:00 UTC slot", reasons=reasons, **common)
     if kind is Kind.CANNOT_CHECK:
         return Notice(kind, phase, detail="Scalingo answered 500 (3 checks in a row)", **common)
     if kind is Kind.PERIODIC_OFF:
@@ -79,6 +81,10 @@ def notice(kind: Kind, phase: Phase) -> Notice:
         return Notice(kind, phase, backup=backup(0, "done", 41_000_000), median_size=610_000_000, **common)
     if kind is Kind.SUCCEEDED:
         return Notice(kind, phase, backup=backup(0))
+    if phase is Phase.NOTICE and kind not in (Kind.FAILED, Kind.SUSPICIOUS):  # e.g. a database no longer watched
+        return Notice(kind, phase, detail="Its addon or its app was deleted (Scalingo answers 404)")
+    if kind is Kind.FAILED and phase is Phase.UPDATE:
+        return Notice(kind, phase, backup=failed, quiet=True, **common)
     detail = "a later backup succeeded" if phase is Phase.NOTICE else ""
     return Notice(kind, phase, backup=failed, detail=detail, **common)
 
@@ -107,7 +113,8 @@ def successes(count: int, links: bool) -> list[tuple[Notice, DatabaseInfo, str |
 
 def cases() -> dict[str, Callable[[], dict[str, Any]]]:
     found: dict[str, Callable[[], dict[str, Any]]] = {}
-    pairs = [*TITLES, *((k, p) for k in Kind if k is not Kind.SUCCEEDED for p in (Phase.REMIND, Phase.RESOLVE))]
+    incidents = sorted({k for k, p in TITLES if p is Phase.OPEN})
+    pairs = [*TITLES, *((k, p) for k in incidents for p in (Phase.REMIND, Phase.RESOLVE))]
     for kind, phase in pairs:
         if kind is Kind.SUCCEEDED:
             continue
