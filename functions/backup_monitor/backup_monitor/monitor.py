@@ -203,6 +203,10 @@ def run_check(
     if only:
         wanted = set(only)
         targets = [t for t in targets if t.key in wanted or f"{t.app}/{t.addon_id}" in wanted]
+        unknown = sorted(wanted - {t.key for t in targets} - {f"{t.app}/{t.addon_id}" for t in targets})
+        if unknown:  # a typo must not pass for a successful check of nothing
+            summary.error = f"unknown databases (not monitored): {', '.join(unknown)}"
+            return summary
     summary.targets = len(targets)
     try:
         records = clients.store.load_many([t.key for t in targets])

@@ -97,10 +97,13 @@ class ScalingoClient:
         session: requests.Session | None = None,
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
+        renew_token: Callable[[], str | None] | None = None,
     ) -> None:
+        """`renew_token`: asked for a newer API token when the exchange refuses this one (None: there is none)."""
         if not api_token:
             raise AuthenticationError("no Scalingo API token was given")
         self._api_token = api_token
+        self._renew_token = renew_token
         self._auth_url = auth_url.rstrip("/")
         self._api_url = api_url
         self._db_api_url = db_api_url
@@ -113,7 +116,12 @@ class ScalingoClient:
         self.auth_requests = 0
 
     @classmethod
-    def from_settings(cls, settings: Settings, session: requests.Session | None = None) -> ScalingoClient:
+    def from_settings(
+        cls,
+        settings: Settings,
+        session: requests.Session | None = None,
+        renew_token: Callable[[], str | None] | None = None,
+    ) -> ScalingoClient:
         """A client configured from the settings (the API token must be resolved already)."""
         return cls(
             settings.api_token or "",
@@ -123,6 +131,7 @@ class ScalingoClient:
             rate_limit_per_minute=settings.api_rate_limit,
             timeout=settings.http_timeout,
             session=session,
+            renew_token=renew_token,
         )
 
     def __repr__(self) -> str:
@@ -202,6 +211,10 @@ class ScalingoClient:
             "POST", f"{self._auth_url}/v1/tokens/exchange", "token exchange", auth=("", self._api_token)
         )
         if response.status_code in (401, 403):
+            renewed = self._renew_token() if self._renew_token else None
+            if renewed and renewed != self._api_token:  # rotated: exchange the new token (refused again: error)
+                self._api_token = renewed
+                return self._exchange()
             raise AuthenticationError("token exchange: the Scalingo API token was refused")
         return parse_token(self._json(response, "token exchange"), "token exchange")
 
