@@ -63,6 +63,7 @@ def one(workers: int, endpoint: str) -> dict[str, Any]:
                 "SCALINGO_API_RATE_LIMIT": str(RATE),
                 "MAX_WORKERS": str(workers),
                 "STATE_TABLE": table,
+                "DAILY_REPORT_AT": "",
             }
         )
         store = DynamoStateStore(table)

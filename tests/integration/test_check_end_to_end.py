@@ -45,6 +45,7 @@ def env_for(fake: FakeScalingo, **extra: str) -> dict[str, str]:
         "SCALINGO_API_URL": fake.region_url(),
         "SCALINGO_DB_API_URL": fake.region_url(),
         "SCALINGO_API_RATE_LIMIT": "6000",
+        "DAILY_REPORT_AT": "",  # the daily report has its own tests (test_daily_report.py)
         **extra,
     }
 

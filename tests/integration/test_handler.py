@@ -65,6 +65,7 @@ def handler(
             "SCALINGO_DB_API_URL": fake_scalingo.region_url(),
             "SCALINGO_API_RATE_LIMIT": "6000",
             "STATE_TABLE": dynamodb_table,
+            "DAILY_REPORT_AT": "",
             "POWERTOOLS_SERVICE_NAME": "backup-monitor",
             "POWERTOOLS_METRICS_NAMESPACE": "BackupMonitor",
             "POWERTOOLS_TRACE_DISABLED": "true",

@@ -52,6 +52,7 @@ class Monitor:
             "SCALINGO_API_RATE_LIMIT": "6000",
             "SLACK_MENTION": MENTION,
             "SUCCESS_NOTICES": "off",
+            "DAILY_REPORT_AT": "",  # the daily report has its own tests (test_daily_report.py)
             **env,
         }
         if bot:

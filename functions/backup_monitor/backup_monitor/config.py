@@ -6,7 +6,9 @@ import fnmatch
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import time
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_AUTH_URL = "https://auth.scalingo.com"
 DEFAULT_API_URL = "https://api.{region}.scalingo.com"
@@ -16,6 +18,7 @@ DEFAULT_REGION = "osc-fr1"
 _REGION_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SUCCESS_NOTICE_MODES = ("each", "digest", "off")
+DEFAULT_DAILY_REPORT_AT = "08:00 UTC"
 # Scalingo review apps are named `<parent app>-pr<number>`: short-lived, their databases are not watched.
 DEFAULT_EXCLUDE_APPS = ("*-pr[0-9]*",)
 
@@ -41,6 +44,21 @@ class Target:
     def key(self) -> str:
         """The state key: stable across checks, unique across regions."""
         return f"{self.region}/{self.app}/{self.addon_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportTime:
+    """DAILY_REPORT_AT: a local wall-clock time in an IANA time zone."""
+
+    at: time
+    zone: str
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.zone)
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M} {self.zone}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +101,7 @@ class Settings:
     api_rate_limit: int = 60
     discovery_every_hours: float = 6.0
     http_timeout: float = 10.0
+    daily_report: ReportTime | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -124,6 +143,7 @@ class Settings:
             api_rate_limit=int(reader.number("SCALINGO_API_RATE_LIMIT", 60, minimum=1, maximum=100_000, integer=True)),
             discovery_every_hours=reader.number("DISCOVERY_EVERY_HOURS", 6.0, minimum=0, maximum=168),
             http_timeout=reader.number("HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120),
+            daily_report=reader.report_time("DAILY_REPORT_AT"),
         )
         settings.validate_sources()
         return settings
@@ -302,3 +322,27 @@ class _Reader:
         if not re.fullmatch(r"(<(!here|!channel|!everyone|@[UW][A-Z0-9]+|!subteam\^[A-Z0-9]+)>\s*)+", raw):
             raise ConfigError(name, f"must be Slack mentions like <!here> or <@U123ABC>, got {raw!r}")
         return raw
+
+    def report_time(self, name: str) -> ReportTime | None:
+        """`HH:MM Area/City` or `HH:MM UTC`; unset = the default; empty or `off` = no report."""
+        if name not in self.env:
+            return parse_report_time(DEFAULT_DAILY_REPORT_AT)
+        raw = self.env[name].strip()
+        if raw.lower() in ("", "off"):
+            return None
+        report = parse_report_time(raw)
+        if report is None:
+            raise ConfigError(name, f"must be HH:MM and a time zone like 09:00 Europe/Paris or 08:00 UTC, got {raw!r}")
+        try:
+            report.tz  # noqa: B018  (loads the zone: an unknown one fails here, at start)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(name, f"{report.zone!r} is not a known time zone (IANA name like Europe/Paris)") from None
+        return report
+
+
+def parse_report_time(raw: str) -> ReportTime | None:
+    """`HH:MM Zone` as a ReportTime, or None when it is not of that shape."""
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)\s+(\S+)", raw.strip())
+    if match is None:
+        return None
+    return ReportTime(time(int(match.group(1)), int(match.group(2))), match.group(3))

@@ -74,6 +74,7 @@ def run_demo() -> int:
                 "SCALINGO_DB_API_URL": fake.region_url(),
                 "STATE_PATH": str(Path(folder) / "state.sqlite3"),
                 "SCALINGO_API_RATE_LIMIT": "600",
+                "DAILY_REPORT_AT": f"{now:%H:%M} UTC",  # so the first check shows the daily report
             }
         )
         clients = Clients(
@@ -89,7 +90,7 @@ def run_demo() -> int:
             "A database pages once per outage: when a failed backup also leaves its slot without a usable\n"
             "backup, the second message carries no mention."
         )
-        banner("Check 1 - first sight: every problem is announced, new successes come in one digest")
+        banner("Check 1 - first sight: every problem is announced, successes in one digest, then the daily report")
         first = run_check(settings, clients, now)
         print(f"summary: {first.line()}")
 

@@ -359,9 +359,26 @@ def fit_lines(lines: Sequence[str], limit: int) -> str:
     return "\n".join([*kept, note])
 
 
+def blocks_mrkdwn(blocks: Sequence[dict[str, Any]]) -> list[str]:
+    """The text of a message's blocks, one mrkdwn line per text (for messages built without a `plain` form)."""
+    lines: list[str] = []
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, dict) and text.get("text"):
+            lines.extend(str(text["text"]).split("\n"))
+        accessory = block.get("accessory")
+        for element in [*block.get("elements", []), *([accessory] if isinstance(accessory, dict) else [])]:
+            if element.get("type") in ("mrkdwn", "plain_text"):
+                lines.extend(str(element.get("text", "")).split("\n"))
+            elif element.get("type") == "button" and element.get("url"):
+                lines.append(f"<{escape(str(element['url']))}|{element.get('text', {}).get('text', 'link')}>")
+    return lines
+
+
 def plain_fallback(message: Message) -> Message:
     """The message as plain text only (no blocks, at most PLAIN_TEXT_MAX units): the retry of a refused message."""
-    text = fit_lines((message.plain or message.text).split("\n"), PLAIN_TEXT_MAX)
+    plain = message.plain or "\n".join(blocks_mrkdwn(message.blocks)) or message.text
+    text = fit_lines(plain.split("\n"), PLAIN_TEXT_MAX)
     return Message(text, [], message.thread, message.edit, message.edit_text, text, message.console)
 
 
@@ -585,5 +602,18 @@ def render_digest(items: Sequence[tuple[Notice, DatabaseInfo, str | None]]) -> l
 
 def console_text(message: Message, *, show_links: bool = False) -> str:
     """A readable plain-text form of a message for the terminal; download tokens hidden unless `show_links`."""
-    text = message.console or message.text
+    text = message.console or _readable("\n".join(blocks_mrkdwn(message.blocks))) or message.text
     return text if show_links else mask_links(text)
+
+
+def _readable(mrkdwn: str) -> str:
+    """Slack markup made readable, for messages built without a console form (names keep every character)."""
+    text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", mrkdwn)
+    text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2 (\1)", text)
+    for code, word in (
+        ("red_circle", "[CRITICAL]"),
+        ("large_orange_circle", "[WARNING]"),
+        ("white_check_mark", "[OK]"),
+    ):
+        text = text.replace(f":{code}:", word)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

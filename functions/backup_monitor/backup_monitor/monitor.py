@@ -242,7 +242,25 @@ def run_check(
     if not dry_run:
         for work in works:
             _commit(work, clients.store, owner, now, summary)
+    if not only:  # a manual check of a few databases does not stand for the day's report
+        _daily_report(settings, clients, targets, now, owner, summary, dry_run)
     return summary
+
+
+def _daily_report(
+    settings: Settings, clients: Clients, targets: list[Target], now: datetime, owner: str, summary: Summary, dry: bool
+) -> None:
+    """Once a day, the first check after DAILY_REPORT_AT sends the report (see daily_report.py)."""
+    from backup_monitor.daily_report import Outcome, send_daily_report
+
+    excluded = None if settings.monitored else summary.excluded
+    outcome = send_daily_report(
+        settings, clients.store, clients.notifier, targets, now, owner, dry_run=dry, excluded=excluded
+    )
+    if outcome in (Outcome.SENT, Outcome.PRINTED):
+        summary.sent += 1
+    elif outcome is Outcome.FAILED:
+        summary.undelivered += 1
 
 
 def _examine(work: _Work, settings: Settings, clients: Clients, now: datetime, owner: str, dry_run: bool) -> None:

@@ -68,6 +68,7 @@ class Record:
     excluded_apps: tuple[str, ...] = ()
     claim_owner: str | None = None
     claim_expires_at: float | None = None
+    reported_on: str | None = None  # the daily-report record only: local ISO date of the last report sent
     pending_edits: tuple[PendingEdit, ...] = ()
 
     def content(self) -> dict[str, Any]:
@@ -117,6 +118,7 @@ def record_to_json(record: Record) -> dict[str, Any]:
         **({"retired_at": _time(record.retired_at)} if record.retired_at else {}),
         **({"schedule_since": _time(record.schedule_since)} if record.schedule_since else {}),
         **({"excluded_apps": sorted(record.excluded_apps)} if record.excluded_apps else {}),
+        **({"reported_on": record.reported_on} if record.reported_on else {}),
         **({"pending_edits": [_edit_to_json(e) for e in record.pending_edits]} if record.pending_edits else {}),
     }
 
@@ -179,5 +181,6 @@ def record_from_json(
         excluded_apps=tuple(str(x) for x in (data.get("excluded_apps") or [])),
         claim_owner=claim_owner,
         claim_expires_at=claim_expires_at,
+        reported_on=str(data["reported_on"]) if data.get("reported_on") else None,
         pending_edits=_edits_from_json(data.get("pending_edits")),
     )
