@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -288,3 +289,17 @@ def test_mask_links_hides_every_token() -> None:
         mask_links("<https://h/download?a=1&amp;token=s3cret|download>")
         == "<https://h/download?a=1&amp;token=…|download>"
     )
+
+
+def test_a_message_built_from_blocks_alone_still_has_console_and_plain_forms() -> None:
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": ":red_circle: *Daily report* &lt;x&gt;\n• one"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "<https://h/download?token=s3cret|download>"}]},
+    ]
+    message = Message("Daily report", blocks)
+    assert console_text(message) == "[CRITICAL] Daily report <x>\n• one\ndownload (https://h/download?token=…)"
+    assert plain_fallback(message).text.split("\n") == [
+        ":red_circle: *Daily report* &lt;x&gt;",
+        "• one",
+        "<https://h/download?token=s3cret|download>",
+    ]

@@ -610,6 +610,7 @@ def _readable(mrkdwn: str) -> str:
     """Slack markup made readable, for messages built without a console form (names keep every character)."""
     text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", mrkdwn)
     text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2 (\1)", text)
+    text = re.sub(r"(?<!\w)\*([^*\n]+)\*(?!\w)", r"\1", text)  # bold markers
     for code, word in (
         ("red_circle", "[CRITICAL]"),
         ("large_orange_circle", "[WARNING]"),
