@@ -42,6 +42,7 @@ def settings_for(fake: FakeScalingo, **extra: str) -> Settings:
             "SCALINGO_API_URL": fake.region_url(),
             "SCALINGO_DB_API_URL": fake.region_url(),
             "SCALINGO_API_RATE_LIMIT": "6000",
+            "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # the fake serves no archives here (see test_archive_check.py)
             **extra,
         }
     )
