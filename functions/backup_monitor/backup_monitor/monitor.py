@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -10,15 +11,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from backup_monitor.budget import (
+    CURSOR_KEY,
+    deadline_after,
+    left_keys,
+    order_for_check,
+    save_cursor_if_changed,
+    time_budget,
+)
 from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo, Message, render, render_digest, render_success
 from backup_monitor.notifiers import DeliveryError, Notifier
 from backup_monitor.records import Record, ThreadRef
 from backup_monitor.rules import Evaluation, Kind, Notice, Phase, apply, evaluate, evaluate_failure
 from backup_monitor.scalingo.client import ScalingoClient
-from backup_monitor.scalingo.errors import AuthenticationError, NotFoundError, ScalingoError
+from backup_monitor.scalingo.errors import AuthenticationError, NotFoundError, OutOfTimeError, ScalingoError
 from backup_monitor.scalingo.models import Database
-from backup_monitor.state.base import ConflictError, StateError, StateStore
+from backup_monitor.state.base import Blob, ConflictError, StateError, StateStore
+from backup_monitor.state.tokens import restore_tokens, save_tokens, token_keys
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +58,7 @@ class Summary:
     undelivered: int = 0
     error: str | None = None
     dry_run: bool = False
+    left: int = 0
 
     @property
     def ok(self) -> bool:
@@ -71,6 +82,8 @@ class Summary:
             parts.append(f"could not check: {', '.join(self.unchecked[:5])}{' …' if len(self.unchecked) > 5 else ''}")
         if self.skipped:
             parts.append(f"skipped (another check holds them): {len(self.skipped)}")
+        if self.left:
+            parts.append(f"left for the next check (time limit): {self.left}")
         if self.error:
             parts.append(f"error: {self.error}")
         return "; ".join(parts)
@@ -88,6 +101,7 @@ class _Work:
     claimed: Record | None = None
     delivered: list[tuple[Notice, ThreadRef | None]] = field(default_factory=list)
     failed: bool = False
+    left: bool = False
 
 
 def _info(target: Target, database: Database | None, provider: str = "") -> DatabaseInfo:
@@ -138,10 +152,16 @@ def run_check(
     *,
     dry_run: bool = False,
     only: Sequence[str] = (),
+    remaining_seconds: float | None = None,
 ) -> Summary:
-    """Check every target once; one database's failure never stops the others."""
+    """Check every target once; one database's failure never stops the others.
+
+    `remaining_seconds` is the Lambda's remaining time: with CHECK_TIME_LIMIT_SECONDS it bounds the time spent
+    starting databases; the ones left go first next time."""
     summary = Summary(dry_run=dry_run)
     owner = f"check-{uuid.uuid4().hex[:12]}"
+    deadline = deadline_after(time_budget(settings.check_time_limit, remaining_seconds))
+    clients.scalingo.begin_check(deadline)
     try:
         targets = resolve_targets(settings, clients, now)
     except (ScalingoError, StateError) as exc:
@@ -159,12 +179,20 @@ def run_check(
         logger.error("could not read state", extra={"error": str(exc)})
         return summary
 
+    blobs = _load_blobs(clients, targets, with_cursor=not only)
+    left_before = left_keys(blobs)
+    targets = order_for_check(targets, left_before, clients.scalingo.needs_token)
+
     works = [_Work(t, records.get(t.key) or Record(key=t.key), _info(t, None)) for t in targets]
     with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="check") as pool:
-        list(pool.map(lambda w: _examine(w, settings, clients, now, owner, dry_run), works))
+        list(pool.map(lambda w: _examine_in_time(w, deadline, settings, clients, now, owner, dry_run), works))
+    if not dry_run:
+        _save_tokens(clients)
 
     for work in works:
-        if work.failed:
+        if work.left:
+            summary.left += 1
+        elif work.failed:
             summary.unchecked.append(f"{work.target.app}/{work.target.addon_id}")
         elif work.evaluation is None:
             summary.skipped.append(work.target.key)
@@ -178,7 +206,53 @@ def run_check(
     if not dry_run:
         for work in works:
             _commit(work, clients.store, owner, now, summary)
+        if not only:
+            _save_cursor(clients.store, left_before, [w.target.key for w in works if w.left], now)
     return summary
+
+
+def _load_blobs(clients: Clients, targets: Sequence[Target], *, with_cursor: bool) -> dict[str, Blob]:
+    """Stored tokens (into the client's cache) and the cursor; without them a check is only slower."""
+    keys = token_keys(t.key for t in targets) + ([CURSOR_KEY] if with_cursor else [])
+    try:
+        blobs = clients.store.load_blobs(keys)
+    except StateError as exc:
+        logger.warning("could not read the stored tokens", extra={"error": str(exc)})
+        return {}
+    restore_tokens(blobs.values(), clients.scalingo.tokens, clients.scalingo.sealer)
+    return blobs
+
+
+def _save_tokens(clients: Clients) -> None:
+    try:
+        save_tokens(clients.store, clients.scalingo.tokens, clients.scalingo.sealer)
+    except StateError as exc:
+        logger.warning("could not store the new tokens", extra={"error": str(exc)})
+
+
+def _save_cursor(store: StateStore, before: Sequence[str], left: Sequence[str], now: datetime) -> None:
+    try:
+        save_cursor_if_changed(store, before, left, now.timestamp())
+    except StateError as exc:
+        logger.warning("could not remember the databases left", extra={"error": str(exc)})
+    if left:
+        logger.warning("time limit reached, databases left for the next check", extra={"count": len(left)})
+
+
+def _examine_in_time(
+    work: _Work,
+    deadline: float | None,
+    settings: Settings,
+    clients: Clients,
+    now: datetime,
+    owner: str,
+    dry_run: bool,
+) -> None:
+    """_examine, unless the time budget is spent: then the database is left for the next check."""
+    if deadline is not None and time.monotonic() >= deadline:
+        work.left = True
+        return
+    _examine(work, settings, clients, now, owner, dry_run)
 
 
 def _examine(work: _Work, settings: Settings, clients: Clients, now: datetime, owner: str, dry_run: bool) -> None:
@@ -194,6 +268,9 @@ def _examine(work: _Work, settings: Settings, clients: Clients, now: datetime, o
         work.info = _info(target, database)
         backups = clients.scalingo.list_backups(target)
         evaluation = evaluate(record, database, backups, now, policy)
+    except OutOfTimeError:  # no main-API request may start now: nothing was done, the next check does it
+        work.left = True
+        return
     except ScalingoError as exc:
         permanent = isinstance(exc, AuthenticationError | NotFoundError)
         logger.warning("cannot check database", extra={"target": target.key, "error": str(exc)})
