@@ -87,7 +87,7 @@ class RateLimiter:
             now = self._clock()
             self._prune(now)
             self.rate_limited += 1
-            fresh = sent_at >= self._last_backoff
+            fresh = sent_at > self._last_backoff
             if fresh:
                 self.backoffs += 1
                 self._streak += 1
