@@ -136,3 +136,25 @@ def test_slack_down_raises_so_the_invocation_is_an_error(
     metrics = emf(capfd.readouterr().out)
     assert metrics["MessagesFailed"] not in (0.0, [0.0])
     assert metrics["MessagesSent"] in (0.0, [0.0])
+
+
+@dataclass
+class NearlyOutOfTimeContext(FakeContext):
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000  # no more than the safety margin: no database may be started
+
+
+def test_the_lambdas_remaining_time_bounds_the_check(
+    handler: tuple[ModuleType, FakeSlack], capfd: pytest.CaptureFixture[str]
+) -> None:
+    app, _ = handler
+    event = json.loads((EVENTS / "scheduled.json").read_text())
+    app.lambda_handler(event, FakeContext())  # discovery is cached from here on
+    capfd.readouterr()
+    app.metrics.clear_metrics()
+    # WHEN an invocation has only its safety margin left THEN it starts nothing, and that is not a failure
+    result = app.lambda_handler(event, NearlyOutOfTimeContext())
+    assert (result["checked"], result["left"], result["error"]) == (0, 6, None)
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["DatabasesLeft"] in (6.0, [6.0])
+    assert metrics["ChecksCompleted"] in (1.0, [1.0])

@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from backup_monitor.budget import LAMBDA_SAFETY_MARGIN_SECONDS, cursor_blob, left_keys, order_for_check, time_budget
+from backup_monitor.budget import (
+    LAMBDA_SAFETY_MARGIN_SECONDS,
+    cursor_blob,
+    left_keys,
+    order_for_check,
+    split_lanes,
+    time_budget,
+)
 from backup_monitor.config import ConfigError, Settings, Target
 from backup_monitor.scalingo.tokens import RENEW_MARGIN_SECONDS, CachedToken, TokenCache
 from tests.fakes import make_jwt
@@ -73,3 +80,10 @@ def test_restored_tokens_are_used_without_fetching_and_not_written_again() -> No
     assert cache.is_fresh("bearer")
     assert not cache.is_fresh("old")
     assert cache.drain_new() == []
+
+
+def test_databases_needing_a_token_get_a_quarter_of_the_workers_alongside_the_others() -> None:
+    assert split_lanes(["r1", "r2"], ["d1"], 8) == [(["r1", "r2"], 6), (["d1"], 2)]
+    assert split_lanes(["r1"], ["d1"], 2) == [(["r1"], 1), (["d1"], 1)]
+    assert split_lanes(["r1"], ["d1"], 1) == [(["r1", "d1"], 1)]
+    assert split_lanes([], ["d1", "d2"], 8) == [(["d1", "d2"], 8)]

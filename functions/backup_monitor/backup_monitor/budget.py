@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from backup_monitor.config import Target
 from backup_monitor.state.base import RECORD_TTL_SECONDS, Blob, StateStore
@@ -17,6 +18,8 @@ from backup_monitor.state.base import RECORD_TTL_SECONDS, Blob, StateStore
 # database-API calls (a 10 s timeout, retried), Slack deliveries and conditional writes.
 LAMBDA_SAFETY_MARGIN_SECONDS = 60.0
 CURSOR_KEY = "__cursor__/check"
+
+T = TypeVar("T")
 
 
 def time_budget(limit: float | None, remaining: float | None) -> float | None:
@@ -69,3 +72,13 @@ def save_cursor_if_changed(store: StateStore, before: Sequence[str], left: Seque
         return False
     store.save_blobs([cursor_blob(left, now)])
     return True
+
+
+def split_lanes(ready: Sequence[T], due: Sequence[T], workers: int) -> list[tuple[Sequence[T], int]]:
+    """Two lanes run at once: databases with a cached token on most workers, those needing a new token on a
+    quarter of them (they wait on the main API's limiter anyway), so the quota is used from the first second
+    and a slow main API never holds up the quick databases. One worker: one lane, ready ones first."""
+    if workers < 2 or not ready or not due:
+        return [([*ready, *due], workers)]
+    token_workers = max(1, workers // 4)
+    return [(ready, workers - token_workers), (due, token_workers)]

@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -17,6 +18,7 @@ from backup_monitor.budget import (
     left_keys,
     order_for_check,
     save_cursor_if_changed,
+    split_lanes,
     time_budget,
 )
 from backup_monitor.config import Settings, Target
@@ -181,11 +183,24 @@ def run_check(
 
     blobs = _load_blobs(clients, targets, with_cursor=not only)
     left_before = left_keys(blobs)
-    targets = order_for_check(targets, left_before, clients.scalingo.needs_token)
+    needs_token = {t.key for t in targets if clients.scalingo.needs_token(t)}
+    targets = order_for_check(targets, left_before, lambda t: t.key in needs_token)
 
     works = [_Work(t, records.get(t.key) or Record(key=t.key), _info(t, None)) for t in targets]
-    with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="check") as pool:
-        list(pool.map(lambda w: _examine_in_time(w, deadline, settings, clients, now, owner, dry_run), works))
+    lanes = split_lanes(
+        [w for w in works if w.target.key not in needs_token],
+        [w for w in works if w.target.key in needs_token],
+        settings.max_workers,
+    )
+    with ExitStack() as stack:
+        futures = []
+        for i, (lane, workers) in enumerate(lanes):
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"check-{i}"))
+            futures += [
+                pool.submit(_examine_in_time, w, deadline, settings, clients, now, owner, dry_run) for w in lane
+            ]
+        for future in futures:
+            future.result()
     if not dry_run:
         _save_tokens(clients)
 
