@@ -1,6 +1,6 @@
 # make demo  - the whole story offline (fake Scalingo API on loopback, messages on the console)
 # make test  - everything CI checks: ruff, mypy, template checks (cfn-lint, sam validate, sam build), pytest
-# make bench - the benchmark (200 databases on the fake API)
+# make bench - the benchmark: 200 and 2,000 databases per token, each check a new process (about 15 minutes)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv

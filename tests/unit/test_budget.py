@@ -82,8 +82,9 @@ def test_restored_tokens_are_used_without_fetching_and_not_written_again() -> No
     assert cache.drain_new() == []
 
 
-def test_databases_needing_a_token_get_a_quarter_of_the_workers_alongside_the_others() -> None:
-    assert split_lanes(["r1", "r2"], ["d1"], 8) == [(["r1", "r2"], 6), (["d1"], 2)]
+def test_databases_needing_a_token_get_half_the_workers_alongside_the_others() -> None:
+    assert split_lanes(["r1", "r2"], ["d1"], 8) == [(["r1", "r2"], 4), (["d1"], 4)]
+    assert split_lanes(["r1", "r2"], ["d1"], 3) == [(["r1", "r2"], 2), (["d1"], 1)]
     assert split_lanes(["r1"], ["d1"], 2) == [(["r1"], 1), (["d1"], 1)]
     assert split_lanes(["r1"], ["d1"], 1) == [(["r1", "d1"], 1)]
     assert split_lanes([], ["d1", "d2"], 8) == [(["d1", "d2"], 8)]

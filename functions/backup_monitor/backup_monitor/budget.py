@@ -75,10 +75,10 @@ def save_cursor_if_changed(store: StateStore, before: Sequence[str], left: Seque
 
 
 def split_lanes(ready: Sequence[T], due: Sequence[T], workers: int) -> list[tuple[Sequence[T], int]]:
-    """Two lanes run at once: databases with a cached token on most workers, those needing a new token on a
-    quarter of them (they wait on the main API's limiter anyway), so the quota is used from the first second
-    and a slow main API never holds up the quick databases. One worker: one lane, ready ones first."""
+    """Two lanes run at once, half the workers each: databases with a cached token, and those needing a new
+    one (they wait on the main API's limiter), so the quota is used from the first second and a slow main
+    API never holds up the quick databases. One worker: one lane, ready ones first."""
     if workers < 2 or not ready or not due:
         return [([*ready, *due], workers)]
-    token_workers = max(1, workers // 4)
+    token_workers = workers // 2
     return [(ready, workers - token_workers), (due, token_workers)]
