@@ -1,6 +1,7 @@
 # make demo  - the whole story offline (fake Scalingo API on loopback, messages on the console)
 # make test  - everything CI checks: ruff, mypy, template checks (cfn-lint, sam validate, sam build), pytest
-# make bench - the benchmark: 200 and 2,000 databases per token, each check a new process (about 15 minutes)
+# make bench - the benchmark: 200 and 2,000 databases per token, each check a new process (about 15
+#              minutes), and cold-start import times
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -16,7 +17,16 @@ PY313_BIN := $(shell v=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.
 	elif command -v python3.13 >/dev/null 2>&1; then \
 	  dirname "$$(python3.13 -c 'import os,sys; print(os.path.realpath(sys.executable))')"; fi)
 
-.PHONY: all demo test lint typecheck template pytest bench clean deps
+# The Lambda's bytecode: unchecked-hash .pyc are used as they are (Lambda cannot write __pycache__, and zip
+# timestamps would make timestamp-based .pyc look stale). Compiled by python3.13, the runtime's version.
+PY313 = $(PY313_BIN)/python3
+COMPILEALL = -m compileall -q -j 0 --invalidation-mode unchecked-hash
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+LAYER_PIP = --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
+	--platform manylinux2014_aarch64 --implementation cp --python-version 3.13
+
+.PHONY: all demo test lint typecheck template pytest bench clean deps build-BackupMonitorFunction \
+	build-DependenciesLayer
 
 all: test
 
@@ -60,6 +70,24 @@ test: lint typecheck template pytest
 
 bench: $(BIN)/.installed node_modules/.installed
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/cold_start.py --python "$(PY313)" --build-dir .aws-sam/build
+
+# Called by `sam build` (BuildMethod: makefile, ContextPath: .) with ARTIFACTS_DIR set.
+build-BackupMonitorFunction:
+	@test -n "$(PY313_BIN)" || { echo "the build needs python3.13"; exit 1; }
+	cp -R "$(ROOT)/functions/backup_monitor/." "$(ARTIFACTS_DIR)/"
+	rm -rf "$(ARTIFACTS_DIR)"/*.egg-info
+	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
+	"$(PY313)" $(COMPILEALL) "$(ARTIFACTS_DIR)"
+
+# The runtime's boto3/botocore serve: aws-xray-sdk and wrapt are installed without their dependencies, so
+# the layer carries no second botocore (25 MB) shadowing the runtime's.
+build-DependenciesLayer:
+	@test -n "$(PY313_BIN)" || { echo "the build needs python3.13"; exit 1; }
+	"$(PY313)" -m pip install $(LAYER_PIP) --target "$(ARTIFACTS_DIR)/python" -r "$(ROOT)/layers/requirements.txt"
+	"$(PY313)" -m pip install $(LAYER_PIP) --no-deps --target "$(ARTIFACTS_DIR)/python" \
+		-r "$(ROOT)/layers/requirements-no-deps.txt"
+	"$(PY313)" $(COMPILEALL) "$(ARTIFACTS_DIR)/python"
 
 clean:
 	rm -rf .aws-sam .mypy_cache .pytest_cache .ruff_cache build *.egg-info

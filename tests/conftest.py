@@ -30,6 +30,7 @@ def settings_for(fake: FakeScalingo, **overrides: str) -> Settings:
         "SCALINGO_API_URL": fake.region_url(),
         "SCALINGO_DB_API_URL": fake.region_url(),
         "SCALINGO_API_RATE_LIMIT": "6000",
+        "DAILY_REPORT_AT": "",
         **overrides,
     }
     return Settings.from_env(env)

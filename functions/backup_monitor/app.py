@@ -1,4 +1,5 @@
-"""Lambda handler: thin. Settings and clients are built once per cold start; the check is `run_check`."""
+"""Lambda handler: thin. Settings and clients live while the container is warm (secrets re-read after their
+cache age, or at once when refused: `backup_monitor.warm`); the check is `run_check`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from backup_monitor.config import Settings
 from backup_monitor.monitor import Clients, Summary, run_check
 from backup_monitor.rules import Kind
-from backup_monitor.wiring import build_clients, resolve_secrets
+from backup_monitor.warm import WarmClients
 
 logger = Logger()
 tracer = Tracer()
@@ -29,12 +30,11 @@ class CheckFailedError(RuntimeError):
 
 
 def _clients() -> tuple[Settings, Clients]:
-    """Settings and clients, once per cold start (secrets from SSM, cached by Powertools)."""
-    if "clients" not in _state:
-        settings = resolve_secrets(Settings.from_env(os.environ))
-        _state["settings"] = settings
-        _state["clients"] = build_clients(settings)
-    return _state["settings"], _state["clients"]
+    """Settings and clients: built at the first invocation, kept warm, rebuilt when a secret changes in SSM."""
+    if "warm" not in _state:
+        _state["warm"] = WarmClients(Settings.from_env(os.environ))
+    warm: WarmClients = _state["warm"]
+    return warm.current()
 
 
 def _record_metrics(summary: Summary) -> None:

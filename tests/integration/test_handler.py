@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -50,8 +51,6 @@ def moto_url() -> Iterator[str]:
 def handler(
     monkeypatch: pytest.MonkeyPatch, moto_url: str, dynamodb_table: str, fake_scalingo: FakeScalingo
 ) -> Iterator[tuple[ModuleType, FakeSlack]]:
-    from datetime import UTC, datetime
-
     seed(fake_scalingo, datetime.now(UTC).replace(microsecond=0))
     with FakeSlack() as slack:
         ssm = boto3.client("ssm", endpoint_url=moto_url)
@@ -66,6 +65,7 @@ def handler(
             "SCALINGO_DB_API_URL": fake_scalingo.region_url(),
             "SCALINGO_API_RATE_LIMIT": "6000",
             "STATE_TABLE": dynamodb_table,
+            "DAILY_REPORT_AT": "",
             "POWERTOOLS_SERVICE_NAME": "backup-monitor",
             "POWERTOOLS_METRICS_NAMESPACE": "BackupMonitor",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -111,9 +111,9 @@ def test_scheduled_event_checks_everything_and_flushes_metrics(
     assert metrics["ChecksCompleted"] == [1.0] or metrics["ChecksCompleted"] == 1.0
     assert metrics["DatabasesChecked"] in (6.0, [6.0])
     assert metrics["BackupsFailed"] in (1.0, [1.0])
-    assert metrics["BackupsMissing"] in (1.0, [1.0])
+    assert metrics["BackupsMissing"] in (4.0, [4.0])
     assert metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "BackupMonitor"
-    assert len(slack.messages()) == 6
+    assert len(slack.messages()) == 9
     assert event["id"] in out  # the event's id is the correlation id of every log line
     assert slack.webhook_path not in out
 
@@ -136,6 +136,80 @@ def test_slack_down_raises_so_the_invocation_is_an_error(
     metrics = emf(capfd.readouterr().out)
     assert metrics["MessagesFailed"] not in (0.0, [0.0])
     assert metrics["MessagesSent"] in (0.0, [0.0])
+
+
+def scheduled() -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / "scheduled.json").read_text())
+    return event
+
+
+def test_a_warm_handler_uses_a_rotated_api_token_after_a_401(
+    handler: tuple[ModuleType, FakeSlack], moto_url: str, fake_scalingo: FakeScalingo
+) -> None:
+    app, slack = handler
+    assert app.lambda_handler(scheduled(), FakeContext())["checked"] == 6
+    warm = app._state["warm"]
+    # The token is rotated: Scalingo refuses the old one and every token issued from it; SSM holds the new one.
+    # The handler's cached copy of the old token is still within its cache age.
+    fake_scalingo.api_token = "tk-us-rotated-api-token"
+    fake_scalingo.expire_tokens()
+    ssm = boto3.client("ssm", endpoint_url=moto_url)
+    ssm.put_parameter(Name="/bm/token", Value=fake_scalingo.api_token, Type="SecureString", Overwrite=True)
+    exchanges, sent = fake_scalingo.count("auth"), len(slack.messages())
+
+    result = app.lambda_handler(scheduled(), FakeContext())
+
+    assert app._state["warm"] is warm  # the same warm container: no cold start
+    assert (result["checked"], result["unchecked"], result["error"]) == (6, [], None)
+    assert fake_scalingo.count("auth") - exchanges == 2  # the old token refused, the new one accepted
+    later = json.dumps(slack.messages()[sent:])
+    assert "cannot check" not in later.lower()
+    assert fake_scalingo.api_token not in LOG.getvalue()
+
+
+def test_a_warm_handler_uses_a_rotated_webhook_when_slack_refuses_the_old_one(
+    handler: tuple[ModuleType, FakeSlack], moto_url: str, fake_scalingo: FakeScalingo
+) -> None:
+    app, slack = handler
+    app.lambda_handler(scheduled(), FakeContext())  # warm, webhook URL cached
+    fake_scalingo.add_backup("ad-shop", datetime.now(UTC), "error", size=None, method="manual")  # news to send
+    old_path = slack.webhook_path
+    slack.webhook_path = "/services/T000/B000/RotatedSecret"  # the old webhook now answers 404 no_service
+    ssm = boto3.client("ssm", endpoint_url=moto_url)
+    ssm.put_parameter(Name="/bm/webhook", Value=slack.webhook_url, Type="SecureString", Overwrite=True)
+    event = json.loads((EVENTS / "manual.json").read_text())
+
+    result = app.lambda_handler({**event, "id": "after-rotation"}, FakeContext())
+
+    assert result["undelivered"] == 0
+    refused = [c for c in slack.calls if c.path == old_path and c.status == 404]
+    delivered = [c for c in slack.calls if c.path == slack.webhook_path and c.status == 200]
+    assert len(refused) == 1
+    assert delivered
+    assert slack.webhook_path not in LOG.getvalue()
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_an_unreadable_secret_names_the_parameter_and_ssms_reason(
+    handler: tuple[ModuleType, FakeSlack], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, _ = handler
+    monkeypatch.setenv("SCALINGO_API_TOKEN_PARAMETER", "/bm/never-stored")
+    from backup_monitor.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'/bm/never-stored' \(ParameterNotFound"):
+        app.lambda_handler(scheduled(), FakeContext())
+
+
+def test_a_manual_event_naming_unknown_databases_is_an_error_naming_them(
+    handler: tuple[ModuleType, FakeSlack], capfd: pytest.CaptureFixture[str]
+) -> None:
+    app, slack = handler
+    event = {"id": "typo", "databases": ["shop-prod/ad-shop", "shop-prod/ad-typo", "osc-fr1/nope/ad-nope"]}
+    with pytest.raises(app.CheckFailedError, match=r"unknown databases \(not monitored\): osc-fr1/nope/ad-nope, "):
+        app.lambda_handler(event, FakeContext())
+    assert slack.messages() == []
+    assert "ChecksCompleted" not in emf(capfd.readouterr().out)  # it does not feed the heartbeat
 
 
 @dataclass

@@ -42,10 +42,12 @@ TODAY = [bk("today", 8)]  # 01:00 today
 
 def test_a_new_failed_backup_opens_a_critical_incident_with_a_mention() -> None:
     ev = run(KNOWN, [bk("old", 32), bk("f", 8, "error")])
-    assert kinds(ev) == [("failed", "open"), ("succeeded", "notice")]
+    # The failed 01:00 backup leaves the slot without a usable backup: one page, the "missing" part is quiet.
+    assert kinds(ev) == [("failed", "open"), ("succeeded", "notice"), ("missing", "open")]
     opened = ev.notices[0]
     assert opened.mention
     assert opened.severity.value == "critical"
+    assert not only(ev, Kind.MISSING).mention
 
 
 def test_a_failure_followed_by_a_success_resolves_the_incident() -> None:
@@ -62,7 +64,7 @@ def test_a_failure_already_followed_by_a_success_is_a_notice_without_incident() 
 
 
 @pytest.mark.parametrize("status", ["cancelled", "cancelling-failed", "exploded", "error"])
-def test_unknown_and_cancelled_statuses_are_failures(status: str) -> None:
+def test_unknown_statuses_past_the_stuck_limit_and_cancelled_ones_are_failures(status: str) -> None:
     ev = run(KNOWN, [bk("x", 8, status)])
     assert ev.notices[0].kind is Kind.FAILED
     assert ev.notices[0].backup is not None
@@ -83,13 +85,14 @@ def test_a_backup_id_is_announced_once() -> None:
 
 
 def test_reminders_follow_remind_every_hours_and_zero_disables_them() -> None:
-    patient = Policy(missing_grace_hours=72)  # keep the missing-backup rule out of this story
-    rec = run(KNOWN, [bk("f", 8, "error")], policy=patient).next_record
-    assert run(rec, [bk("f", 8, "error")], now=NOW + timedelta(hours=23), policy=patient).notices == ()
-    later = run(rec, [bk("f", 8, "error")], now=NOW + timedelta(hours=24), policy=patient)
+    off = Database("db1", "r", "postgresql", True, ())  # no schedule: keep the missing-backup rule quiet a while
+    rec = evaluate(KNOWN, off, [bk("ok", 12), bk("f", 10, "error")], NOW, POLICY).next_record
+    same = [bk("ok", 12), bk("f", 10, "error")]
+    assert evaluate(rec, off, same, NOW + timedelta(hours=7), POLICY).notices == ()
+    later = evaluate(rec, off, same, NOW + timedelta(hours=8), Policy(remind_every_hours=8))
     assert kinds(later) == [("failed", "remind")]
-    never = Policy(remind_every_hours=0, missing_grace_hours=72)
-    assert run(rec, [bk("f", 8, "error")], now=NOW + timedelta(days=9), policy=never).notices == ()
+    never = Policy(remind_every_hours=0)
+    assert evaluate(rec, off, same, NOW + timedelta(hours=8), never).notices == ()
 
 
 def test_on_first_sight_old_backups_are_recorded_silently() -> None:
@@ -156,16 +159,16 @@ def test_a_backup_running_too_long_is_stuck_until_final() -> None:
     assert ("succeeded", "notice") in kinds(ev)
 
 
-def test_a_zero_byte_done_backup_is_suspicious() -> None:
+def test_a_zero_byte_done_backup_is_suspicious_and_fills_no_slot() -> None:
     ev = run(KNOWN, [bk("z", 8, size=0)])
-    assert kinds(ev) == [("suspicious", "open")]
+    assert kinds(ev) == [("suspicious", "open"), ("missing", "open")]
 
 
 def test_a_size_drop_below_the_ratio_of_the_median_is_suspicious() -> None:
     history = [bk(f"h{i}", 8 + 24 * i, size=1000) for i in range(1, 8)]
     rec = Record(key="k", first_seen_at=KNOWN.first_seen_at, handled={b.id: "done" for b in history})
     ev = run(rec, [*history, bk("small", 8, size=400)])
-    assert kinds(ev) == [("suspicious", "open")]
+    assert kinds(ev) == [("suspicious", "open"), ("missing", "open")]
     assert ev.notices[0].median_size == 1000
 
 
@@ -173,7 +176,7 @@ def test_the_size_check_works_with_fewer_than_seven_earlier_backups() -> None:
     history = [bk("h1", 32, size=1000), bk("h2", 56, size=1200)]
     rec = Record(key="k", first_seen_at=KNOWN.first_seen_at, handled={b.id: "done" for b in history})
     assert kinds(run(rec, [*history, bk("ok", 8, size=900)])) == [("succeeded", "notice")]
-    assert kinds(run(rec, [*history, bk("bad", 8, size=100)])) == [("suspicious", "open")]
+    assert kinds(run(rec, [*history, bk("bad", 8, size=100)])) == [("suspicious", "open"), ("missing", "open")]
 
 
 def test_a_later_normal_backup_resolves_a_suspicious_one() -> None:
@@ -210,9 +213,14 @@ def test_an_authentication_failure_is_critical_at_once() -> None:
     assert kinds(ev) == [("cannot_check", "open")]
 
 
-def test_handled_ids_are_pruned_to_what_scalingo_lists() -> None:
+def test_handled_ids_are_forgotten_a_week_after_scalingo_stops_listing_them() -> None:
     rec = Record(key="k", first_seen_at=KNOWN.first_seen_at, handled={"gone": "done", "today": "done"})
-    assert set(run(rec, TODAY).base.handled) == {"today"}
+    first = run(rec, TODAY).base
+    assert set(first.handled) == {"gone", "today"}
+    assert first.absent_since == {"gone": NOW}
+    week = run(first, TODAY, now=NOW + timedelta(days=7)).base
+    assert set(week.handled) == {"today"}
+    assert week.absent_since == {}
 
 
 # -- properties -----------------------------------------------------------------------------------------

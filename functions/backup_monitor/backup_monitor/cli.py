@@ -1,4 +1,4 @@
-"""The `backup-monitor` command: `check` (one check) and `demo` (the offline story)."""
+"""The `backup-monitor` command: `check` (one check), `status` (the report from the state) and `demo`."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="run one check of every monitored database")
     check.add_argument("--dry-run", action="store_true", help="print the messages, send nothing, change no state")
     sub.add_parser("demo", help="the whole story offline, against a local fake Scalingo API")
+    sub.add_parser("status", help="print the daily report from the state alone (no API call, nothing sent)")
     return parser
 
 
@@ -66,6 +67,26 @@ def check(dry_run: bool) -> int:
     return summary.exit_code
 
 
+def status() -> int:
+    """The daily report and one line per database, from the state alone (no API call, no Slack)."""
+    from backup_monitor.status import StatusError, read_status
+
+    env = dict(os.environ)
+    if not env.get("SCALINGO_API_TOKEN") and not env.get("SCALINGO_API_TOKEN_PARAMETER"):
+        env["SCALINGO_API_TOKEN_PARAMETER"] = "(unused by status)"  # noqa: S105  (a name, not a secret: never read)
+    try:
+        settings = Settings.from_env(env)
+        text = read_status(settings, datetime.now(UTC))
+    except ConfigError as exc:
+        print(f"backup-monitor: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StatusError as exc:
+        print(f"backup-monitor: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(text, end="")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -77,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from backup_monitor.demo import run_demo
 
         return run_demo()
+    if args.command == "status":
+        return status()
     return check(args.dry_run)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import time
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_AUTH_URL = "https://auth.scalingo.com"
 DEFAULT_API_URL = "https://api.{region}.scalingo.com"
@@ -15,6 +18,9 @@ DEFAULT_REGION = "osc-fr1"
 _REGION_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SUCCESS_NOTICE_MODES = ("each", "digest", "off")
+DEFAULT_DAILY_REPORT_AT = "08:00 UTC"
+# Scalingo review apps are named `<parent app>-pr<number>`: short-lived, their databases are not watched.
+DEFAULT_EXCLUDE_APPS = ("*-pr[0-9]*",)
 
 
 class ConfigError(ValueError):
@@ -41,6 +47,21 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportTime:
+    """DAILY_REPORT_AT: a local wall-clock time in an IANA time zone."""
+
+    at: time
+    zone: str
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.zone)
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M} {self.zone}"
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """The detection thresholds the rules use (pure data)."""
 
@@ -61,6 +82,7 @@ class Settings:
     api_token_parameter: str | None = None
     regions: tuple[str, ...] = (DEFAULT_REGION,)
     monitored: tuple[Target, ...] = ()
+    exclude_apps: tuple[str, ...] = DEFAULT_EXCLUDE_APPS
     auth_url: str = DEFAULT_AUTH_URL
     api_url: str = DEFAULT_API_URL
     db_api_url: str = DEFAULT_DB_API_URL
@@ -80,18 +102,22 @@ class Settings:
     check_time_limit: float | None = None
     discovery_every_hours: float = 6.0
     http_timeout: float = 10.0
+    daily_report: ReportTime | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Validate every variable at once; raise ConfigError naming the first bad one."""
         reader = _Reader(env)
         regions = reader.regions("SCALINGO_REGIONS")
+        # Ranges that keep every alarm audible: a grace of a day or more would hide every missed slot, a
+        # stuck limit above a day lets a hung backup stand for the next slot, a ratio of 1 flags half of
+        # all backups.
         policy = Policy(
-            missing_grace_hours=reader.number("MISSING_BACKUP_GRACE_HOURS", 3.0, minimum=0),
-            stuck_hours=reader.number("STUCK_BACKUP_HOURS", 6.0, minimum=0.1),
-            size_drop_ratio=reader.number("SIZE_DROP_RATIO", 0.5, minimum=0, maximum=1),
-            remind_every_hours=reader.number("REMIND_EVERY_HOURS", 24.0, minimum=0),
-            lookback_hours=reader.number("LOOKBACK_HOURS", 48.0, minimum=0),
+            missing_grace_hours=reader.number("MISSING_BACKUP_GRACE_HOURS", 3.0, minimum=0, below=24),
+            stuck_hours=reader.number("STUCK_BACKUP_HOURS", 6.0, minimum=0.5, maximum=24),
+            size_drop_ratio=reader.number("SIZE_DROP_RATIO", 0.5, minimum=0, maximum=0.95),
+            remind_every_hours=reader.reminder("REMIND_EVERY_HOURS", 24.0),
+            lookback_hours=reader.number("LOOKBACK_HOURS", 48.0, minimum=0, maximum=24 * 90),
             success_notices=reader.choice("SUCCESS_NOTICES", "digest", SUCCESS_NOTICE_MODES),
         )
         settings = cls(
@@ -99,6 +125,7 @@ class Settings:
             api_token_parameter=reader.text("SCALINGO_API_TOKEN_PARAMETER"),
             regions=regions,
             monitored=reader.targets("MONITORED_DATABASES", regions),
+            exclude_apps=reader.patterns("EXCLUDE_APPS", DEFAULT_EXCLUDE_APPS),
             auth_url=reader.url("SCALINGO_AUTH_URL", DEFAULT_AUTH_URL),
             api_url=reader.url("SCALINGO_API_URL", DEFAULT_API_URL),
             db_api_url=reader.url("SCALINGO_DB_API_URL", DEFAULT_DB_API_URL),
@@ -117,8 +144,9 @@ class Settings:
             # Scalingo allows 60 a minute per user: leave a third to the people who own the token.
             api_rate_limit=int(reader.number("SCALINGO_API_RATE_LIMIT", 40, minimum=1, maximum=100_000, integer=True)),
             check_time_limit=reader.optional_number("CHECK_TIME_LIMIT_SECONDS", minimum=1),
-            discovery_every_hours=reader.number("DISCOVERY_EVERY_HOURS", 6.0, minimum=0),
+            discovery_every_hours=reader.number("DISCOVERY_EVERY_HOURS", 6.0, minimum=0, maximum=168),
             http_timeout=reader.number("HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120),
+            daily_report=reader.report_time("DAILY_REPORT_AT"),
         )
         settings.validate_sources()
         return settings
@@ -147,6 +175,10 @@ class Settings:
             slack_bot_token=bot_token or self.slack_bot_token,
         )
 
+    def excluded(self, app: str) -> bool:
+        """Whether EXCLUDE_APPS leaves this app out (case-sensitive globs, as app names are lower case)."""
+        return any(fnmatch.fnmatchcase(app, pattern) for pattern in self.exclude_apps)
+
     def region_url(self, template: str, region: str) -> str:
         """A base URL with `{region}` substituted and no trailing slash."""
         return template.replace("{region}", region).rstrip("/")
@@ -169,6 +201,7 @@ class _Reader:
         *,
         minimum: float | None = None,
         maximum: float | None = None,
+        below: float | None = None,
         integer: bool = False,
     ) -> float:
         raw = self.text(name)
@@ -185,12 +218,31 @@ class _Reader:
             raise ConfigError(name, f"must be at least {minimum:g}, got {raw!r}")
         if maximum is not None and value > maximum:
             raise ConfigError(name, f"must be at most {maximum:g}, got {raw!r}")
+        if below is not None and value >= below:
+            raise ConfigError(name, f"must be below {below:g}, got {raw!r}")
         return value
 
     def optional_number(self, name: str, *, minimum: float) -> float | None:
         if self.text(name) is None:
             return None
         return self.number(name, 0.0, minimum=minimum)
+
+    def reminder(self, name: str, default: float) -> float:
+        """0 (never) or at least an hour: a smaller period would repeat an incident at every check."""
+        value = self.number(name, default, minimum=0, maximum=24 * 30)
+        if 0 < value < 1:
+            raise ConfigError(name, f"must be 0 (never) or at least 1 hour, got {value:g}")
+        return value
+
+    def patterns(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        """Comma-separated glob patterns; unset = the default, set but empty = none."""
+        if name not in self.env:
+            return default
+        patterns = tuple(dict.fromkeys(p.strip() for p in self.env[name].split(",") if p.strip()))
+        for pattern in patterns:
+            if not re.fullmatch(r"[A-Za-z0-9._*?\[\]!-]{1,128}", pattern):
+                raise ConfigError(name, f"{pattern!r} is not a glob pattern on app names (e.g. *-pr[0-9]*)")
+        return patterns
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.text(name)
@@ -278,3 +330,27 @@ class _Reader:
         if not re.fullmatch(r"(<(!here|!channel|!everyone|@[UW][A-Z0-9]+|!subteam\^[A-Z0-9]+)>\s*)+", raw):
             raise ConfigError(name, f"must be Slack mentions like <!here> or <@U123ABC>, got {raw!r}")
         return raw
+
+    def report_time(self, name: str) -> ReportTime | None:
+        """`HH:MM Area/City` or `HH:MM UTC`; unset = the default; empty or `off` = no report."""
+        if name not in self.env:
+            return parse_report_time(DEFAULT_DAILY_REPORT_AT)
+        raw = self.env[name].strip()
+        if raw.lower() in ("", "off"):
+            return None
+        report = parse_report_time(raw)
+        if report is None:
+            raise ConfigError(name, f"must be HH:MM and a time zone like 09:00 Europe/Paris or 08:00 UTC, got {raw!r}")
+        try:
+            report.tz  # noqa: B018  (loads the zone: an unknown one fails here, at start)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(name, f"{report.zone!r} is not a known time zone (IANA name like Europe/Paris)") from None
+        return report
+
+
+def parse_report_time(raw: str) -> ReportTime | None:
+    """`HH:MM Zone` as a ReportTime, or None when it is not of that shape."""
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)\s+(\S+)", raw.strip())
+    if match is None:
+        return None
+    return ReportTime(time(int(match.group(1)), int(match.group(2))), match.group(3))

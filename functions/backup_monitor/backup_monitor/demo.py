@@ -53,6 +53,9 @@ def seed(fake: FakeScalingo, now: datetime) -> None:
 
     fake.add_other_addon("shop-prod", "ad-mail", "mailjet")  # not a database: discovery skips it
 
+    # A review app (`<parent>-pr<number>`) whose database never had a backup: EXCLUDE_APPS leaves it out.
+    fake.add_database("shop-prod-pr42", "ad-review", provider="postgresql", scheduled_hours=[hour])
+
 
 def banner(text: str) -> None:
     print(f"\n{'=' * 100}\n{text}\n{'=' * 100}\n", flush=True)
@@ -71,19 +74,23 @@ def run_demo() -> int:
                 "SCALINGO_DB_API_URL": fake.region_url(),
                 "STATE_PATH": str(Path(folder) / "state.sqlite3"),
                 "SCALINGO_API_RATE_LIMIT": "600",
+                "DAILY_REPORT_AT": f"{now:%H:%M} UTC",  # so the first check shows the daily report
             }
         )
         clients = Clients(
             ScalingoClient.from_settings(settings), SqliteStateStore(settings.state_path), ConsoleNotifier()
         )
         print(
-            "backup-monitor demo: a fake Scalingo API runs on this machine with six databases and one e-mail addon.\n"
+            "backup-monitor demo: a fake Scalingo API runs on this machine with seven databases and one e-mail addon.\n"
             "Nothing leaves this machine: alerts are printed here instead of going to Slack.\n"
             "  shop-prod  healthy daily backups             billing    today's backup failed\n"
             "  blog       today's backup never happened   analytics  a backup running for 9 hours\n"
-            "  crm        today's dump is 93% smaller     sessions   periodic backups switched off"
+            "  crm        today's dump is 93% smaller     sessions   periodic backups switched off\n"
+            "  shop-prod-pr42  a review app, never backed up: excluded by default (EXCLUDE_APPS)\n"
+            "A database pages once per outage: when a failed backup also leaves its slot without a usable\n"
+            "backup, the second message carries no mention."
         )
-        banner("Check 1 - first sight: every problem is announced, new successes come in one digest")
+        banner("Check 1 - first sight: every problem is announced, successes in one digest, then the daily report")
         first = run_check(settings, clients, now)
         print(f"summary: {first.line()}")
 
@@ -96,12 +103,26 @@ def run_demo() -> int:
         third = run_check(settings, clients, now + timedelta(minutes=30))
         print(f"summary: {third.line()}")
 
+        banner("Check 4 - the blog app was deleted: its incident is closed, it is said once, then never again")
+        fake.remove_app("blog")
+        fourth = run_check(settings, clients, now + timedelta(minutes=45))
+        print(f"summary: {fourth.line()}")
+        fifth = run_check(settings, clients, now + timedelta(hours=1))
+        print(f"summary of the next check: {fifth.line()}")
+
         requests = len(fake.requests)
         print(
             f"\nThe fake API saw {requests} requests in all. State lives in DynamoDB in AWS, in SQLite here.\n"
             "Next: `make test`, then the README's deploy guide (sam build && sam deploy --guided)."
         )
-    story_holds = first.sent > 0 and second.sent == 0 and third.sent == 1
+    story_holds = (
+        first.sent > 0
+        and second.sent == 0
+        and third.sent == 1
+        and fourth.gone == ["blog/ad-blog"]
+        and fifth.sent == 0
+        and fifth.ok
+    )
     if not story_holds:
         print("demo: the story did not go as told; this is a bug", file=sys.stderr)
     return 0 if story_holds else 1

@@ -92,6 +92,7 @@ TITLES = {
     (Kind.PERIODIC_OFF, Phase.OPEN): "Periodic backups are switched off",
     (Kind.CANNOT_CHECK, Phase.OPEN): "Cannot check backups",
     (Kind.SUCCEEDED, Phase.NOTICE): "Backup succeeded",
+    (Kind.GONE, Phase.NOTICE): "Database no longer watched",
 }
 NEXT_STEPS = {
     Kind.FAILED: "Look at the backup in the dashboard and start a manual backup once the cause is fixed.",
@@ -129,6 +130,9 @@ def _facts(notice: Notice) -> list[str]:
         facts.append(f"Expected at the slot of {slack_date(notice.slot)}")
     if notice.detail:
         facts.append(escape(notice.detail[:300]))
+    facts.extend(escape(reason) for reason in notice.reasons)
+    if notice.quiet:
+        facts.append("Same outage as an incident already announced for this database: no mention")
     if notice.opened_at is not None and notice.phase in (Phase.REMIND, Phase.RESOLVE):
         facts.append(f"Open since {slack_date(notice.opened_at)}")
     return facts

@@ -25,9 +25,26 @@ from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo, Message, render, render_digest, render_success
 from backup_monitor.notifiers import DeliveryError, Notifier
 from backup_monitor.records import Record, ThreadRef
-from backup_monitor.rules import Evaluation, Kind, Notice, Phase, apply, evaluate, evaluate_failure
+from backup_monitor.rules import (
+    Evaluation,
+    Kind,
+    Notice,
+    Phase,
+    apply,
+    evaluate,
+    evaluate_failure,
+    evaluate_gone,
+    implausible_answer,
+    with_database,
+)
 from backup_monitor.scalingo.client import ScalingoClient
-from backup_monitor.scalingo.errors import AuthenticationError, NotFoundError, OutOfTimeError, ScalingoError
+from backup_monitor.scalingo.errors import (
+    AuthenticationError,
+    NotFoundError,
+    OutOfTimeError,
+    ScalingoError,
+    UnavailableError,
+)
 from backup_monitor.scalingo.models import Database
 from backup_monitor.state.base import Blob, ConflictError, StateError, StateStore
 from backup_monitor.state.tokens import restore_tokens, save_tokens, token_keys
@@ -36,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 DATABASE_INFO_MAX_AGE = timedelta(days=1)
 DISCOVERY_KEY_PREFIX = "__discovery__/"
+GONE_REASON = "its addon or its app was deleted (Scalingo answers 404 and discovery no longer lists it)"
 
 
 @dataclass(slots=True)
@@ -55,6 +73,8 @@ class Summary:
     checked: int = 0
     unchecked: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    excluded: int = 0
+    gone: list[str] = field(default_factory=list)
     findings: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     undelivered: int = 0
@@ -82,6 +102,10 @@ class Summary:
             parts.append(f"undelivered: {self.undelivered} (retried next check)")
         if self.unchecked:
             parts.append(f"could not check: {', '.join(self.unchecked[:5])}{' …' if len(self.unchecked) > 5 else ''}")
+        if self.gone:
+            parts.append(f"no longer watched (deleted): {', '.join(self.gone[:5])}{' …' if len(self.gone) > 5 else ''}")
+        if self.excluded:
+            parts.append(f"excluded by EXCLUDE_APPS: {self.excluded}")
         if self.skipped:
             parts.append(f"skipped (another check holds them): {len(self.skipped)}")
         if self.left:
@@ -104,6 +128,8 @@ class _Work:
     delivered: list[tuple[Notice, ThreadRef | None]] = field(default_factory=list)
     failed: bool = False
     left: bool = False
+    not_found: str | None = None
+    gone: bool = False
 
 
 def _info(target: Target, database: Database | None, provider: str = "") -> DatabaseInfo:
@@ -116,30 +142,49 @@ def _info(target: Target, database: Database | None, provider: str = "") -> Data
     )
 
 
-def resolve_targets(settings: Settings, clients: Clients, now: datetime) -> list[Target]:
-    """The configured databases, or every database the token can see (discovery cached in state)."""
+def resolve_targets(
+    settings: Settings, clients: Clients, now: datetime, *, force: bool = False, summary: Summary | None = None
+) -> list[Target]:
+    """The configured databases, or every database the token can see (discovery cached in state).
+
+    Apps matched by EXCLUDE_APPS are left out (their addons are not even listed); `force` ignores the cache.
+    """
     if settings.monitored:
         return list(settings.monitored)
     key = DISCOVERY_KEY_PREFIX + ",".join(settings.regions)
     cached = clients.store.load_many([key]).get(key)
     max_age = timedelta(hours=settings.discovery_every_hours)
-    if cached and cached.database_fetched_at and now - cached.database_fetched_at < max_age:
-        return [_target_from_key(k) for k in sorted(cached.discovered)]
+    if not force and cached and cached.database_fetched_at and now - cached.database_fetched_at < max_age:
+        return _kept(settings, cached.discovered, cached.excluded_apps, summary)
+    excluded: list[str] = []
     try:
-        found = clients.scalingo.discover(settings.regions)
+        found = clients.scalingo.discover(settings.regions, exclude=settings.excluded, excluded=excluded)
     except ScalingoError as exc:
-        if cached and cached.discovered:
+        if cached and cached.discovered and not force:
             logger.warning("discovery failed, using the previous list", extra={"error": str(exc)})
-            return [_target_from_key(k) for k in sorted(cached.discovered)]
+            return _kept(settings, cached.discovered, cached.excluded_apps, summary)
         raise
     discovered = {Target(d.region, d.app, d.addon_id).key: d.provider for d in found}
-    record = replace(cached or Record(key=key), discovered=discovered, database_fetched_at=now)
+    record = replace(
+        cached or Record(key=key), discovered=discovered, database_fetched_at=now, excluded_apps=tuple(excluded)
+    )
     try:
         clients.store.save(record, now.timestamp())
     except StateError as exc:
         logger.warning("could not cache the discovered databases", extra={"error": str(exc)})
     logger.info("discovered databases", extra={"count": len(discovered)})
-    return [_target_from_key(k) for k in sorted(discovered)]
+    return _kept(settings, discovered, tuple(excluded), summary)
+
+
+def _kept(
+    settings: Settings, discovered: dict[str, str], excluded_apps: tuple[str, ...], summary: Summary | None
+) -> list[Target]:
+    """The discovered targets EXCLUDE_APPS keeps (the patterns may have changed since the list was cached)."""
+    targets = [_target_from_key(k) for k in sorted(discovered)]
+    kept = [t for t in targets if not settings.excluded(t.app)]
+    if summary is not None:
+        summary.excluded = len(set(excluded_apps)) + len({t.app for t in targets if settings.excluded(t.app)})
+    return kept
 
 
 def _target_from_key(key: str) -> Target:
@@ -165,7 +210,7 @@ def run_check(
     deadline = deadline_after(time_budget(settings.check_time_limit, remaining_seconds))
     clients.scalingo.begin_check(deadline)
     try:
-        targets = resolve_targets(settings, clients, now)
+        targets = resolve_targets(settings, clients, now, summary=summary)
     except (ScalingoError, StateError) as exc:
         summary.error = f"could not list the databases to check: {exc}"
         logger.error("could not list databases", extra={"error": str(exc)})
@@ -173,6 +218,10 @@ def run_check(
     if only:
         wanted = set(only)
         targets = [t for t in targets if t.key in wanted or f"{t.app}/{t.addon_id}" in wanted]
+        unknown = sorted(wanted - {t.key for t in targets} - {f"{t.app}/{t.addon_id}" for t in targets})
+        if unknown:  # a typo must not pass for a successful check of nothing
+            summary.error = f"unknown databases (not monitored): {', '.join(unknown)}"
+            return summary
     summary.targets = len(targets)
     try:
         records = clients.store.load_many([t.key for t in targets])
@@ -187,6 +236,9 @@ def run_check(
     targets = order_for_check(targets, left_before, lambda t: t.key in needs_token)
 
     works = [_Work(t, records.get(t.key) or Record(key=t.key), _info(t, None)) for t in targets]
+    # A deleted database was said once to be no longer watched: nothing more about it, ever.
+    works = [w for w in works if w.record.retired_at is None or _named_in_settings(settings, w.target)]
+    summary.targets = len(works)
     lanes = split_lanes(
         [w for w in works if w.target.key not in needs_token],
         [w for w in works if w.target.key in needs_token],
@@ -201,12 +253,17 @@ def run_check(
             ]
         for future in futures:
             future.result()
+    deferred = [w for w in works if w.not_found is not None]
+    if deferred:
+        _decide_not_found(deferred, settings, clients, now, owner, dry_run)
     if not dry_run:
         _save_tokens(clients)
 
     for work in works:
         if work.left:
             summary.left += 1
+        elif work.gone:
+            summary.gone.append(f"{work.target.app}/{work.target.addon_id}")
         elif work.failed:
             summary.unchecked.append(f"{work.target.app}/{work.target.addon_id}")
         elif work.evaluation is None:
@@ -223,6 +280,8 @@ def run_check(
             _commit(work, clients.store, owner, now, summary)
         if not only:
             _save_cursor(clients.store, left_before, [w.target.key for w in works if w.left], now)
+    if not only:  # a manual check of a few databases does not stand for the day's report
+        _daily_report(settings, clients, targets, now, owner, summary, dry_run)
     return summary
 
 
@@ -270,33 +329,125 @@ def _examine_in_time(
     _examine(work, settings, clients, now, owner, dry_run)
 
 
+def _daily_report(
+    settings: Settings, clients: Clients, targets: list[Target], now: datetime, owner: str, summary: Summary, dry: bool
+) -> None:
+    """Once a day, the first check after DAILY_REPORT_AT sends the report (see daily_report.py)."""
+    from backup_monitor.daily_report import Outcome, send_daily_report
+
+    excluded = None if settings.monitored else summary.excluded
+    outcome = send_daily_report(
+        settings, clients.store, clients.notifier, targets, now, owner, dry_run=dry, excluded=excluded
+    )
+    if outcome in (Outcome.SENT, Outcome.PRINTED):
+        summary.sent += 1
+    elif outcome is Outcome.FAILED:
+        summary.undelivered += 1
+
+
 def _examine(work: _Work, settings: Settings, clients: Clients, now: datetime, owner: str, dry_run: bool) -> None:
     """Fetch, evaluate and (when there is something to send) claim one target. Runs in a worker thread."""
+    evaluation = _evaluate_target(work, settings, clients, now)
+    if evaluation is not None:
+        _settle(work, evaluation, settings, clients, now, owner, dry_run)
+
+
+def _needs_fresh_info(evaluation: Evaluation) -> bool:
+    """A "missing" or "periodic backups off" finding is decided on the database's current schedule."""
+    return any(
+        n.kind in (Kind.MISSING, Kind.PERIODIC_OFF) and n.phase in (Phase.OPEN, Phase.UPDATE)
+        for n in evaluation.notices
+    )
+
+
+def _evaluate_target(work: _Work, settings: Settings, clients: Clients, now: datetime) -> Evaluation | None:
+    """The rules' decision for one target, or None when a 404 must wait for rediscovery."""
     target, record = work.target, work.record
     policy = settings.policy
     try:
         database = record.database
         fetched = record.database_fetched_at
-        if database is None or fetched is None or now - fetched >= DATABASE_INFO_MAX_AGE:
+        fresh = database is None or fetched is None or now - fetched >= DATABASE_INFO_MAX_AGE
+        if fresh or database is None:
             database = clients.scalingo.get_database(target)
-            record = replace(record, database=database, database_fetched_at=now)
+            record = with_database(record, database, now)
         work.info = _info(target, database)
         backups = clients.scalingo.list_backups(target)
+        problem = implausible_answer(record, backups)
+        if problem is not None:
+            raise UnavailableError(f"{target.app}/{target.addon_id}: {problem}")
         evaluation = evaluate(record, database, backups, now, policy)
+        if not fresh and _needs_fresh_info(evaluation):
+            # The cached schedule may be a day old: a moved or re-enabled schedule must not page.
+            database = clients.scalingo.get_database(target)
+            record = with_database(record, database, now)
+            work.info = _info(target, database)
+            evaluation = evaluate(record, database, backups, now, policy)
+        return evaluation
     except OutOfTimeError:  # no main-API request may start now: nothing was done, the next check does it
         work.left = True
-        return
-    except ScalingoError as exc:
-        permanent = isinstance(exc, AuthenticationError | NotFoundError)
+        return None
+    except NotFoundError as exc:
+        if not _named_in_settings(settings, target):
+            work.not_found = str(exc)  # deleted, or a glitch: rediscovery decides
+            return None
         logger.warning("cannot check database", extra={"target": target.key, "error": str(exc)})
         work.failed = True
         work.info = _info(target, record.database)
-        evaluation = evaluate_failure(record, str(exc), now, policy, permanent=permanent)
+        return evaluate_failure(record, str(exc), now, policy, permanent=True)
+    except ScalingoError as exc:
+        permanent = isinstance(exc, AuthenticationError)
+        logger.warning("cannot check database", extra={"target": target.key, "error": str(exc)})
+        work.failed = True
+        work.info = _info(target, record.database)
+        return evaluate_failure(record, str(exc), now, policy, permanent=permanent)
     except Exception as exc:  # a bug must cost one database, not the whole check
         logger.exception("unexpected error checking database", extra={"target": target.key})
         work.failed = True
-        evaluation = evaluate_failure(record, f"internal error ({type(exc).__name__})", now, policy, permanent=False)
+        return evaluate_failure(record, f"internal error ({type(exc).__name__})", now, policy, permanent=False)
 
+
+def _named_in_settings(settings: Settings, target: Target) -> bool:
+    return any(t.key == target.key for t in settings.monitored)
+
+
+def _decide_not_found(
+    works: list[_Work], settings: Settings, clients: Clients, now: datetime, owner: str, dry_run: bool
+) -> None:
+    """Scalingo answered 404 for discovered databases: rediscover (ignoring the cache) before deciding."""
+    try:
+        current: set[str] | None = {t.key for t in resolve_targets(settings, clients, now, force=True)}
+    except OutOfTimeError:  # no time left to rediscover: these databases are left for the next check
+        for work in works:
+            work.left = True
+        return
+    except (ScalingoError, StateError) as exc:
+        logger.warning("rediscovery failed; the 404s count as failed reads", extra={"error": str(exc)})
+        current = None
+    for work in works:
+        if current is not None and work.target.key not in current:
+            logger.warning("database deleted, no longer watched", extra={"target": work.target.key})
+            evaluation = evaluate_gone(work.record, now, GONE_REASON)
+            work.gone = True
+        else:
+            work.failed = True
+            error = work.not_found or "not found"
+            evaluation = evaluate_failure(work.record, error, now, settings.policy, permanent=False)
+        _settle(work, evaluation, settings, clients, now, owner, dry_run)
+
+
+def _settle(
+    work: _Work,
+    evaluation: Evaluation,
+    settings: Settings,
+    clients: Clients,
+    now: datetime,
+    owner: str,
+    dry_run: bool,
+) -> None:
+    """Fetch download links, then claim the record (something to send) or save it (only state changed)."""
+    target = work.target
+    policy = settings.policy
     if settings.download_links and policy.success_notices != "off" and not work.failed:
         for notice in evaluation.notices:
             if notice.kind is Kind.SUCCEEDED and notice.backup is not None:

@@ -45,8 +45,20 @@ class Record:
     api_failures: int = 0
     first_seen_at: datetime | None = None
     discovered: dict[str, str] = field(default_factory=dict)
+    # Handled backup ids missing from the latest list, with when they went missing (kept a while: a short
+    # answer must not make old backups new again).
+    absent_since: dict[str, datetime] = field(default_factory=dict)
+    # When the newest usable backup (done, not empty, not suspicious) was scheduled.
+    last_usable_at: datetime | None = None
+    # The database's addon or app was deleted: it is no longer watched, and nothing more is said about it.
+    retired_at: datetime | None = None
+    # When the monitor saw the backup schedule change (or periodic backups switched back on): no slot before.
+    schedule_since: datetime | None = None
+    # Discovery records only: the apps EXCLUDE_APPS left out.
+    excluded_apps: tuple[str, ...] = ()
     claim_owner: str | None = None
     claim_expires_at: float | None = None
+    reported_on: str | None = None  # the daily-report record only: local ISO date of the last report sent
 
     def content(self) -> dict[str, Any]:
         """What decides whether a write is needed: everything but the version and the claim."""
@@ -86,6 +98,16 @@ def record_to_json(record: Record) -> dict[str, Any]:
         "api_failures": record.api_failures,
         "first_seen_at": _time(record.first_seen_at),
         **({"discovered": dict(sorted(record.discovered.items()))} if record.discovered else {}),
+        **(
+            {"absent_since": {k: _time(v) for k, v in sorted(record.absent_since.items())}}
+            if record.absent_since
+            else {}
+        ),
+        **({"last_usable_at": _time(record.last_usable_at)} if record.last_usable_at else {}),
+        **({"retired_at": _time(record.retired_at)} if record.retired_at else {}),
+        **({"schedule_since": _time(record.schedule_since)} if record.schedule_since else {}),
+        **({"excluded_apps": sorted(record.excluded_apps)} if record.excluded_apps else {}),
+        **({"reported_on": record.reported_on} if record.reported_on else {}),
     }
 
 
@@ -124,6 +146,14 @@ def record_from_json(
         api_failures=int(data.get("api_failures") or 0),
         first_seen_at=_parse(data.get("first_seen_at")),
         discovered={str(k): str(v) for k, v in (data.get("discovered") or {}).items()},
+        absent_since={
+            str(k): when for k, v in (data.get("absent_since") or {}).items() if (when := _parse(v)) is not None
+        },
+        last_usable_at=_parse(data.get("last_usable_at")),
+        retired_at=_parse(data.get("retired_at")),
+        schedule_since=_parse(data.get("schedule_since")),
+        excluded_apps=tuple(str(x) for x in (data.get("excluded_apps") or [])),
         claim_owner=claim_owner,
         claim_expires_at=claim_expires_at,
+        reported_on=str(data["reported_on"]) if data.get("reported_on") else None,
     )

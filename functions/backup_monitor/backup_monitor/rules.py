@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from backup_monitor.config import Policy
@@ -19,7 +19,9 @@ from backup_monitor.scalingo.models import Backup, Database
 
 SIZE_HISTORY = 7
 NO_SCHEDULE_HOURS = 24.0
-FINAL_OK = "done"
+SLOT_LOOKBACK_DAYS = 3  # the grace is below a day, so the latest due slot is at most two days back
+ABSENT_KEEP = timedelta(days=7)  # a handled id missing from the list is remembered this long
+MAX_HANDLED = 400  # Scalingo lists a few dozen backups; absent ids beyond this are forgotten oldest first
 
 
 class Kind(StrEnum):
@@ -30,6 +32,7 @@ class Kind(StrEnum):
     PERIODIC_OFF = "periodic_off"
     CANNOT_CHECK = "cannot_check"
     SUCCEEDED = "succeeded"
+    GONE = "gone"  # the database's addon or app was deleted: no longer watched
 
 
 class Phase(StrEnum):
@@ -54,7 +57,10 @@ SEVERITY = {
     Kind.SUSPICIOUS: Severity.WARNING,
     Kind.PERIODIC_OFF: Severity.WARNING,
     Kind.SUCCEEDED: Severity.INFO,
+    Kind.GONE: Severity.WARNING,
 }
+# The incidents that mean "this database has no usable backup": one page per outage, whichever comes first.
+BACKUP_OUTAGE = frozenset({Kind.FAILED, Kind.MISSING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,8 @@ class Notice:
     opened_at: datetime | None = None
     thread: ThreadRef | None = None
     median_size: int | None = None
+    reasons: tuple[str, ...] = ()  # why it may have happened (a missing backup: database stopped, maintenance)
+    quiet: bool = False  # a critical opening that is news on an outage already paged: no mention
 
     @property
     def severity(self) -> Severity:
@@ -81,8 +89,8 @@ class Notice:
 
     @property
     def mention(self) -> bool:
-        """Only the first notice of a new critical incident calls people."""
-        return self.phase is Phase.OPEN and SEVERITY[self.kind] is Severity.CRITICAL
+        """Only the first notice of a new critical incident calls people, once per outage."""
+        return self.phase is Phase.OPEN and SEVERITY[self.kind] is Severity.CRITICAL and not self.quiet
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,43 +150,19 @@ def kind_of(value: str) -> Kind:
         return Kind.FAILED
 
 
-def _scheduled_slot(now: datetime, hours: Sequence[int], grace: timedelta) -> datetime | None:
-    """The latest schedule slot (today or yesterday, UTC) whose grace period has passed."""
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    slots = [day + timedelta(hours=h) for day in (today, today - timedelta(days=1)) for h in hours]
-    due = [slot for slot in slots if slot + grace <= now]
-    return max(due) if due else None
-
-
-def _missing(
-    record: Record, database: Database, backups: Sequence[Backup], now: datetime, policy: Policy
-) -> tuple[datetime | None, str] | None:
-    """Whether the latest expected backup did not happen: (slot, detail), or None."""
-    if not database.periodic_backups_enabled:
-        return None
-    grace = timedelta(hours=policy.missing_grace_hours)
-    if database.scheduled_hours:
-        slot = _scheduled_slot(now, database.scheduled_hours, grace)
-        if slot is None:
-            return None
-        if any(b.created_at >= slot - timedelta(hours=1) for b in backups):
-            return None
-        return slot, f"no backup since the {slot:%H:%M} UTC slot of {slot:%Y-%m-%d}"
-    # No schedule known: expect a successful backup at least every day.
-    limit = timedelta(hours=NO_SCHEDULE_HOURS) + grace
-    newest_done = next((b for b in backups if b.done), None)
-    if newest_done is not None:
-        if now - newest_done.created_at <= limit:
-            return None
-        return None, f"the newest successful backup is from {newest_done.created_at:%Y-%m-%d %H:%M} UTC"
-    known_since = record.first_seen_at or now
-    if now - known_since <= limit:
-        return None
-    return None, "no successful backup is listed"
-
-
-def _stuck_age(backup: Backup, now: datetime) -> timedelta:
+def _age(backup: Backup, now: datetime) -> timedelta:
     return now - (backup.started_at or backup.created_at)
+
+
+def _pending(backup: Backup, now: datetime, policy: Policy) -> bool:
+    """Still under way: a known in-progress status, or a status we do not know yet on a recent backup.
+
+    Scalingo has added statuses before; an unknown one becomes a failure only once it has lasted longer
+    than STUCK_BACKUP_HOURS.
+    """
+    if backup.in_progress:
+        return True
+    return not backup.known_status and _age(backup, now) <= timedelta(hours=policy.stuck_hours)
 
 
 def _is_suspicious(backup: Backup, older_done: Sequence[Backup], ratio: float) -> tuple[bool, int | None]:
@@ -190,6 +174,108 @@ def _is_suspicious(backup: Backup, older_done: Sequence[Backup], ratio: float) -
         return False, None
     median = int(statistics.median(sizes))
     return backup.size < ratio * median, median
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """The listed backups as the rules see them at `now`."""
+
+    ordered: list[Backup]  # oldest first
+    size_check: dict[str, tuple[bool, int | None]]
+    usable_newest_first: list[Backup]
+    now: datetime
+    policy: Policy
+
+    @classmethod
+    def of(cls, backups: Sequence[Backup], now: datetime, policy: Policy) -> _View:
+        ordered = sorted(backups, key=lambda x: (x.created_at, x.id))
+        done_newest_first = [x for x in reversed(ordered) if x.done]
+        size_check = {
+            d.id: _is_suspicious(d, done_newest_first[i + 1 :], policy.size_drop_ratio)
+            for i, d in enumerate(done_newest_first)
+        }
+        usable = [d for d in done_newest_first if not size_check[d.id][0]]
+        return cls(ordered, size_check, usable, now, policy)
+
+    def pending(self, backup: Backup) -> bool:
+        return _pending(backup, self.now, self.policy)
+
+    def counts_for_a_slot(self, backup: Backup) -> bool:
+        """Usable, or still under way and younger than STUCK_BACKUP_HOURS."""
+        if backup.done:
+            return not self.size_check[backup.id][0]
+        return self.pending(backup) and _age(backup, self.now) <= timedelta(hours=self.policy.stuck_hours)
+
+
+def _slots_around(moment: datetime, hours: Sequence[int], days_before: int, days_after: int) -> list[datetime]:
+    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return sorted(day + timedelta(days=d, hours=h) for d in range(-days_before, days_after + 1) for h in hours)
+
+
+def _latest_due_slot(now: datetime, hours: Sequence[int], grace: timedelta) -> datetime | None:
+    """The latest schedule slot whose grace has passed, however far back (a 23:00 slot is due the next day)."""
+    due = [slot for slot in _slots_around(now, hours, SLOT_LOOKBACK_DAYS, 0) if slot + grace <= now]
+    return due[-1] if due else None
+
+
+def _nearest_slot(moment: datetime, hours: Sequence[int]) -> datetime:
+    """The schedule slot a backup belongs to: the nearest one (ties go to the earlier, late-running slot)."""
+    return min(_slots_around(moment, hours, 1, 1), key=lambda slot: (abs(slot - moment), slot))
+
+
+def _fills(backup: Backup, slot: datetime, hours: Sequence[int]) -> bool:
+    """Whether `backup` answers for `slot`: it belongs to that slot, or it was made after it."""
+    return backup.created_at >= slot or (bool(hours) and _nearest_slot(backup.created_at, hours) == slot)
+
+
+def _skip_reasons(database: Database, slot: datetime | None) -> tuple[str, ...]:
+    """The two documented reasons Scalingo skips a periodic backup, when they apply."""
+    reasons = []
+    if database.status and database.status != "running":
+        reasons.append(
+            f"The database is {database.status}: Scalingo skips the periodic backup of a database that is not running"
+        )
+    if slot is not None and database.maintenance is not None and database.maintenance.covers(slot):
+        reasons.append(
+            f"The slot fell in the database's maintenance window ({database.maintenance.describe()}): "
+            "maintenance can delay or skip a backup"
+        )
+    return tuple(reasons)
+
+
+def _missing(record: Record, database: Database, view: _View) -> tuple[datetime | None, str] | None:
+    """Whether the latest expected backup did not happen: (slot, detail), or None."""
+    if not database.periodic_backups_enabled:
+        return None
+    now, policy = view.now, view.policy
+    grace = timedelta(hours=policy.missing_grace_hours)
+    known_since = max(filter(None, (database.created_at or record.first_seen_at or now, record.schedule_since)))
+    hours = database.scheduled_hours
+    if hours:
+        slot = _latest_due_slot(now, hours, grace)
+        if slot is None or slot < known_since:
+            return None  # no slot is expected before the database existed
+        if any(_fills(b, slot, hours) and view.counts_for_a_slot(b) for b in view.ordered):
+            return None
+        return slot, f"No usable backup for the {slot:%H:%M} UTC slot of {slot:%Y-%m-%d}"
+    # No schedule known: expect a usable backup at least every day.
+    limit = timedelta(hours=NO_SCHEDULE_HOURS) + grace
+    if any(now - b.created_at <= limit and view.counts_for_a_slot(b) for b in view.ordered):
+        return None
+    newest = view.usable_newest_first[0] if view.usable_newest_first else None
+    if newest is not None:
+        return None, f"The newest usable backup is from {newest.created_at:%Y-%m-%d %H:%M} UTC"
+    if now - known_since <= limit:
+        return None
+    return None, "No usable backup is listed"
+
+
+def _missing_fixed_by(incident: Incident, database: Database, view: _View) -> Backup | None:
+    """The usable backup that answers an open "missing" incident: one for its slot or after it."""
+    if incident.slot is not None:
+        return next((b for b in view.usable_newest_first if _fills(b, incident.slot, database.scheduled_hours)), None)
+    limit = timedelta(hours=NO_SCHEDULE_HOURS) + timedelta(hours=view.policy.missing_grace_hours)
+    return next((b for b in view.usable_newest_first if view.now - b.created_at <= limit), None)
 
 
 def _announce_backups(
@@ -210,7 +296,7 @@ def _announce_backups(
         median = medians.get(x.id)
         if any(g.created_at > x.created_at for g in good_newest_first):
             b.notices.append(
-                Notice(kind, Phase.NOTICE, None, x, detail=f"a later backup {good_phrase}", median_size=median)
+                Notice(kind, Phase.NOTICE, None, x, detail=f"A later backup {good_phrase}", median_size=median)
             )
         elif current is None:
             b.notices.append(Notice(kind, Phase.OPEN, key, x, median_size=median))
@@ -231,11 +317,70 @@ def _announce_backups(
     if stored is None:
         return
     since = latest_bad or stored.opened_at
-    later_good = [g for g in good_newest_first if g.created_at > since]
+    later_good = [g for g in good_newest_first if g.created_at > since or g.id == stored.backup_id]
     if later_good:
-        b.resolve(key, stored, f"backup {later_good[0].name or later_good[0].id} {good_phrase}")
+        b.resolve(key, stored, f"Backup {later_good[0].name or later_good[0].id} {good_phrase}")
     elif not any(n.incident_key == key for n in b.notices):
         b.remind_or_keep(key, stored)
+
+
+def _remember_listed(record: Record, handled: dict[str, str], listed: set[str], now: datetime) -> dict[str, datetime]:
+    """Track handled ids missing from this answer; forget them once gone long enough (bounded)."""
+    absent = {k: v for k, v in record.absent_since.items() if k in handled and k not in listed}
+    for key in handled:
+        if key not in listed:
+            absent.setdefault(key, now)
+    for key, since in list(absent.items()):
+        if now - since >= ABSENT_KEEP:
+            del absent[key]
+            del handled[key]
+    overflow = len(handled) - MAX_HANDLED
+    if overflow > 0:
+        for key, _ in sorted(absent.items(), key=lambda item: (item[1], item[0]))[:overflow]:
+            del absent[key]
+            del handled[key]
+    return absent
+
+
+def implausible_answer(record: Record, backups: Sequence[Backup]) -> str | None:
+    """Why a backup list cannot be taken as data (it lists none of the backups listed before), or None."""
+    before = [k for k in record.handled if k not in record.absent_since]
+    if not before:
+        return None
+    listed = {b.id for b in backups}
+    if any(k in listed for k in before):
+        return None
+    return f"the backup list came back without any of the {len(before)} backups listed before"
+
+
+def _assign_pages(notices: list[Notice], incidents: dict[str, Incident]) -> list[Notice]:
+    """One page per outage of a database's backups: while a failed or missing incident is open, another
+    one opens without the mention (it is news on the same outage)."""
+    resolved = {n.incident_key for n in notices if n.phase is Phase.RESOLVE}
+    paged = any(kind_of(inc.kind) in BACKUP_OUTAGE and key not in resolved for key, inc in incidents.items())
+    result = []
+    for notice in notices:
+        if notice.phase is Phase.OPEN and notice.kind in BACKUP_OUTAGE:
+            if paged:
+                notice = replace(notice, quiet=True)
+            paged = True
+        result.append(notice)
+    return result
+
+
+def with_database(record: Record, database: Database, now: datetime) -> Record:
+    """The record with freshly read database info; a changed schedule expects no slot before `now`."""
+    previous = record.database
+    changed = previous is not None and (
+        previous.scheduled_hours != database.scheduled_hours
+        or (database.periodic_backups_enabled and not previous.periodic_backups_enabled)
+    )
+    return replace(
+        record,
+        database=database,
+        database_fetched_at=now,
+        schedule_since=now if changed else record.schedule_since,
+    )
 
 
 def evaluate(
@@ -243,44 +388,41 @@ def evaluate(
 ) -> Evaluation:
     """Decide what to announce for one database after a successful API read."""
     b = _Builder(now, policy)
-    ordered = sorted(backups, key=lambda x: (x.created_at, x.id))  # oldest first
+    view = _View.of(backups, now, policy)
+    ordered = view.ordered
     listed = {x.id for x in ordered}
-    handled = {k: v for k, v in record.handled.items() if k in listed}
+    handled = dict(record.handled)
+    absent = _remember_listed(record, handled, listed, now)
     first_sight = record.first_seen_at is None
     lookback = now - timedelta(hours=policy.lookback_hours)
     incidents = dict(record.incidents)
 
     # Backups finished before we started watching (or long ago on first sight) are recorded silently.
     for x in ordered:
-        if x.id not in handled and not x.in_progress and first_sight and x.created_at < lookback:
+        if x.id not in handled and not view.pending(x) and first_sight and x.created_at < lookback:
             handled[x.id] = x.status
 
-    done_newest_first = [x for x in reversed(ordered) if x.done]
-    size_check = {
-        d.id: _is_suspicious(d, done_newest_first[i + 1 :], policy.size_drop_ratio)
-        for i, d in enumerate(done_newest_first)
-    }
-    normal_done = [d for d in done_newest_first if not size_check[d.id][0]]
-    new_final = [x for x in ordered if x.id not in handled and not x.in_progress]
+    new_final = [x for x in ordered if x.id not in handled and not view.pending(x)]
+    usable = view.usable_newest_first
+    size_check = view.size_check
 
-    # Failures: each new one announced once; the incident closes when a later backup is done.
-    _announce_backups(
-        b, incidents, Kind.FAILED, [x for x in new_final if not x.done], done_newest_first, {}, "succeeded"
-    )
+    # Failures: each new one announced once; the incident closes when a later usable backup exists.
+    failed = [x for x in new_final if not x.done]
+    _announce_backups(b, incidents, Kind.FAILED, failed, usable, {}, "succeeded")
     # Successes are notices; a suspiciously small one is a warning until a later one has a normal size.
     suspicious = [x for x in new_final if x.done and size_check[x.id][0]]
     for x in new_final:
         if x.done and not size_check[x.id][0]:
             b.notices.append(Notice(Kind.SUCCEEDED, Phase.NOTICE, None, x, median_size=size_check[x.id][1]))
     medians = {x.id: size_check[x.id][1] for x in suspicious}
-    _announce_backups(b, incidents, Kind.SUSPICIOUS, suspicious, normal_done, medians, "has a normal size")
+    _announce_backups(b, incidents, Kind.SUSPICIOUS, suspicious, usable, medians, "has a normal size")
 
     # Stuck backups: one incident per backup, closed when it reaches a final status (or leaves the list).
     stuck_limit = timedelta(hours=policy.stuck_hours)
     by_id = {x.id: x for x in ordered}
     for x in ordered:
         key = f"{Kind.STUCK.value}:{x.id}"
-        if x.in_progress and _stuck_age(x, now) > stuck_limit and key not in incidents:
+        if x.in_progress and _age(x, now) > stuck_limit and key not in incidents:
             b.notices.append(Notice(Kind.STUCK, Phase.OPEN, key, x))
     for key, inc in incidents.items():
         if not key.startswith(f"{Kind.STUCK.value}:"):
@@ -289,7 +431,7 @@ def evaluate(
         if current is not None and current.in_progress:
             b.remind_or_keep(key, inc)
         else:
-            outcome = f"it ended as {current.status}" if current else "it is no longer listed"
+            outcome = f"It ended as {current.status}" if current else "It is no longer listed"
             b.resolve(key, inc, outcome)
 
     # Periodic backups switched off.
@@ -300,17 +442,20 @@ def evaluate(
         else:
             b.notices.append(Notice(Kind.PERIODIC_OFF, Phase.OPEN, off_key))
     elif off_key in incidents:
-        b.resolve(off_key, incidents[off_key], "periodic backups are enabled again")
+        b.resolve(off_key, incidents[off_key], "Periodic backups are enabled again")
 
-    # The latest expected backup did not happen.
+    # The latest expected backup did not happen. Only a usable backup for the slot (or after it) closes it.
     missing_key = Kind.MISSING.value
-    missing = _missing(record, database, ordered[::-1], now, policy)
+    missing = _missing(record, database, view)
     open_missing = incidents.get(missing_key)
-    if missing is not None:
-        slot, detail = missing
-        if open_missing is None:
-            b.notices.append(Notice(Kind.MISSING, Phase.OPEN, missing_key, slot=slot, detail=detail))
-        elif open_missing.slot != slot:
+    if open_missing is not None:
+        fixed_by = _missing_fixed_by(open_missing, database, view)
+        if not database.periodic_backups_enabled:
+            b.resolve(missing_key, open_missing, "Periodic backups were switched off: no backup is expected")
+        elif fixed_by is not None:
+            b.resolve(missing_key, open_missing, f"Backup {fixed_by.name or fixed_by.id} was made")
+        elif missing is not None and missing[0] != open_missing.slot:
+            slot, detail = missing
             b.notices.append(
                 Notice(
                     Kind.MISSING,
@@ -320,25 +465,35 @@ def evaluate(
                     detail=detail,
                     opened_at=open_missing.opened_at,
                     thread=open_missing.thread,
+                    reasons=_skip_reasons(database, slot),
                 )
             )
         else:
             b.remind_or_keep(missing_key, open_missing)
-    elif open_missing is not None:
-        b.resolve(missing_key, open_missing, "a backup was made")
+    elif missing is not None:
+        slot, detail = missing
+        b.notices.append(
+            Notice(
+                Kind.MISSING, Phase.OPEN, missing_key, slot=slot, detail=detail, reasons=_skip_reasons(database, slot)
+            )
+        )
 
     # A successful read ends a "cannot check" incident and the failure count.
     cannot_key = Kind.CANNOT_CHECK.value
     if cannot_key in incidents:
-        b.resolve(cannot_key, incidents[cannot_key], "the database can be checked again")
+        b.resolve(cannot_key, incidents[cannot_key], "The database can be checked again")
 
+    newest_usable = usable[0].created_at if usable else None
+    last_usable = max(filter(None, (record.last_usable_at, newest_usable)), default=None)
     base = replace(
         record,
         handled=handled,
+        absent_since=absent,
         api_failures=0,
         first_seen_at=record.first_seen_at or now,
+        last_usable_at=last_usable,
     )
-    return Evaluation(tuple(b.notices), base, now)
+    return Evaluation(tuple(_assign_pages(b.notices, incidents)), base, now)
 
 
 def evaluate_failure(record: Record, error: str, now: datetime, policy: Policy, *, permanent: bool) -> Evaluation:
@@ -352,8 +507,27 @@ def evaluate_failure(record: Record, error: str, now: datetime, policy: Policy, 
         b.remind_or_keep(key, record.incidents[key])
         notices = b.notices
     elif permanent or failures >= policy.cannot_check_after:
-        notices = [Notice(Kind.CANNOT_CHECK, Phase.OPEN, key, detail=f"{error} ({failures} checks in a row)")]
+        in_a_row = f"{failures} check{'s' if failures != 1 else ''} in a row"
+        notices = [Notice(Kind.CANNOT_CHECK, Phase.OPEN, key, detail=f"{error} ({in_a_row})")]
     return Evaluation(tuple(notices), base, now)
+
+
+def evaluate_gone(record: Record, now: datetime, reason: str) -> Evaluation:
+    """The database's addon or app is gone: close its incidents, say once that it is no longer watched."""
+    notices = [
+        Notice(
+            kind_of(inc.kind),
+            Phase.RESOLVE,
+            key,
+            slot=inc.slot,
+            detail=f"The database is no longer watched: {reason}",
+            opened_at=inc.opened_at,
+            thread=inc.thread,
+        )
+        for key, inc in sorted(record.incidents.items())
+    ]
+    notices.append(Notice(Kind.GONE, Phase.NOTICE, None, detail=reason[:1].upper() + reason[1:]))
+    return Evaluation(tuple(notices), replace(record, retired_at=now), now)
 
 
 def apply(record: Record, notice: Notice, now: datetime, thread: ThreadRef | None = None) -> Record:

@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-from backup_monitor.config import ConfigError, Settings
+from collections.abc import Callable
+from functools import cache
+
+from backup_monitor.config import Settings
 from backup_monitor.monitor import Clients
 from backup_monitor.notifiers import BotNotifier, ConsoleNotifier, Notifier, WebhookNotifier
 from backup_monitor.scalingo.client import ScalingoClient
+from backup_monitor.secrets import SecretReader
 from backup_monitor.state.base import StateStore
 
-SECRET_MAX_AGE_SECONDS = 300
+
+@cache
+def shared_reader() -> SecretReader:
+    """One secret cache per process (the command, or a Lambda container)."""
+    return SecretReader()
 
 
-def resolve_secrets(settings: Settings) -> Settings:
-    """Read the SecureString parameters named by *_PARAMETER settings (cached by Powertools)."""
+def resolve_secrets(settings: Settings, reader: SecretReader | None = None) -> Settings:
+    """Read the SecureString parameters named by *_PARAMETER settings (cached for SECRET_MAX_AGE_SECONDS)."""
     names = (settings.api_token_parameter, settings.slack_webhook_url_parameter, settings.slack_bot_token_parameter)
     if not any(names):
         return settings
-    from aws_lambda_powertools.utilities import parameters
+    source = reader or shared_reader()
 
     def read(name: str | None, variable: str) -> str | None:
-        if not name:
-            return None
-        try:
-            value = parameters.get_parameter(name, decrypt=True, max_age=SECRET_MAX_AGE_SECONDS)
-        except parameters.exceptions.GetParameterError as exc:
-            cause = type(exc.__cause__).__name__ if exc.__cause__ else "error"
-            raise ConfigError(variable, f"cannot read SSM parameter {name!r} ({cause})") from None
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(variable, f"SSM parameter {name!r} is empty")
-        return value.strip()
+        return source.read(name, variable) if name else None
 
     return settings.with_secrets(
         read(settings.api_token_parameter, "SCALINGO_API_TOKEN_PARAMETER"),
@@ -55,10 +54,15 @@ def build_notifier(settings: Settings) -> Notifier:
     return ConsoleNotifier()
 
 
+def build_scalingo(settings: Settings, renew_token: Callable[[], str | None] | None = None) -> ScalingoClient:
+    """The Scalingo client; `renew_token` is asked for a newer API token when the token exchange is refused."""
+    return ScalingoClient.from_settings(settings, renew_token=renew_token)
+
+
 def build_clients(settings: Settings, *, dry_run: bool = False) -> Clients:
     """Everything a check talks to; `dry_run` prints instead of sending."""
     return Clients(
-        scalingo=ScalingoClient.from_settings(settings),
+        scalingo=build_scalingo(settings),
         store=build_store(settings),
         notifier=ConsoleNotifier() if dry_run else build_notifier(settings),
     )

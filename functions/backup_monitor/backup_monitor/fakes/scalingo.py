@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -117,9 +117,12 @@ class FakeScalingo:
         periodic_backups_enabled: bool = True,
         scheduled_hours: list[int] | None = None,
         provider_prefix: bool = False,
+        created_at: datetime | None = None,
+        maintenance_window: dict[str, int] | None = None,
     ) -> FakeAddon:
-        """A database addon with its database object (schedule defaults to 01:00 UTC)."""
+        """A database addon with its database object (schedule defaults to 01:00 UTC; created 90 days ago)."""
         with self._lock:
+            created = created_at or datetime.fromtimestamp(self.clock(), UTC) - timedelta(days=90)
             self.add_app(app, region)
             self._counter += 1
             resource = resource_id or f"{app}-{self._counter}"
@@ -133,7 +136,10 @@ class FakeScalingo:
                 "readable_version": "1.0.0",
                 "periodic_backups_enabled": periodic_backups_enabled,
                 "periodic_backups_scheduled_at": [1] if scheduled_hours is None else scheduled_hours,
+                "created_at": iso(created),
             }
+            if maintenance_window is not None:
+                database["maintenance_window"] = maintenance_window
             addon = FakeAddon(
                 region,
                 app,
@@ -191,6 +197,19 @@ class FakeScalingo:
             backup.update(extra)
             addon.backups.append(backup)
             return backup
+
+    def remove_database(self, addon_id: str) -> None:
+        """Delete a database addon (its app stays): Scalingo answers 404 for it from now on."""
+        with self._lock:
+            addon = self._addons.pop(addon_id)
+            self._apps[(addon.region, addon.app)].remove(addon_id)
+
+    def remove_app(self, name: str, region: str = DEFAULT_REGION) -> None:
+        """Delete an app with its addons."""
+        with self._lock:
+            for addon_id in self._apps.pop((region, name), []):
+                self._addons.pop(addon_id, None)
+            self._other_addons.pop((region, name), None)
 
     def database(self, addon_id: str) -> dict[str, Any]:
         """The raw database object of an addon, to change in place."""

@@ -103,10 +103,13 @@ class ScalingoClient:
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
         window_seconds: float = 60.0,
+        renew_token: Callable[[], str | None] | None = None,
     ) -> None:
+        """`renew_token`: asked for a newer API token when the exchange refuses this one (None: there is none)."""
         if not api_token:
             raise AuthenticationError("no Scalingo API token was given")
         self._api_token = api_token
+        self._renew_token = renew_token
         self._auth_url = auth_url.rstrip("/")
         self._api_url = api_url
         self._db_api_url = db_api_url
@@ -128,6 +131,7 @@ class ScalingoClient:
         cls,
         settings: Settings,
         session: requests.Session | None = None,
+        renew_token: Callable[[], str | None] | None = None,
         *,
         clock: Callable[[], float] = time.time,
         window_seconds: float = 60.0,
@@ -145,6 +149,7 @@ class ScalingoClient:
             session=session,
             clock=clock,
             window_seconds=window_seconds,
+            renew_token=renew_token,
         )
 
     def __repr__(self) -> str:
@@ -206,12 +211,25 @@ class ScalingoClient:
         self._check_link(url, target.region)
         return url
 
-    def discover(self, regions: Iterable[str]) -> list[DiscoveredDatabase]:
-        """Every database addon the token can see, in the given regions; other addons are skipped."""
+    def discover(
+        self,
+        regions: Iterable[str],
+        *,
+        exclude: Callable[[str], bool] | None = None,
+        excluded: list[str] | None = None,
+    ) -> list[DiscoveredDatabase]:
+        """Every database addon the token can see, in the given regions; other addons are skipped.
+
+        Apps for which `exclude` is true cost no request; their names are appended to `excluded`.
+        """
         found: list[DiscoveredDatabase] = []
         for region in regions:
             apps = parse_apps(self._main("GET", region, "/v1/apps"))
             for app in apps:
+                if exclude is not None and exclude(app):
+                    if excluded is not None:
+                        excluded.append(app)
+                    continue
                 payload = self._main("GET", region, f"/v1/apps/{quote(app, safe='')}/addons")
                 found.extend(parse_addons(payload, region, app))
         return found
@@ -239,6 +257,11 @@ class ScalingoClient:
         limiter = self._host_limiter(url)
         response = self._limited(limiter, "auth", "POST", url, "token exchange", auth=("", self._api_token))
         if response.status_code in (401, 403):
+            renewed = self._renew_token() if self._renew_token else None
+            if renewed and renewed != self._api_token:  # rotated: exchange the new token (refused again: error)
+                self._api_token = renewed
+                self.sealer = TokenSealer(renewed)  # tokens stored from now on open with the new API token
+                return self._exchange()
             raise AuthenticationError("token exchange: the Scalingo API token was refused")
         return parse_token(self._json(response, "token exchange"), "token exchange")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backup_monitor.scalingo.errors import PayloadError
@@ -34,6 +34,10 @@ class Backup:
     def done(self) -> bool:
         return self.status == "done"
 
+    @property
+    def known_status(self) -> bool:
+        return self.status in KNOWN_STATUSES
+
 
 @dataclass(frozen=True, slots=True)
 class Database:
@@ -46,10 +50,12 @@ class Database:
     scheduled_hours: tuple[int, ...]
     plan: str = ""
     status: str = ""
+    created_at: datetime | None = None
+    maintenance: MaintenanceWindow | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for the state record's cache."""
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "resource_id": self.resource_id,
             "type_name": self.type_name,
@@ -58,6 +64,11 @@ class Database:
             "plan": self.plan,
             "status": self.status,
         }
+        if self.created_at is not None:
+            data["created_at"] = self.created_at.isoformat()
+        if self.maintenance is not None:
+            data["maintenance"] = list(self.maintenance)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Database:
@@ -70,7 +81,43 @@ class Database:
             scheduled_hours=tuple(int(h) for h in data["scheduled_hours"]),
             plan=str(data.get("plan", "")),
             status=str(data.get("status", "")),
+            created_at=_sane_time(data.get("created_at")),
+            maintenance=MaintenanceWindow.from_list(data.get("maintenance")),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """A weekly maintenance window (UTC); `weekday` counts from Sunday = 0, as Go's time.Weekday does."""
+
+    weekday: int
+    start_hour: int
+    duration_hours: int
+
+    def __iter__(self) -> Iterator[int]:
+        return iter((self.weekday, self.start_hour, self.duration_hours))
+
+    @classmethod
+    def from_list(cls, raw: Any) -> MaintenanceWindow | None:
+        if not isinstance(raw, list) or len(raw) != 3 or not all(isinstance(x, int) for x in raw):
+            return None
+        return cls(raw[0], raw[1], raw[2])
+
+    def covers(self, moment: datetime) -> bool:
+        """Whether `moment` falls inside one of the window's weekly occurrences."""
+        moment = moment.astimezone(UTC)
+        go_weekday = (moment.weekday() + 1) % 7  # Python: Monday = 0; Go: Sunday = 0
+        days_back = (go_weekday - self.weekday) % 7
+        for extra_weeks in (0, 1):
+            day = moment - timedelta(days=days_back + 7 * extra_weeks)
+            start = day.replace(hour=self.start_hour, minute=0, second=0, microsecond=0)
+            if start <= moment < start + timedelta(hours=self.duration_hours):
+                return True
+        return False
+
+    def describe(self) -> str:
+        names = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+        return f"{names[self.weekday % 7]}s {self.start_hour:02d}:00 UTC for {self.duration_hours} h"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +165,23 @@ def parse_time(value: Any, where: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _optional_time(obj: Mapping[str, Any], name: str, where: str) -> datetime | None:
-    value = obj.get(name)
+# Go's zero time (0001-01-01) and other placeholders: no real backup or database predates this.
+EARLIEST_PLAUSIBLE = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _sane_time(value: Any, where: str = "time") -> datetime | None:
+    """An optional time: absent, unreadable or implausibly old (Go's zero time) is None."""
     if value in (None, ""):
         return None
     try:
-        return parse_time(value, f"{where}.{name}")
+        parsed = parse_time(value, where)
     except PayloadError:
         return None  # optional: a bad value is as good as absent
+    return parsed if parsed >= EARLIEST_PLAUSIBLE else None
+
+
+def _optional_time(obj: Mapping[str, Any], name: str, where: str) -> datetime | None:
+    return _sane_time(obj.get(name), f"{where}.{name}")
 
 
 def parse_backup(item: Any, where: str) -> Backup:
@@ -167,6 +223,14 @@ def parse_database(payload: Any) -> Database:
         if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
             raise PayloadError("database.periodic_backups_scheduled_at: hours must be whole numbers 0-23")
     type_name = obj.get("type_name")
+    window = obj.get("maintenance_window")
+    maintenance = None
+    if isinstance(window, Mapping):
+        parts = [window.get(k) for k in ("weekday_utc", "starting_hour_utc", "duration_in_hour")]
+        if all(isinstance(x, int) and not isinstance(x, bool) for x in parts):
+            weekday, start, duration = (int(x) for x in parts)  # type: ignore[arg-type]
+            if 0 <= weekday <= 6 and 0 <= start <= 23 and 0 < duration <= 168:
+                maintenance = MaintenanceWindow(weekday, start, duration)
     return Database(
         id=_field(obj, "id", str, "database"),
         resource_id=str(obj.get("resource_id") or ""),
@@ -175,6 +239,8 @@ def parse_database(payload: Any) -> Database:
         scheduled_hours=tuple(sorted(set(hours))),
         plan=str(obj.get("plan") or ""),
         status=str(obj.get("status") or ""),
+        created_at=_optional_time(obj, "created_at", "database"),
+        maintenance=maintenance,
     )
 
 

@@ -1,0 +1,382 @@
+"""The daily report: built from the state alone (records, now, settings), rendered for Slack and the terminal.
+
+Pure: no clock, no I/O. `daily_report.py` decides when to send it; `backup-monitor status` prints it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from backup_monitor.config import ReportTime, Settings, Target
+from backup_monitor.messages import ICONS, TITLES, DatabaseInfo, Message, escape
+from backup_monitor.records import Incident, Record, ThreadRef
+from backup_monitor.rules import NO_SCHEDULE_HOURS, SEVERITY, Kind, Phase, Severity
+
+MAX_BLOCKS = 50  # Slack's limit for one message
+MAX_SECTION_CHARS = 3000  # Slack's limit for a section's text
+STALE_NAMES_SHOWN = 10
+THREAD_LINK = "https://slack.com/app_redirect?channel={channel}"
+SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class LastVerification:
+    """The last archive verification of one database that reached a verdict (issue 12, part 1)."""
+
+    at: datetime
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenIncident:
+    """One open incident, for the report."""
+
+    database: DatabaseInfo
+    kind: str
+    title: str
+    severity: Severity
+    opened_at: datetime
+    age: timedelta
+    thread: ThreadRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseLine:
+    """One database's line in `backup-monitor status`."""
+
+    key: str
+    database: DatabaseInfo
+    known: bool  # a record exists (the database was checked at least once)
+    last_usable_at: datetime | None
+    fresh: bool
+    verification: LastVerification | None
+    incidents: tuple[OpenIncident, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Everything the daily report says, computed once, rendered twice."""
+
+    now: datetime
+    schedule: ReportTime | None
+    watched: int
+    excluded: int | None
+    fresh_within: timedelta
+    fresh: int
+    stale: tuple[DatabaseInfo, ...]
+    unknown: int
+    verify_every_days: float
+    verified: int
+    verify_failed: int
+    incidents: tuple[OpenIncident, ...]
+    databases: tuple[DatabaseLine, ...]
+
+    @property
+    def critical(self) -> int:
+        return sum(1 for i in self.incidents if i.severity is Severity.CRITICAL)
+
+
+def verification_of(record: Record) -> LastVerification | None:
+    """`record.verified` (added by part 1 of issue 12: `.at`, `.outcome` ok/failed, `.code`, `.detail`), if any."""
+    last = getattr(record, "verified", None)
+    at = getattr(last, "at", None)
+    if not isinstance(at, datetime):
+        return None
+    ok = getattr(last, "outcome", "") == "ok"
+    detail = "" if ok else str(getattr(last, "detail", "") or getattr(last, "code", "") or "failed")
+    return LastVerification(at, ok, detail)
+
+
+def verify_every_days(settings: Settings) -> float:
+    """VERIFY_ARCHIVES_EVERY_DAYS (part 1 of issue 12); 0, "not enabled", where the setting does not exist."""
+    value = getattr(settings, "verify_archives_every_days", 0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def database_info(target: Target, record: Record | None) -> DatabaseInfo:
+    """Who a line is about: the cached database info when the record has it."""
+    database = record.database if record else None
+    return DatabaseInfo(
+        target.region,
+        target.app,
+        target.addon_id,
+        database.resource_id if database else "",
+        database.type_name if database else "database",
+    )
+
+
+def incident_title(kind: str) -> str:
+    """A known kind's title ("Backup failed"); an unknown one spelled out."""
+    spelled = kind.replace("_", " ").capitalize() or "Incident"
+    try:
+        return TITLES.get((Kind(kind), Phase.OPEN), spelled)
+    except ValueError:
+        return spelled
+
+
+def incident_severity(kind: str) -> Severity:
+    """A known kind's severity; an unknown kind is critical (better loud than hidden)."""
+    try:
+        return SEVERITY.get(Kind(kind), Severity.CRITICAL)
+    except ValueError:
+        return Severity.CRITICAL
+
+
+def build_report(
+    settings: Settings,
+    targets: Sequence[Target],
+    records: Mapping[str, Record],
+    now: datetime,
+    *,
+    excluded: int | None = None,
+) -> Report:
+    """The report of the monitored databases' state at `now` (`excluded`: apps EXCLUDE_APPS left out)."""
+    fresh_within = timedelta(hours=NO_SCHEDULE_HOURS + settings.policy.missing_grace_hours)
+    every = verify_every_days(settings)
+    period = timedelta(days=every)
+    lines: list[DatabaseLine] = []
+    stale: list[DatabaseInfo] = []
+    fresh = unknown = verified = verify_failed = 0
+    incidents: list[OpenIncident] = []
+    named = {t.key for t in settings.monitored}
+    watched = 0
+    for target in targets:
+        record = records.get(target.key)
+        if record is not None and record.retired_at is not None and target.key not in named:
+            continue  # deleted: said once, no longer watched
+        watched += 1
+        info = database_info(target, record)
+        last_usable = record.last_usable_at if record else None
+        is_fresh = last_usable is not None and now - last_usable <= fresh_within
+        if last_usable is None:
+            unknown += 1
+        elif is_fresh:
+            fresh += 1
+        else:
+            stale.append(info)
+        verification = verification_of(record) if record else None
+        if every > 0 and verification is not None and now - verification.at <= period:
+            verified += 1
+            verify_failed += 0 if verification.ok else 1
+        own = tuple(_open_incident(info, inc, now) for inc in (record.incidents.values() if record else ()))
+        incidents.extend(own)
+        lines.append(DatabaseLine(target.key, info, record is not None, last_usable, is_fresh, verification, own))
+    incidents.sort(key=lambda i: (SEVERITY_ORDER[i.severity], i.opened_at, i.database.app))
+    return Report(
+        now=now,
+        schedule=settings.daily_report,
+        watched=watched,
+        excluded=excluded,
+        fresh_within=fresh_within,
+        fresh=fresh,
+        stale=tuple(stale),
+        unknown=unknown,
+        verify_every_days=every,
+        verified=verified,
+        verify_failed=verify_failed,
+        incidents=tuple(incidents),
+        databases=tuple(lines),
+    )
+
+
+def _open_incident(info: DatabaseInfo, incident: Incident, now: datetime) -> OpenIncident:
+    return OpenIncident(
+        database=info,
+        kind=incident.kind,
+        title=incident_title(incident.kind),
+        severity=incident_severity(incident.kind),
+        opened_at=incident.opened_at,
+        age=max(timedelta(0), now - incident.opened_at),
+        thread=incident.thread,
+    )
+
+
+def human_age(age: timedelta) -> str:
+    """`45 min`, `5 h`, `2 d 3 h`."""
+    minutes = int(age.total_seconds() // 60)
+    if minutes < 60:
+        return f"{max(minutes, 0)} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h"
+    return f"{hours // 24} d {hours % 24} h" if hours % 24 else f"{hours // 24} d"
+
+
+def thread_link(thread: ThreadRef) -> str:
+    """A link that opens the incident's channel without an API call (a message permalink needs one)."""
+    return THREAD_LINK.format(channel=quote(thread.channel, safe=""))
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _local_title(report: Report) -> str:
+    if report.schedule is None:
+        return f"{report.now:%a %d %b %Y, %H:%M} UTC"
+    local = report.now.astimezone(report.schedule.tz)
+    return f"{local:%a %d %b %Y, %H:%M} {report.schedule.zone}"
+
+
+def summary_lines(report: Report, *, slack: bool) -> list[str]:
+    """The report's headline facts, one a line (Slack mrkdwn or plain text)."""
+
+    def bold(text: str | int) -> str:
+        return f"*{text}*" if slack else str(text)
+
+    watched = f"Databases watched: {bold(report.watched)}"
+    if report.excluded is not None:
+        watched += f" ({_plural(report.excluded, 'app')} excluded by EXCLUDE_APPS)"
+    hours = int(report.fresh_within.total_seconds() // 3600)
+    fresh = f"Fresh usable backup (last {hours} h): {bold(f'{report.fresh} of {report.watched}')}"
+    extra = []
+    if report.stale:
+        names = [_who(d) if slack else _plain(d) for d in report.stale[:STALE_NAMES_SHOWN]]
+        more = f" and {len(report.stale) - STALE_NAMES_SHOWN} more" if len(report.stale) > STALE_NAMES_SHOWN else ""
+        extra.append(f"not fresh: {', '.join(names)}{more}")
+    if report.unknown:
+        extra.append(f"{report.unknown} not known yet")
+    if extra:
+        fresh += f" ({'; '.join(extra)})"
+    if report.verify_every_days > 0:
+        verified = (
+            f"Archives verified (last {report.verify_every_days:g} days): {bold(report.verified)}, "
+            f"failed: {bold(report.verify_failed)}"
+        )
+    else:
+        verified = "Archive verification: not enabled"
+    if report.incidents:
+        warnings = len(report.incidents) - report.critical
+        incidents = f"Open incidents: {bold(len(report.incidents))} ({report.critical} critical, {warnings} warning)"
+    else:
+        incidents = "Open incidents: none"
+    return [watched, fresh, verified, incidents]
+
+
+def _who(db: DatabaseInfo) -> str:
+    """`*app* / resource (type, region)` with Scalingo's text escaped."""
+    resource = f" / {escape(db.resource_id)}" if db.resource_id else ""
+    return f"*{escape(db.app)}*{resource} ({escape(db.type_name)}, {escape(db.region)})"
+
+
+def slack_len(text: str) -> int:
+    """Length as Slack counts it (UTF-16 code units: an emoji counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _plain(db: DatabaseInfo) -> str:
+    resource = f"/{db.resource_id}" if db.resource_id else ""
+    return f"{db.app}{resource}"
+
+
+def _incident_line(incident: OpenIncident) -> str:
+    line = f"{ICONS[incident.severity]} *{escape(incident.title)}* on {_who(incident.database)}"
+    line += f" · open {human_age(incident.age)}"
+    if incident.thread is not None:
+        line += f" · <{thread_link(incident.thread)}|thread>"
+    return line
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _chunks(lines: Sequence[str], limit: int) -> list[str]:
+    """Lines joined into texts of at most `limit` characters (a longer line is cut)."""
+    chunks: list[str] = []
+    current = ""
+    for raw in lines:
+        line = raw if slack_len(raw) <= limit else raw[: limit // 2 - 1] + "…"
+        if current and slack_len(current) + 1 + slack_len(line) > limit:
+            chunks.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def render_slack(report: Report) -> Message:
+    """The report as one Slack message within Slack's limits (50 blocks, 3,000 characters a section)."""
+    status = (
+        ":red_circle:" if report.critical else ":large_orange_circle:" if report.incidents else ":white_check_mark:"
+    )
+    head = f"{status} *Daily backup report* · {_local_title(report)}"
+    facts = "\n".join(f"• {line}" for line in summary_lines(report, slack=True))
+    blocks: list[dict[str, Any]] = [_section(_chunks([f"{head}\n{facts}"], MAX_SECTION_CHARS)[0])]
+    footer = {
+        "type": "context",
+        "elements": [
+            {
+                "type": "mrkdwn",
+                "text": "One report a day, the first check after "
+                f"{report.schedule or 'the configured time'}: when it does not come, the monitor is not running. "
+                "`backup-monitor status` prints the same from the state.",
+            }
+        ],
+    }
+    sections = _chunks([_incident_line(i) for i in report.incidents], MAX_SECTION_CHARS)
+    room = MAX_BLOCKS - len(blocks) - 1  # the footer
+    if len(sections) > room:
+        shown = sections[: room - 1]
+        listed = sum(s.count("\n") + 1 for s in shown)
+        sections = [*shown, f"…and {len(report.incidents) - listed} more open incidents: see `backup-monitor status`."]
+    blocks.extend(_section(text) for text in sections)
+    blocks.append(footer)
+    text = (
+        f"Daily backup report: {report.watched} databases, {report.fresh} with a fresh usable backup, "
+        f"{_plural(len(report.incidents), 'open incident')}"
+    )
+    return Message(text, blocks)
+
+
+def render_text(report: Report, *, per_database: bool = True) -> str:
+    """The report for a terminal: the headline facts, then one line per database."""
+    lines = [f"Backup report · {_local_title(report)}", *summary_lines(report, slack=False)]
+    if report.incidents:
+        lines.append("")
+        lines.append("Open incidents:")
+        for inc in report.incidents:
+            thread = f"  thread {thread_link(inc.thread)}" if inc.thread else ""
+            lines.append(
+                f"  [{inc.severity.value.upper()}] {inc.title} on {_plain(inc.database)}"
+                f" ({inc.database.region}), open {human_age(inc.age)}{thread}"
+            )
+    if per_database and report.databases:
+        rows = [("DATABASE", "LAST USABLE BACKUP", "LAST VERIFICATION", "OPEN INCIDENTS")]
+        for db in report.databases:
+            rows.append((db.key, _usable_cell(db, report.now), _verification_cell(db, report), _incidents_cell(db)))
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        lines.append("")
+        for row in rows:
+            lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _usable_cell(db: DatabaseLine, now: datetime) -> str:
+    if not db.known:
+        return "never checked"
+    if db.last_usable_at is None:
+        return "not known yet"
+    age = human_age(now - db.last_usable_at) + " ago"
+    return age if db.fresh else f"{age} (stale)"
+
+
+def _verification_cell(db: DatabaseLine, report: Report) -> str:
+    if report.verify_every_days <= 0:
+        return "not enabled"
+    if db.verification is None:
+        return "never"
+    outcome = "ok" if db.verification.ok else f"FAILED: {db.verification.detail[:60]}"
+    return f"{human_age(report.now - db.verification.at)} ago, {outcome}"
+
+
+def _incidents_cell(db: DatabaseLine) -> str:
+    if not db.incidents:
+        return "-"
+    return ", ".join(f"{i.title.lower()} ({human_age(i.age)})" for i in db.incidents)

@@ -1,0 +1,58 @@
+"""`backup-monitor status`: the daily report from the state alone (no Scalingo call, nothing sent)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from backup_monitor.config import Settings, Target
+from backup_monitor.daily_report import report_key
+from backup_monitor.monitor import DISCOVERY_KEY_PREFIX
+from backup_monitor.records import Record
+from backup_monitor.report import build_report, render_text
+from backup_monitor.state.base import StateError
+
+
+class StatusError(Exception):
+    """The state cannot be read, or holds nothing to report yet."""
+
+
+def known_targets(settings: Settings, discovery: Record | None) -> tuple[list[Target], int | None]:
+    """MONITORED_DATABASES, or what the last discovery found (cached in the state) less EXCLUDE_APPS.
+
+    Also the number of apps EXCLUDE_APPS leaves out (None with MONITORED_DATABASES), counted as a check does.
+    """
+    if settings.monitored:
+        return list(settings.monitored), None
+    found = [Target(*key.split("/", 2)) for key in sorted(discovery.discovered if discovery else {})]
+    excluded_apps = set(discovery.excluded_apps if discovery else ()) | {
+        t.app for t in found if settings.excluded(t.app)
+    }
+    return [t for t in found if not settings.excluded(t.app)], len(excluded_apps)
+
+
+def read_status(settings: Settings, now: datetime) -> str:
+    """The report as terminal text; StatusError when the state cannot say anything yet."""
+    if not settings.state_table and not Path(settings.state_path).exists():
+        raise StatusError(f"no state file at {settings.state_path}: run `backup-monitor check` first")
+    from backup_monitor.wiring import build_store
+
+    try:
+        store = build_store(settings)
+        discovery_key = DISCOVERY_KEY_PREFIX + ",".join(settings.regions)
+        special = store.load_many([discovery_key, report_key(settings)])
+        discovery = special.get(discovery_key)
+        targets, excluded = known_targets(settings, discovery)
+        if not targets:
+            raise StatusError("no database known yet (none configured, none discovered): run `backup-monitor check`")
+        records = store.load_many([t.key for t in targets])
+    except StateError as exc:
+        raise StatusError(f"cannot read the state: {exc}") from None
+    text = render_text(build_report(settings, targets, records, now, excluded=excluded))
+    last = special.get(report_key(settings))
+    if settings.daily_report is None:
+        footer = "Daily report: off (DAILY_REPORT_AT is empty)"
+    else:
+        sent = last.reported_on if last and last.reported_on else "never"
+        footer = f"Daily report: at {settings.daily_report}; last sent: {sent}"
+    return f"{text}\n{footer}\n"

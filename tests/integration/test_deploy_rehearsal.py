@@ -1,0 +1,113 @@
+"""Deploy rehearsal, offline: SAM's translation of template.yaml created twice (two stacks, one account and
+region) on moto's CloudFormation emulation (server mode, loopback).
+
+moto creates the table, the queues, the topic, the roles, the layer, the log group and the function; it has no
+CloudFormation support for AWS::CloudWatch::Alarm, AWS::Scheduler::Schedule, AWS::SNS::Subscription and
+AWS::Lambda::EventInvokeConfig (it skips them), so those are checked by test_template.py only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+import warnings
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from tests.support import cfn
+from tests.support.dynamodb_local import free_port
+
+NOT_EMULATED = {
+    "AWS::CloudWatch::Alarm",
+    "AWS::Scheduler::Schedule",
+    "AWS::SNS::Subscription",
+    "AWS::Lambda::EventInvokeConfig",
+}
+
+
+@pytest.fixture(scope="module")
+def moto(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": cfn.PSEUDO["AWS::Region"],
+    }.items():
+        monkeypatch_module.setenv(key, value)
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def deploy(url: str, body: str, name: str, **parameters: str) -> dict[str, Any]:
+    cloudformation = boto3.client("cloudformation", endpoint_url=url)
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=body,
+        Capabilities=["CAPABILITY_IAM"],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        stack: dict[str, Any] = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+        if not stack["StackStatus"].endswith("IN_PROGRESS") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    return {
+        r["LogicalResourceId"]: r
+        for r in cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]
+        if r.get("LogicalResourceId")
+    }
+
+
+def test_two_stacks_deploy_side_by_side(moto: str) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto)
+    s3.create_bucket(Bucket="bucket", CreateBucketConfiguration={"LocationConstraint": cfn.PSEUDO["AWS::Region"]})
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("app.py", "def lambda_handler(event, context):\n    return {}\n")
+    for key in ("CodeUri", "ContentUri"):
+        s3.put_object(Bucket="bucket", Key=key, Body=archive.getvalue())
+    translated = cfn.translate(cfn.load())
+    body = json.dumps(translated)
+    expected = {name for name, r in translated["Resources"].items() if r["Type"] not in NOT_EMULATED}
+
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always")
+        first = deploy(moto, body, "bm-first", AlarmEmail="oncall@example.com")
+        second = deploy(moto, body, "bm-second", SlackDelivery="bot", SlackChannel="C0123456789")
+    unsupported = {m.group(1) for w in skipped if (m := re.search(r"parse (AWS::\S+) but", str(w.message)))}
+    assert unsupported == NOT_EMULATED  # what stopped the rehearsal short of a full deployment
+
+    for stack in (first, second):
+        created = {name for name, r in stack.items() if r["ResourceStatus"] == "CREATE_COMPLETE" and name in expected}
+        assert created == expected
+    lambda_ = boto3.client("lambda", endpoint_url=moto)
+    one = lambda_.get_function(FunctionName="bm-first-monitor")["Configuration"]
+    two = lambda_.get_function(FunctionName="bm-second-monitor")["Configuration"]
+    assert one["Environment"]["Variables"]["SLACK_WEBHOOK_URL_PARAMETER"] == "/backup-monitor/slack-webhook-url"
+    assert one["Environment"]["Variables"]["SLACK_BOT_TOKEN_PARAMETER"] == ""
+    assert two["Environment"]["Variables"]["SLACK_BOT_TOKEN_PARAMETER"] == "/backup-monitor/slack-bot-token"
+    assert two["Environment"]["Variables"]["SLACK_CHANNEL"] == "C0123456789"
+    assert one["Environment"]["Variables"]["STATE_TABLE"] != two["Environment"]["Variables"]["STATE_TABLE"]
+    assert (one["Runtime"], one["Timeout"], one["MemorySize"]) == ("python3.13", 900, 512)
+    table = boto3.client("dynamodb", endpoint_url=moto).describe_table(
+        TableName=one["Environment"]["Variables"]["STATE_TABLE"]
+    )["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]

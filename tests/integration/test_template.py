@@ -1,0 +1,259 @@
+"""template.yaml read as data, as SAM translates it, and as `sam build` built it: each point of the
+deployment's contract that can be read without AWS."""
+
+from __future__ import annotations
+
+import ast
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backup_monitor.config import Settings
+from tests.support import cfn
+
+BUILD = cfn.ROOT / ".aws-sam" / "build"
+DYNAMODB_CODE = cfn.ROOT / "functions/backup_monitor/backup_monitor/state/dynamodb.py"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return cfn.load()
+
+
+@pytest.fixture(scope="module")
+def translated(template: dict[str, Any]) -> dict[str, Any]:
+    return cfn.translate(template)
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def function_statements(translated: dict[str, Any]) -> list[dict[str, Any]]:
+    role = translated["Resources"]["BackupMonitorFunctionRole"]["Properties"]
+    return [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# -- the alarm topic and the alarms ------------------------------------------------------------------------
+
+
+def test_the_alarm_topic_is_not_under_the_aws_managed_key(template: dict[str, Any]) -> None:
+    # CloudWatch cannot publish to a topic encrypted with alias/aws/sns; the README says why it is unencrypted.
+    topic = template["Resources"]["AlarmTopic"]["Properties"]
+    assert "KmsMasterKeyId" not in topic
+
+
+def test_every_alarm_announces_alarm_and_recovery_on_the_topic(template: dict[str, Any]) -> None:
+    alarms = resources_of(template, "AWS::CloudWatch::Alarm")
+    assert set(alarms) == {"HeartbeatAlarm", "FunctionErrorsAlarm", "FunctionThrottlesAlarm", "ScheduleDeadLetterAlarm"}
+    for name, alarm in alarms.items():
+        props = alarm["Properties"]
+        assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert props["OKActions"] == [{"Ref": "AlarmTopic"}], name
+        # A queue's visible messages stay until someone empties it: such an alarm would hide later failures.
+        assert props["MetricName"] != "ApproximateNumberOfMessagesVisible", name
+
+
+@pytest.mark.parametrize("minutes", [5, 10, 15, 30, 60, 120, 360, 720, 1440])
+def test_the_schedule_and_the_alarm_periods_follow_one_parameter(template: dict[str, Any], minutes: int) -> None:
+    assert template["Parameters"]["CheckEveryMinutes"]["AllowedValues"] == [5, 10, 15, 30, 60, 120, 360, 720, 1440]
+    values = cfn.Evaluator(template, CheckEveryMinutes=str(minutes))
+    schedule = template["Resources"]["BackupMonitorFunction"]["Properties"]["Events"]["Schedule"]["Properties"]
+    assert values.value(schedule["ScheduleExpression"]) == f"rate({minutes} minutes)"
+    for name, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        period = values.value(props["Period"])
+        assert period == minutes * 60, name
+        # CloudWatch: Period x EvaluationPeriods <= 1 day when Period < 1 hour, <= 7 days otherwise.
+        assert period * props["EvaluationPeriods"] <= (86_400 if period < 3_600 else 604_800), name
+
+
+def test_the_heartbeat_is_this_stacks_and_missing_checks_breach(template: dict[str, Any]) -> None:
+    heartbeat = template["Resources"]["HeartbeatAlarm"]["Properties"]
+    assert heartbeat["MetricName"] == "ChecksCompleted"
+    assert heartbeat["TreatMissingData"] == "breaching"
+    assert heartbeat["EvaluationPeriods"] == heartbeat["DatapointsToAlarm"] == 3
+    # Powertools puts the service name in the metric's dimension: the stack's name keeps two stacks apart.
+    service = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    assert service == {"Ref": "AWS::StackName"}
+    assert heartbeat["Dimensions"] == [{"Name": "service", "Value": {"Ref": "AWS::StackName"}}]
+    errors = template["Resources"]["FunctionErrorsAlarm"]["Properties"]
+    assert (errors["MetricName"], errors["EvaluationPeriods"], errors["DatapointsToAlarm"]) == ("Errors", 2, 2)
+
+
+def test_no_alarm_watches_the_failure_queue(template: dict[str, Any]) -> None:
+    # The errors alarm covers failed runs; the queue keeps their details (README: how to read and empty it).
+    for name, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items():
+        assert "FailureQueue" not in str(alarm["Properties"]["Dimensions"]), name
+
+
+# -- the schedule -------------------------------------------------------------------------------------------
+
+
+def test_the_schedule_is_named_after_the_stack(translated: dict[str, Any]) -> None:
+    (schedule,) = resources_of(translated, "AWS::Scheduler::Schedule").values()
+    name = schedule["Properties"]["Name"]["Fn::Sub"]
+    assert name.startswith("${AWS::StackName}")
+    # Lambda names the function after the stack within 64 characters, which bounds the stack's name; the
+    # schedule's name must fit the same 64 for any stack that can be created.
+    function = translated["Resources"]["BackupMonitorFunction"]["Properties"]["FunctionName"]["Fn::Sub"]
+    assert function.startswith("${AWS::StackName}")
+    longest_stack = 64 - len(function.removeprefix("${AWS::StackName}"))
+    assert longest_stack + len(name.removeprefix("${AWS::StackName}")) <= 64
+
+
+# -- Slack: webhook or bot, chosen at deploy time ---------------------------------------------------------------
+
+
+def resolved_settings(template: dict[str, Any], **parameters: str) -> Settings:
+    values = cfn.Evaluator(template, **parameters)
+    env = values.value(template["Resources"]["BackupMonitorFunction"]["Properties"]["Environment"]["Variables"])
+    return Settings.from_env({k: str(v) for k, v in env.items()})
+
+
+def test_the_defaults_deploy_the_webhook_path(template: dict[str, Any]) -> None:
+    assert cfn.Evaluator(template).rule_failures() == []
+    settings = resolved_settings(template)
+    assert settings.slack_webhook_url_parameter == "/backup-monitor/slack-webhook-url"
+    assert settings.slack_bot_token_parameter is None
+    assert settings.api_token_parameter == "/backup-monitor/scalingo-api-token"
+
+
+def test_the_bot_path_needs_only_the_choice_and_a_channel(template: dict[str, Any]) -> None:
+    choice = {"SlackDelivery": "bot", "SlackChannel": "C0123456789"}
+    assert cfn.Evaluator(template, **choice).rule_failures() == []
+    settings = resolved_settings(template, **choice)
+    assert settings.slack_bot_token_parameter == "/backup-monitor/slack-bot-token"
+    assert settings.slack_webhook_url_parameter is None
+    assert settings.slack_channel == "C0123456789"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "refusal"),
+    [
+        ({"SlackDelivery": "bot"}, "needs SlackChannel"),
+        ({"SlackChannel": "C0123456789"}, "SlackChannel is for the bot"),
+        (
+            {
+                "SlackDelivery": "bot",
+                "SlackChannel": "C1",
+                "SlackBotTokenParameter": "/backup-monitor/slack-webhook-url",
+            },
+            "cannot be the same SSM parameter",
+        ),
+    ],
+)
+def test_the_rules_refuse_a_half_chosen_slack_path(
+    template: dict[str, Any], parameters: dict[str, str], refusal: str
+) -> None:
+    failures = cfn.Evaluator(template, **parameters).rule_failures()
+    assert len(failures) == 1
+    assert refusal in failures[0]
+
+
+# -- least privilege ------------------------------------------------------------------------------------------
+
+
+def dynamodb_calls_in_code() -> set[str]:
+    """The DynamoDB client methods state/dynamodb.py calls, as IAM actions (batch_get_item -> BatchGetItem)."""
+    tree = ast.parse(DYNAMODB_CODE.read_text())
+    calls = {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Attribute)
+        and node.func.value.attr == "_client"
+    }
+    return {"dynamodb:" + "".join(part.title() for part in call.split("_")) for call in calls}
+
+
+def test_the_function_may_call_what_the_state_store_calls_on_its_table_only(translated: dict[str, Any]) -> None:
+    statements = function_statements(translated)
+    dynamodb = [s for s in statements if any(str(a).startswith("dynamodb:") for a in as_list(s["Action"]))]
+    assert len(dynamodb) == 1
+    assert set(as_list(dynamodb[0]["Action"])) == dynamodb_calls_in_code()
+    assert {"dynamodb:BatchGetItem", "dynamodb:PutItem"} <= dynamodb_calls_in_code()
+    assert dynamodb[0]["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}
+    for statement in statements:
+        assert "*" not in str(statement["Action"])
+        assert statement["Resource"] != "*"
+
+
+def test_the_function_sends_only_to_its_failure_queue(translated: dict[str, Any]) -> None:
+    sqs = [s for s in function_statements(translated) if "sqs:" in str(s["Action"])]
+    # One statement, the one SAM adds for the OnFailure destination (the code sends nothing itself).
+    failure_queue = {"Fn::GetAtt": ["FailureQueue", "Arn"]}
+    assert sqs == [{"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": failure_queue}]
+    assert "SQSSendMessagePolicy" not in str(cfn.load()["Resources"]["BackupMonitorFunction"])
+
+
+def test_the_function_reads_and_decrypts_only_its_own_parameters_through_ssm(
+    template: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    statements = {s.get("Sid"): s for s in function_statements(translated)}
+    webhook = cfn.Evaluator(template)
+    bot = cfn.Evaluator(template, SlackDelivery="bot", SlackChannel="C1")
+    arn = "arn:aws:ssm:eu-west-3:123456789012:parameter/backup-monitor/"
+    read = statements["ReadOwnSecrets"]
+    assert read["Action"] == "ssm:GetParameter"
+    assert webhook.value(read["Resource"]) == [arn + "scalingo-api-token", arn + "slack-webhook-url"]
+    assert bot.value(read["Resource"]) == [arn + "scalingo-api-token", arn + "slack-bot-token"]
+
+    decrypt = statements["DecryptSecretsThroughSsm"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    # Never the alias ARN (an alias never matches as a Resource); any of the account's keys, but only via SSM.
+    assert webhook.value(decrypt["Resource"]) == "arn:aws:kms:eu-west-3:123456789012:key/*"
+    assert webhook.value(decrypt["Condition"]) == {"StringEquals": {"kms:ViaService": "ssm.eu-west-3.amazonaws.com"}}
+    key = "arn:aws:kms:eu-west-3:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert cfn.Evaluator(template, SecretsKmsKeyArn=key).value(decrypt["Resource"]) == key
+
+
+# -- the build ------------------------------------------------------------------------------------------------
+
+
+def built(path: str) -> Path:
+    directory = BUILD / path
+    if not directory.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{directory} is missing: `make template` (sam build) runs before pytest")
+        pytest.skip("no `sam build` output: run `make template`")
+    return directory
+
+
+def pyc_flags(source: Path) -> int | None:
+    """The flags word of the source's CPython 3.13 .pyc (1 = unchecked hash), or None when there is none."""
+    pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+    if not pyc.is_file():
+        return None
+    with pyc.open("rb") as handle:
+        flags: int = struct.unpack("<4sI", handle.read(8))[1]
+    return flags
+
+
+def test_the_built_function_ships_unchecked_hash_bytecode(template: dict[str, Any]) -> None:
+    for name in ("BackupMonitorFunction", "DependenciesLayer"):
+        assert template["Resources"][name]["Metadata"]["BuildMethod"] == "makefile"
+    function = built("BackupMonitorFunction")
+    sources = sorted(function.rglob("*.py"))
+    assert function / "app.py" in sources
+    assert {pyc_flags(source) for source in sources} == {1}
+    assert not list(function.glob("*.egg-info"))
+
+
+def test_the_built_layer_ships_bytecode_and_leaves_boto_to_the_runtime() -> None:
+    layer = built("DependenciesLayer") / "python"
+    for package in ("requests", "slack_sdk", "aws_lambda_powertools", "aws_xray_sdk", "wrapt"):
+        assert (layer / package).is_dir(), package
+    for package in ("botocore", "boto3", "s3transfer"):
+        assert not (layer / package).exists(), f"{package} would shadow the runtime's copy"
+    sources = sorted(layer.rglob("*.py"))
+    assert len(sources) > 100
+    assert {pyc_flags(source) for source in sources} == {1}
