@@ -58,6 +58,8 @@ def settings_for(fake: FakeScalingo, keys: list[str], **extra: str) -> Settings:
             "SCALINGO_DB_API_URL": fake.region_url(),
             "MONITORED_DATABASES": ",".join(keys),
             "SUCCESS_NOTICES": "off",
+            # the failed slot must not also turn "missing" while these tests run (the checks span hours)
+            "MISSING_BACKUP_GRACE_HOURS": "12",
             **extra,
         }
     )
