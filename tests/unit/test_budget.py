@@ -15,6 +15,7 @@ from backup_monitor.budget import (
     time_budget,
 )
 from backup_monitor.config import ConfigError, Settings, Target
+from backup_monitor.scalingo.errors import OutOfTimeError
 from backup_monitor.scalingo.tokens import RENEW_MARGIN_SECONDS, CachedToken, TokenCache
 from tests.fakes import make_jwt
 
@@ -88,3 +89,28 @@ def test_databases_needing_a_token_get_half_the_workers_alongside_the_others() -
     assert split_lanes(["r1"], ["d1"], 2) == [(["r1"], 1), (["d1"], 1)]
     assert split_lanes(["r1"], ["d1"], 1) == [(["r1", "d1"], 1)]
     assert split_lanes([], ["d1", "d2"], 8) == [(["d1", "d2"], 8)]
+
+
+def test_out_of_time_a_due_token_that_has_not_expired_serves_once_more() -> None:
+    clock = [1_000_000.0]
+    cache = TokenCache(clock=lambda: clock[0], rng=random.Random(1))
+    cache.get("addon/a", lambda: make_jwt({"exp": int(clock[0] + 3600)}))
+    token = cache.drain_new()[0]
+    clock[0] = token.renew_at + 1  # due, still valid for minutes
+
+    def out_of_time() -> str:
+        raise OutOfTimeError("the check's time budget is spent")
+
+    assert cache.get("addon/a", out_of_time) == token.value
+    clock[0] = token.expires_at - 30  # about to expire: not worth it
+    with pytest.raises(OutOfTimeError):
+        cache.get("addon/a", out_of_time)
+    with pytest.raises(OutOfTimeError):
+        cache.get("addon/none", out_of_time)
+
+
+def test_among_databases_needing_a_token_the_soonest_expiry_goes_first() -> None:
+    targets = [Target("osc-fr1", f"app{i}", f"ad-{i}") for i in range(4)]
+    expiry = {"osc-fr1/app0/ad-0": 900.0, "osc-fr1/app1/ad-1": 0.0, "osc-fr1/app2/ad-2": 300.0}
+    ordered = order_for_check(targets, ["osc-fr1/app3/ad-3"], lambda t: True, lambda t: expiry.get(t.key, 0.0))
+    assert [t.app for t in ordered] == ["app3", "app1", "app2", "app0"]

@@ -57,13 +57,22 @@ def cursor_blob(left: Sequence[str], now: float) -> Blob:
 
 
 def order_for_check(
-    targets: Sequence[Target], left: Sequence[str], needs_token: Callable[[Target], bool]
+    targets: Sequence[Target],
+    left: Sequence[str],
+    needs_token: Callable[[Target], bool],
+    token_expiry: Callable[[Target], float] = lambda _: 0.0,
 ) -> list[Target]:
     """Databases whose addon token is cached first (seconds, no main-API request), then those needing a
-    token; in each group the ones the previous check left come first, in its order. Otherwise stable."""
+    token: the ones the previous check left first, in its order, then the tokens expiring soonest (a token
+    not yet expired can still serve when time runs out). Otherwise stable."""
     rank = {key: i for i, key in enumerate(left)}
     missing = len(rank)
-    return sorted(targets, key=lambda t: (needs_token(t), rank.get(t.key, missing)))
+
+    def key(t: Target) -> tuple[bool, int, float]:
+        due = needs_token(t)
+        return (due, rank.get(t.key, missing), token_expiry(t) if due else 0.0)
+
+    return sorted(targets, key=key)
 
 
 def save_cursor_if_changed(store: StateStore, before: Sequence[str], left: Sequence[str], now: float) -> bool:

@@ -233,7 +233,7 @@ def run_check(
     blobs = _load_blobs(clients, targets, with_cursor=not only)
     left_before = left_keys(blobs)
     needs_token = {t.key for t in targets if clients.scalingo.needs_token(t)}
-    targets = order_for_check(targets, left_before, lambda t: t.key in needs_token)
+    targets = order_for_check(targets, left_before, lambda t: t.key in needs_token, clients.scalingo.token_expiry)
 
     works = [_Work(t, records.get(t.key) or Record(key=t.key), _info(t, None)) for t in targets]
     # A deleted database was said once to be no longer watched: nothing more about it, ever.

@@ -170,6 +170,10 @@ class ScalingoClient:
         """Whether checking `target` now costs a main-API request (its addon token is absent or due)."""
         return not self.tokens.is_fresh(addon_key(target.key))
 
+    def token_expiry(self, target: Target) -> float:
+        """When the cached addon token of `target` expires (0 when there is none): the most urgent renew first."""
+        return self.tokens.expires_at(addon_key(target.key))
+
     @property
     def rate_limited(self) -> int:
         """429 answers received, every host together."""

@@ -13,9 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# Each token is renewed between 2 and 17 minutes before it expires, drawn once when it is fetched: a fleet
-# fetched in one burst is renewed over at least two 15-minute checks, and the spread keeps widening.
-RENEW_MARGIN_SECONDS = (120.0, 1020.0)
+from backup_monitor.scalingo.errors import OutOfTimeError
+
+# Each token is renewed between 2 and 10 minutes before it expires, drawn once when it is fetched, so a fleet
+# fetched in one burst is not renewed in one burst. A check out of time keeps using a token inside its margin
+# (it has not expired): its renewal waits for the next check instead of the database.
+RENEW_MARGIN_SECONDS = (120.0, 600.0)
+MIN_VALIDITY_SECONDS = 60.0
 FALLBACK_LIFETIME_SECONDS = 3600.0
 BEARER_KEY = "bearer"
 
@@ -79,12 +83,19 @@ class TokenCache:
             return self._locks.setdefault(key, threading.Lock())
 
     def get(self, key: str, fetch: Callable[[], str]) -> str:
-        """The cached token for `key`, fetched anew when absent or due for renewal."""
+        """The cached token for `key`, fetched anew when absent or due for renewal.
+
+        When the check is out of time, a due token that has not expired is used once more."""
         with self._lock_for(key):
             entry = self._entries.get(key)
             if entry is not None and self._clock() < entry.renew_at:
                 return entry.value
-            value = fetch()
+            try:
+                value = fetch()
+            except OutOfTimeError:
+                if entry is not None and self._clock() < entry.expires_at - MIN_VALIDITY_SECONDS:
+                    return entry.value
+                raise
             fetched_at = self._clock()
             expiry = jwt_expiry(value) or fetched_at + FALLBACK_LIFETIME_SECONDS
             margin = self._rng.uniform(*self._margin)
@@ -99,6 +110,11 @@ class TokenCache:
         """Whether `key` has a token that will not be renewed now (no request needed to use it)."""
         entry = self._entries.get(key)
         return entry is not None and self._clock() < entry.renew_at
+
+    def expires_at(self, key: str) -> float:
+        """When the cached token for `key` expires (0 when there is none)."""
+        entry = self._entries.get(key)
+        return entry.expires_at if entry is not None else 0.0
 
     def drop(self, key: str, value: str | None = None) -> None:
         """Forget the token for `key` (only if it is still `value`, when given)."""
