@@ -42,10 +42,10 @@ def _record_metrics(summary: Summary) -> None:
     metrics.add_metric(name="BackupsFailed", unit=MetricUnit.Count, value=summary.findings.get(Kind.FAILED.value, 0))
     metrics.add_metric(name="BackupsMissing", unit=MetricUnit.Count, value=summary.findings.get(Kind.MISSING.value, 0))
     metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=summary.sent)
-    metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=summary.undelivered)
+    metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=summary.undelivered + summary.given_up)
     metrics.add_metric(name="TargetsFailed", unit=MetricUnit.Count, value=len(summary.unchecked))
     metrics.add_metric(name="DatabasesLeft", unit=MetricUnit.Count, value=summary.left)
-    if summary.error is None:
+    if summary.error is None:  # the check ran, even if Slack refused messages (delivery_error, MessagesFailed)
         metrics.add_metric(name="ChecksCompleted", unit=MetricUnit.Count, value=1)
 
 

@@ -1,4 +1,17 @@
-"""A fake Slack on loopback: an incoming webhook and the Web API's chat.postMessage / chat.update."""
+"""A fake Slack on loopback: an incoming webhook and the Web API's chat.postMessage / chat.update.
+
+It refuses what Slack refuses, with Slack's status and body:
+- malformed blocks (slack-sdk's own Block Kit models and validators: unknown types or properties, a section's text
+  over 3,000 characters, a button's text over 75 or URL over 3,000, ...), an empty text object, more than 50
+  blocks: `invalid_blocks`; blocks that are not a list: `invalid_blocks_format`;
+- blocks carrying more than 12,000 characters of text in all: `msg_blocks_too_long` (Slack's limit is
+  undocumented; it was seen refusing around 12,000 to 13,000);
+- a `text` over 40,000 characters: `msg_too_long`; nothing to show: `no_text`;
+- a webhook URL that does not exist: 404 `no_service`; a bad bot token: `invalid_auth`; an edit of a message it
+  never posted: `message_not_found`.
+The Web API answers HTTP 200 with `{"ok": false, "error": ...}`; the webhook answers 400 (403, 404, 410) with the
+error string as a plain-text body. `fail_next` injects other answers (outages, revoked destinations).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +23,97 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import Block
+
+BLOCKS_MAX = 50
+BLOCK_TEXT_MAX = 12_000
+TEXT_MAX = 40_000
+SECTION_TEXT_MAX = 3000
+
 
 @dataclass
 class SlackCall:
     path: str
     body: dict[str, Any]
     status: int
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _strings(node: Any, keys: tuple[str, ...] = ("text", "url")) -> list[str]:
+    """Every string under one of `keys`, anywhere in a block tree."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str) and key in keys:
+                found.append(value)
+            else:
+                found.extend(_strings(value, keys))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_strings(item, keys))
+    return found
+
+
+def _empty_text_objects(node: Any, pointer: str) -> list[str]:
+    errors: list[str] = []
+    if isinstance(node, dict):
+        if node.get("type") in ("mrkdwn", "plain_text") and not node.get("text"):
+            errors.append(f"must be more than 0 characters [json-pointer:{pointer}/text]")
+        for key, value in node.items():
+            errors.extend(_empty_text_objects(value, f"{pointer}/{key}"))
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            errors.extend(_empty_text_objects(item, f"{pointer}/{i}"))
+    return errors
+
+
+def refusal(body: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """Why Slack would refuse this message body: (error, details), or None when it would post it."""
+    text = body.get("text")
+    blocks = body.get("blocks")
+    if isinstance(blocks, str):  # form-encoded bodies carry blocks as a JSON string
+        try:
+            blocks = json.loads(blocks)
+        except ValueError:
+            return "invalid_blocks_format", ["blocks is not valid JSON"]
+    if blocks is not None and not isinstance(blocks, list):
+        return "invalid_blocks_format", ["blocks must be an array"]
+    if not text and not blocks and not body.get("attachments"):
+        return "no_text", []
+    if isinstance(text, str) and _units(text) > TEXT_MAX:
+        return "msg_too_long", []
+    if not blocks:
+        return None
+    errors: list[str] = []
+    if len(blocks) > BLOCKS_MAX:
+        errors.append(f"no more than {BLOCKS_MAX} items allowed [json-pointer:/blocks]")
+    for i, raw in enumerate(blocks):
+        where = f"[json-pointer:/blocks/{i}]"
+        if not isinstance(raw, dict):
+            errors.append(f"expected an object {where}")
+            continue
+        parsed = Block.parse(raw)
+        if parsed is None:
+            errors.append(f"unsupported type: {raw.get('type')!r} {where}")
+            continue
+        try:
+            if parsed.to_dict() != raw:
+                errors.append(f"must provide valid properties only {where}")
+        except SlackObjectFormationError as exc:
+            errors.append(f"{exc} {where}")
+        errors.extend(_empty_text_objects(raw, f"/blocks/{i}"))
+        section_text = raw.get("text") if raw.get("type") == "section" else None
+        if isinstance(section_text, dict) and _units(str(section_text.get("text", ""))) > SECTION_TEXT_MAX:
+            errors.append(f"must be less than {SECTION_TEXT_MAX + 1} characters {where}")
+    if errors:
+        return "invalid_blocks", errors
+    if sum(_units(s) for s in _strings(blocks)) > BLOCK_TEXT_MAX:
+        return "msg_blocks_too_long", []
+    return None
 
 
 @dataclass
@@ -26,6 +124,8 @@ class FakeSlack:
     bot_token: str = "xoxb-fake-bot-token"
     calls: list[SlackCall] = field(default_factory=list)
     failures: list[tuple[int, str]] = field(default_factory=list)  # (http status, error) consumed one per call
+    failure_paths: list[str | None] = field(default_factory=list)  # the method each failure is for (None: any)
+    posted: dict[str, str] = field(default_factory=dict)  # ts -> channel of every accepted chat.postMessage
     _server: ThreadingHTTPServer | None = None
     _ts: float = 1_700_000_000.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -43,9 +143,11 @@ class FakeSlack:
     def api_url(self) -> str:
         return self.url + "/api/"
 
-    def fail_next(self, times: int, status: int = 500, error: str = "internal_error") -> None:
+    def fail_next(self, times: int, status: int = 500, error: str = "internal_error", only: str | None = None) -> None:
+        """The next `times` calls (to paths ending with `only`, if given) answer `status` with `error`."""
         with self._lock:
             self.failures.extend([(status, error)] * times)
+            self.failure_paths.extend([only] * times)
 
     def messages(self) -> list[dict[str, Any]]:
         """Accepted posts (webhook or chat.postMessage), in order."""
@@ -55,8 +157,16 @@ class FakeSlack:
             if c.status == 200 and not c.path.endswith("chat.update") and c.body.get("__ok", True)
         ]
 
+    def refused(self) -> list[dict[str, Any]]:
+        """Posts Slack did not accept, in order."""
+        return [
+            c.body
+            for c in self.calls
+            if not c.path.endswith("chat.update") and (c.status != 200 or not c.body.get("__ok", True))
+        ]
+
     def updates(self) -> list[dict[str, Any]]:
-        return [c.body for c in self.calls if c.path.endswith("chat.update") and c.status == 200]
+        return [c.body for c in self.calls if c.path.endswith("chat.update") and c.status == 200 and c.body["__ok"]]
 
     def start(self) -> FakeSlack:
         fake = self
@@ -71,7 +181,10 @@ class FakeSlack:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
                 ctype = self.headers.get("Content-Type", "")
                 if "json" in ctype:
-                    body = json.loads(raw or "{}")
+                    try:
+                        body = json.loads(raw or "{}")
+                    except ValueError:
+                        body = {"__invalid_json": raw[:100]}
                 else:
                     body = {k: v[0] for k, v in parse_qs(raw).items()}
                 status, payload, ctype_out = fake.handle(self.path, body, self.headers.get("Authorization"))
@@ -100,49 +213,67 @@ class FakeSlack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _take_failure(self, path: str) -> tuple[int, str] | None:
+        for i, only in enumerate(self.failure_paths):
+            if only is None or path.endswith(only):
+                self.failure_paths.pop(i)
+                return self.failures.pop(i)
+        return None
+
     def handle(self, path: str, body: dict[str, Any], auth: str | None) -> tuple[int, str, str]:
         with self._lock:
-            failure = self.failures.pop(0) if self.failures else None
+            failure = self._take_failure(path)
             if path.startswith("/services/"):
-                result = self._webhook(path, failure)
+                result = self._webhook(path, body, failure)
             else:
                 result = self._api(path, body, auth, failure)
             record = dict(body)
-            if path.startswith("/api/") and result[0] == 200 and '"ok": false' in result[1]:
-                record["__ok"] = False
+            record["__ok"] = result[0] == 200 and not (path.startswith("/api/") and '"ok": false' in result[1])
             self.calls.append(SlackCall(path, record, result[0]))
             return result
 
-    def _webhook(self, path: str, failure: tuple[int, str] | None) -> tuple[int, str, str]:
+    def _webhook(self, path: str, body: dict[str, Any], failure: tuple[int, str] | None) -> tuple[int, str, str]:
         if path != self.webhook_path:
             return 404, "no_service", "text/plain"
         if failure:
             return failure[0], failure[1], "text/plain"
+        if "__invalid_json" in body:
+            return 400, "invalid_payload", "text/plain"
+        refused = refusal(body)
+        if refused:
+            return 400, refused[0], "text/plain"
         return 200, "ok", "text/plain"
 
     def _api(
         self, path: str, body: dict[str, Any], auth: str | None, failure: tuple[int, str] | None
     ) -> tuple[int, str, str]:
         if auth != f"Bearer {self.bot_token}":
-            return 200, json.dumps({"ok": False, "error": "invalid_auth"}), "application/json"
+            return _api_error("invalid_auth")
         if failure:
-            if failure[0] == 200:
-                return 200, json.dumps({"ok": False, "error": failure[1]}), "application/json"
             return failure[0], json.dumps({"ok": False, "error": failure[1]}), "application/json"
-        if path.endswith("/chat.postMessage"):
-            self._ts += 1
-            return (
-                200,
-                json.dumps({"ok": True, "channel": body.get("channel"), "ts": f"{self._ts:.6f}"}),
-                ("application/json"),
-            )
+        if not path.endswith(("/chat.postMessage", "/chat.update")):
+            return 404, json.dumps({"ok": False, "error": "unknown_method"}), "application/json"
+        if not body.get("channel"):
+            return _api_error("channel_not_found")
+        refused = refusal(body)
+        if refused:
+            return _api_error(*refused)
         if path.endswith("/chat.update"):
-            return (
-                200,
-                json.dumps({"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}),
-                ("application/json"),
-            )
-        return 404, json.dumps({"ok": False, "error": "unknown_method"}), "application/json"
+            if self.posted.get(str(body.get("ts"))) != body.get("channel"):
+                return _api_error("message_not_found")
+            return 200, json.dumps({"ok": True, "channel": body["channel"], "ts": body["ts"]}), "application/json"
+        self._ts += 1
+        ts = f"{self._ts:.6f}"
+        self.posted[ts] = str(body["channel"])
+        return 200, json.dumps({"ok": True, "channel": body["channel"], "ts": ts}), "application/json"
+
+
+def _api_error(error: str, details: list[str] | None = None) -> tuple[int, str, str]:
+    body: dict[str, Any] = {"ok": False, "error": error}
+    if details:
+        body["errors"] = details
+        body["response_metadata"] = {"messages": [f"[ERROR] {d}" for d in details]}
+    return 200, json.dumps(body), "application/json"
 
 
 def wait_until(predicate: Any, timeout: float = 10.0) -> bool:

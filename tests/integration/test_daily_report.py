@@ -19,7 +19,7 @@ from backup_monitor.demo import seed
 from backup_monitor.messages import Message
 from backup_monitor.monitor import Clients, run_check
 from backup_monitor.notifiers import ConsoleNotifier, Delivery, Notifier, WebhookNotifier
-from backup_monitor.records import Record
+from backup_monitor.records import Record, ThreadRef
 from backup_monitor.scalingo.client import ScalingoClient, build_session
 from backup_monitor.state.base import StateStore
 from backup_monitor.state.dynamodb import DynamoStateStore
@@ -100,6 +100,9 @@ class OverlappingNotifier:
             summary = run_check(self.settings, clients, NOW + timedelta(seconds=30))
             self.other_summaries.append(summary.sent)
         return self.inner.send(message)
+
+    def edit(self, target: ThreadRef, edit_text: str) -> None:
+        self.inner.edit(target, edit_text)
 
 
 def test_a_check_overlapping_the_one_sending_the_report_stays_silent(

@@ -138,6 +138,18 @@ def test_slack_down_raises_so_the_invocation_is_an_error(
     assert metrics["MessagesSent"] in (0.0, [0.0])
 
 
+def test_a_check_whose_messages_slack_refused_still_counts_as_completed(
+    handler: tuple[ModuleType, FakeSlack], capfd: pytest.CaptureFixture[str]
+) -> None:
+    app, slack = handler
+    slack.fail_next(1, 410, "channel_is_archived")  # the destination is refused: nothing is delivered
+    with pytest.raises(app.CheckFailedError, match="channel_is_archived"):
+        app.lambda_handler(json.loads((EVENTS / "scheduled.json").read_text()), FakeContext())
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["ChecksCompleted"] in (1.0, [1.0])  # the heartbeat says the monitor ran
+    assert metrics["MessagesFailed"] not in (0.0, [0.0])  # the errors alarm and MessagesFailed say the rest
+
+
 def scheduled() -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS / "scheduled.json").read_text())
     return event

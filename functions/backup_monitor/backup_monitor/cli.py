@@ -13,7 +13,7 @@ from backup_monitor import __version__
 from backup_monitor.config import ConfigError, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_EXTRA_FIELDS = ("target", "error", "call", "count", "permanent")
+_EXTRA_FIELDS = ("target", "error", "call", "count", "permanent", "kind")
 
 
 class _PlainFormatter(logging.Formatter):
@@ -45,14 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = sub.add_parser("check", help="run one check of every monitored database")
     check.add_argument("--dry-run", action="store_true", help="print the messages, send nothing, change no state")
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help="print each message as the exact Slack payload, one JSON object per line (with --dry-run, or when "
+        "no Slack destination is configured)",
+    )
+    check.add_argument(
+        "--show-links", action="store_true", help="print download links whole (their token is hidden by default)"
+    )
     sub.add_parser("demo", help="the whole story offline, against a local fake Scalingo API")
     sub.add_parser("status", help="print the daily report from the state alone (no API call, nothing sent)")
     return parser
 
 
-def check(dry_run: bool) -> int:
+def check(dry_run: bool, json_lines: bool = False, show_links: bool = False) -> int:
     """One check with the environment's configuration."""
     from backup_monitor.monitor import run_check
+    from backup_monitor.notifiers import ConsoleNotifier
     from backup_monitor.wiring import build_clients, resolve_secrets
 
     try:
@@ -61,6 +71,8 @@ def check(dry_run: bool) -> int:
     except ConfigError as exc:
         print(f"backup-monitor: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if isinstance(clients.notifier, ConsoleNotifier):
+        clients.notifier = ConsoleNotifier(json_lines=json_lines, show_links=show_links)
     summary = run_check(settings, clients, datetime.now(UTC), dry_run=dry_run)
     prefix = "dry run: " if dry_run else ""
     print(f"backup-monitor: {prefix}{summary.line()}", file=sys.stderr)
@@ -100,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo()
     if args.command == "status":
         return status()
-    return check(args.dry_run)
+    return check(args.dry_run, args.json, args.show_links)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,56 @@
-"""Pure renderers: notices to Slack Block Kit blocks plus a plain fallback text. No I/O."""
+"""Pure renderers: notices to Slack messages (Block Kit blocks, a notification text, a plain-text fallback and a
+console form). No I/O.
+
+Everything Scalingo sends (app, resource id, type name, region, backup name, status, error detail) is data: it goes
+through `safe` (cut with an ellipsis, bidirectional controls removed, `&`, `<`, `>` escaped, mrkdwn formatting
+characters neutralised) before it reaches any Slack text. Messages are built by characters, not by counts: they
+stay within Slack's limits whatever the data, and a digest too long for one message becomes several.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from backup_monitor.records import ThreadRef
 from backup_monitor.rules import Kind, Notice, Phase, Severity
 
+# Slack's limits (Block Kit reference, chat.postMessage): a section's text, blocks per message, a button's URL,
+# a message's `text`. Slack also refuses a message whose blocks carry more than about 12,000 characters of text
+# in all (`msg_blocks_too_long`, undocumented and observed refusing below 12,000 too): messages stay within a
+# budget with a margin. Lengths are counted in UTF-16 code units, which is never less than characters.
+SECTION_TEXT_MAX = 3000
+CONTEXT_TEXT_MAX = 3000
+MESSAGE_BLOCKS_MAX = 50
+MESSAGE_BLOCK_TEXT_BUDGET = 10_000
+MESSAGE_TEXT_MAX = 40_000
+PLAIN_TEXT_MAX = 3000  # the plain-text retry of a refused message
+BUTTON_URL_MAX = 3000
+
+# How much of each Scalingo string a message shows (longer ones end with an ellipsis).
+APP_MAX = 100
+RESOURCE_MAX = 100
+TYPE_MAX = 40
+REGION_MAX = 40
+BACKUP_NAME_MAX = 200
+STATUS_MAX = 40
+DETAIL_MAX = 500
+
+ELLIPSIS = "…"
 DASHBOARD_URL = "https://dashboard.scalingo.com/apps/{region}/{app}/resources"
 ICONS = {
     Severity.CRITICAL: ":red_circle:",
     Severity.WARNING: ":large_orange_circle:",
     Severity.INFO: ":white_check_mark:",
 }
+CONSOLE_ICONS = {Severity.CRITICAL: "[CRITICAL]", Severity.WARNING: "[WARNING]", Severity.INFO: "[OK]"}
+TEMPORARY_LINKS = "Download links are temporary: open them soon or get a fresh one from the dashboard."
+LINK_TOO_LONG = "The download link is longer than Slack accepts: download the backup from the dashboard."
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,25 +66,125 @@ class DatabaseInfo:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One Slack message: fallback text, blocks, and where it goes (a thread, or an edit of a first message)."""
+    """One Slack message and where it goes (a thread, or an edit of a first message).
+
+    `text` is the notification text sent beside the blocks; `plain` is the whole message as mrkdwn text (what
+    is sent, cut, if Slack refuses the blocks); `console` is the terminal form, with names as Scalingo gave them.
+    """
 
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
     thread: ThreadRef | None = None
     edit: ThreadRef | None = None
     edit_text: str = ""
+    plain: str = ""
+    console: str = ""
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body Slack receives for this message (without the channel)."""
+        body: dict[str, Any] = {"text": self.text}
+        if self.blocks:
+            body["blocks"] = self.blocks
+        if self.thread is not None:
+            body["thread_ts"] = self.thread.ts
+        body["unfurl_links"] = False
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class DigestPart:
+    """One message of a digest and the positions of the items it lists."""
+
+    message: Message
+    items: tuple[int, ...]
+
+
+# -- text as data ------------------------------------------------------------------------------------------------
+
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# Slack's mrkdwn has no escape character: formatting characters in data are replaced by look-alikes that
+# Slack never interprets (inside a code span only the backtick can end it, so only the backtick is replaced).
+_LOOKALIKES = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}
+
+
+def slack_len(text: str) -> int:
+    """Length as Slack may count it: UTF-16 code units (an emoji counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def clean(value: str) -> str:
+    """Bidirectional controls removed, control characters and line breaks as one space."""
+    return _CONTROL.sub(" ", _BIDI.sub("", value)).strip()
+
+
+@functools.lru_cache(maxsize=4096)  # a digest repeats each database's names on every line
+def cut(value: str, limit: int) -> str:
+    """`value` cleaned and cut to `limit` characters, ending with an ellipsis when cut (the console form)."""
+    text = clean(value)
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + ELLIPSIS
+
+
+@functools.lru_cache(maxsize=4096)
+def safe(value: str, limit: int, *, code: bool = False) -> str:
+    """Scalingo's text as Slack mrkdwn that cannot mention, link or format: at most `limit` units once escaped.
+
+    `code=True` puts it in a code span (names stay exact, `*`, `_` and `~` literal); otherwise a formatting
+    character that could open or close bold, italics or strike-through (one not between two letters or digits:
+    Slack ignores those inside a word) or code (any backtick) is replaced by a look-alike.
+    """
+    source = clean(value)
+    truncated = len(source) > limit  # every character counts at least one unit
+    source = source[:limit]
+    pieces = []
+    for i, char in enumerate(source):
+        if char in _ENTITIES:
+            pieces.append(_ENTITIES[char])
+        elif char == "`" or (char in _LOOKALIKES and not code and not _inside_word(source, i)):
+            pieces.append(_LOOKALIKES[char])
+        else:
+            pieces.append(char)
+    if truncated or sum(slack_len(p) for p in pieces) > limit:
+        kept: list[str] = []
+        used = slack_len(ELLIPSIS)
+        for piece in pieces:
+            used += slack_len(piece)
+            if used > limit:
+                break
+            kept.append(piece)
+        pieces = [*kept, ELLIPSIS]
+    text = "".join(pieces)
+    if code:
+        return f"`{text}`" if text.strip() else "(none)"
+    return text
+
+
+def _inside_word(text: str, i: int) -> bool:
+    return 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
 
 
 def escape(text: str) -> str:
-    """Scalingo's text is data: it cannot mention, link or format anything in Slack."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape `&`, `<` and `>` only (text that may keep its formatting, such as a URL in a link)."""
+    return "".join(_ENTITIES.get(c, c) for c in text)
+
+
+def mask_links(text: str) -> str:
+    """Download links with their `token=` hidden, for terminals and logs."""
+    return re.sub(r"([?&;]token=)[^&\s>|)\"]+", r"\1" + ELLIPSIS, text)
+
+
+# -- small pieces ------------------------------------------------------------------------------------------------
 
 
 def slack_date(moment: datetime) -> str:
     """Slack's date token: each reader sees local time; the fallback is UTC."""
     epoch = int(moment.timestamp())
-    fallback = f"{moment:%Y-%m-%d %H:%M} UTC"
-    return f"<!date^{epoch}^{{date_short_pretty}} at {{time}}|{fallback}>"
+    return f"<!date^{epoch}^{{date_short_pretty}} at {{time}}|{utc(moment)}>"
+
+
+def utc(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 def human_size(size: int | None) -> str:
@@ -65,20 +200,196 @@ def human_size(size: int | None) -> str:
 
 
 def dashboard_url(db: DatabaseInfo) -> str:
-    return DASHBOARD_URL.format(region=db.region, app=db.app)
+    """The app's resources page; region and app are percent-encoded (they are data)."""
+    return DASHBOARD_URL.format(region=quote(clean(db.region), safe=""), app=quote(clean(db.app), safe=""))
 
 
-def who(db: DatabaseInfo) -> str:
-    """`app` / resource (type, region), escaped."""
-    resource = f" / {escape(db.resource_id)}" if db.resource_id else ""
-    return f"*{escape(db.app)}*{resource} ({escape(db.type_name)}, {escape(db.region)})"
+@dataclass(slots=True)
+class _Line:
+    """One line built twice at once: as Slack mrkdwn (data made safe) and for the console (data intact)."""
+
+    md: list[str] = field(default_factory=list)
+    con: list[str] = field(default_factory=list)
+
+    def say(self, ours: str) -> _Line:
+        """Text of our own (no data): the same on both sides."""
+        self.md.append(ours)
+        self.con.append(ours)
+        return self
+
+    def bold(self, ours: str) -> _Line:
+        self.md.append(f"*{ours}*")
+        self.con.append(ours)
+        return self
+
+    def data(self, value: str, limit: int, *, code: bool = False) -> _Line:
+        self.md.append(safe(value, limit, code=code))
+        self.con.append(cut(value, limit))
+        return self
+
+    def date(self, moment: datetime) -> _Line:
+        self.md.append(slack_date(moment))
+        self.con.append(utc(moment))
+        return self
+
+    def link(self, url: str, label: str) -> _Line:
+        self.md.append(f"<{escape(url)}|{label}>")
+        self.con.append(f"{label}: {url}")
+        return self
+
+    def extend(self, other: _Line) -> _Line:
+        self.md.extend(other.md)
+        self.con.extend(other.con)
+        return self
+
+    @property
+    def mrkdwn(self) -> str:
+        return "".join(self.md)
+
+    @property
+    def console(self) -> str:
+        return "".join(self.con)
 
 
-def _plain_who(db: DatabaseInfo) -> str:
-    resource = f"/{db.resource_id}" if db.resource_id else ""
-    return f"{db.app}{resource} ({db.type_name}, {db.region})"
+def who(db: DatabaseInfo) -> _Line:
+    """`app / resource (type, region)`: the app in bold, the resource id in a code span."""
+    line = _Line()
+    line.md.append("*")
+    line.data(db.app, APP_MAX)
+    line.md.append("*")
+    if db.resource_id:
+        line.say(" / ").data(db.resource_id, RESOURCE_MAX, code=True)
+    return line.say(" (").data(db.type_name, TYPE_MAX).say(", ").data(db.region, REGION_MAX).say(")")
 
 
+def who_plain(db: DatabaseInfo) -> _Line:
+    """`app/resource (type, region)` without formatting, for notification texts and edits."""
+    line = _Line().data(db.app, APP_MAX)
+    if db.resource_id:
+        line.say("/").data(db.resource_id, RESOURCE_MAX)
+    return line.say(" (").data(db.type_name, TYPE_MAX).say(", ").data(db.region, REGION_MAX).say(")")
+
+
+# -- blocks ------------------------------------------------------------------------------------------------------
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: Slack does not turn bare URLs, channel names or @words of the data into links or mentions.
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def section(text: str, accessory: dict[str, Any] | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "section", "text": _mrkdwn(text)}
+    if accessory is not None:
+        block["accessory"] = accessory
+    return block
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [_mrkdwn(fit_markup(text, CONTEXT_TEXT_MAX))]}
+
+
+def button(url: str, label: str = "Download backup") -> dict[str, Any]:
+    return {"type": "button", "text": {"type": "plain_text", "text": label}, "url": url}
+
+
+def block_text_len(blocks: Iterable[Any]) -> int:
+    """Characters of text a message's blocks carry (every `text` and `url` string), as Slack may count them."""
+    total = 0
+    stack: list[Any] = list(blocks)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if isinstance(value, str) and key in ("text", "url"):
+                    total += slack_len(value)
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return total
+
+
+_OPEN_MARKUP = re.compile(r"(<[^>]*|&[a-z]*)$")
+
+
+def fit_markup(text: str, limit: int) -> str:
+    """`text` cut to `limit` units without breaking an entity or a `<...>` token (an ellipsis marks the cut)."""
+    if slack_len(text) <= limit:
+        return text
+    if limit < 1:
+        return ""
+    head = text[: limit - 1]
+    while head and slack_len(head) > limit - 1:
+        head = head[:-1]
+    return _OPEN_MARKUP.sub("", head) + ELLIPSIS
+
+
+def pack_sections(lines: Sequence[str], limit: int = SECTION_TEXT_MAX) -> list[str]:
+    """Lines joined into as few texts of at most `limit` units as possible; a line is never dropped."""
+    texts: list[str] = []
+    current = ""
+    for raw in lines:
+        line = fit_markup(raw, limit)
+        candidate = f"{current}\n{line}" if current else line
+        if slack_len(candidate) <= limit:
+            current = candidate
+        else:
+            texts.append(current)
+            current = line
+    if current:
+        texts.append(current)
+    return texts
+
+
+def fit_lines(lines: Sequence[str], limit: int) -> str:
+    """Whole lines up to `limit` units; what does not fit is replaced by one closing line saying so."""
+    note = f"{ELLIPSIS} (cut: the whole message is longer than Slack accepts)"
+    text = "\n".join(lines)
+    if slack_len(text) <= limit:
+        return text
+    kept: list[str] = []
+    used = slack_len(note) + 1
+    for line in lines:
+        piece = line if kept else fit_markup(line, limit - used - 1)  # only a first line too long is cut
+        if not piece or used + slack_len(piece) + 1 > limit:
+            break
+        kept.append(piece)
+        used += slack_len(piece) + 1
+    return "\n".join([*kept, note])
+
+
+def blocks_mrkdwn(blocks: Sequence[dict[str, Any]]) -> list[str]:
+    """The text of a message's blocks, one mrkdwn line per text (for messages built without a `plain` form)."""
+    lines: list[str] = []
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, dict) and text.get("text"):
+            lines.extend(str(text["text"]).split("\n"))
+        accessory = block.get("accessory")
+        for element in [*block.get("elements", []), *([accessory] if isinstance(accessory, dict) else [])]:
+            if element.get("type") in ("mrkdwn", "plain_text"):
+                lines.extend(str(element.get("text", "")).split("\n"))
+            elif element.get("type") == "button" and element.get("url"):
+                lines.append(f"<{escape(str(element['url']))}|{element.get('text', {}).get('text', 'link')}>")
+    return lines
+
+
+def plain_fallback(message: Message) -> Message:
+    """The message as plain text only (no blocks, at most PLAIN_TEXT_MAX units): the retry of a refused message."""
+    plain = message.plain or "\n".join(blocks_mrkdwn(message.blocks)) or message.text
+    text = fit_lines(plain.split("\n"), PLAIN_TEXT_MAX)
+    return Message(text, [], message.thread, message.edit, message.edit_text, text, message.console)
+
+
+def edit_blocks(edit_text: str) -> list[dict[str, Any]]:
+    """What an incident's first message becomes once resolved (bot only). `edit_text` is already safe."""
+    return [section(fit_markup(f":white_check_mark: ~{edit_text}~ (resolved, see thread)", SECTION_TEXT_MAX))]
+
+
+# -- notices ------------------------------------------------------------------------------------------------------
+
+# One entry per kind of notice: a new Kind needs a title (and a next step if on-call should act).
 TITLES = {
     (Kind.FAILED, Phase.OPEN): "Backup failed",
     (Kind.FAILED, Phase.UPDATE): "Another backup failed",
@@ -105,7 +416,10 @@ NEXT_STEPS = {
 
 
 def title(notice: Notice) -> str:
-    base = TITLES.get((notice.kind, notice.phase)) or TITLES.get((notice.kind, Phase.OPEN), notice.kind.value)
+    """The heading of a notice: from TITLES, or the kind's name for a kind without an entry."""
+    base = TITLES.get((notice.kind, notice.phase)) or TITLES.get((notice.kind, Phase.OPEN))
+    if base is None:
+        base = notice.kind.value.replace("_", " ").capitalize()
     if notice.phase is Phase.REMIND:
         return f"Still open: {base[0].lower()}{base[1:]}"
     if notice.phase is Phase.RESOLVE:
@@ -113,129 +427,194 @@ def title(notice: Notice) -> str:
     return base
 
 
-def _facts(notice: Notice) -> list[str]:
-    facts: list[str] = []
+def _facts(notice: Notice) -> list[_Line]:
+    facts: list[_Line] = []
     backup = notice.backup
     if backup is not None:
-        name = escape(backup.name or backup.id)
-        facts.append(f"Backup `{name}` scheduled {slack_date(backup.created_at)}")
-        status = escape(backup.status)
+        facts.append(_Line().say("Backup ").data(backup.name or backup.id, BACKUP_NAME_MAX, code=True))
+        facts[-1].say(" scheduled ").date(backup.created_at)
+        status = _Line().say("Status ").data(backup.status, STATUS_MAX, code=True)
         if notice.kind is Kind.FAILED and backup.status not in ("error", "cancelled"):
-            facts.append(f"Status `{status}` is not one the monitor knows: treated as not OK")
+            facts.append(status.say(" is not one the monitor knows: treated as not OK"))
         else:
-            facts.append(f"Status `{status}`, {human_size(backup.size)}")
+            facts.append(status.say(f", {human_size(backup.size)}"))
         if notice.median_size is not None and notice.kind is Kind.SUSPICIOUS:
-            facts.append(f"Median of the previous backups: {human_size(notice.median_size)}")
+            facts.append(_Line().say(f"Median of the previous backups: {human_size(notice.median_size)}"))
     if notice.slot is not None and notice.kind is Kind.MISSING:
-        facts.append(f"Expected at the slot of {slack_date(notice.slot)}")
+        facts.append(_Line().say("Expected at the slot of ").date(notice.slot))
     if notice.detail:
-        facts.append(escape(notice.detail[:300]))
-    facts.extend(escape(reason) for reason in notice.reasons)
+        facts.append(_Line().data(notice.detail, DETAIL_MAX))
+    facts.extend(_Line().data(reason, DETAIL_MAX) for reason in notice.reasons)  # they quote Scalingo's data
     if notice.quiet:
-        facts.append("Same outage as an incident already announced for this database: no mention")
+        facts.append(_Line().say("Same outage as an incident already announced for this database: no mention"))
     if notice.opened_at is not None and notice.phase in (Phase.REMIND, Phase.RESOLVE):
-        facts.append(f"Open since {slack_date(notice.opened_at)}")
+        facts.append(_Line().say("Open since ").date(notice.opened_at))
     return facts
 
 
-def render(notice: Notice, db: DatabaseInfo, *, mention: str = "", link: str | None = None) -> Message:
+def _icon(severity: Severity) -> tuple[str, str]:
+    return ICONS.get(severity, ":information_source:"), CONSOLE_ICONS.get(severity, "[INFO]")
+
+
+def render(
+    notice: Notice, db: DatabaseInfo, *, mention: str = "", link: str | None = None, temporary_note: bool = False
+) -> Message:
     """One notice about one database as a Slack message."""
     heading = title(notice)
-    icon = ICONS[notice.severity]
+    icon, console_icon = _icon(notice.severity)
     lead = f"{mention} " if mention and notice.mention else ""
-    facts = _facts(notice)
-    body = f"{lead}{icon} *{heading}* on {who(db)}\n" + "\n".join(f"• {f}" for f in facts)
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": body.strip()}}]
+    first = _Line()
+    first.md.append(f"{lead}{icon} ")
+    first.con.append(f"{lead}{console_icon} ")
+    first.bold(heading).say(" on ").extend(who(db))
+    lines = [first, *(_Line().say("• ").extend(f) for f in _facts(notice))]
+    if link and slack_len(link) > BUTTON_URL_MAX:
+        lines.append(_Line().say(f"• {LINK_TOO_LONG}"))
+        link = None
+
+    blocks = [section(text) for text in pack_sections([line.mrkdwn for line in lines])]
     next_step = NEXT_STEPS.get(notice.kind) if notice.phase in (Phase.OPEN, Phase.UPDATE, Phase.REMIND) else None
-    context = [f"<{dashboard_url(db)}|Open in the Scalingo dashboard>"]
+    footer = _Line()
     if next_step:
-        context.insert(0, f"Next: {next_step}")
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
+        footer.say(f"Next: {next_step} · ")
+    footer.link(dashboard_url(db), "Open in the Scalingo dashboard")
+    blocks.append(context(footer.mrkdwn))
+    plain = [line.mrkdwn for line in lines] + [footer.mrkdwn]
+    console = [line.console for line in lines] + ["  " + footer.console]
     if link:
-        blocks.append(_download(link))
-    text = f"{lead}{heading}: {_plain_who(db)}"
+        blocks.append({"type": "actions", "elements": [button(link)]})
+        plain.append(f"<{escape(link)}|Download backup>")
+        console.append(f"  [Download backup] {link}")
+        if temporary_note:
+            blocks.append(context(TEMPORARY_LINKS))
+            plain.append(TEMPORARY_LINKS)
+            console.append("  " + TEMPORARY_LINKS)
+
+    whom = who_plain(db)
+    text = f"{lead}{heading}: {whom.mrkdwn}"
+    fields: dict[str, Any] = {"plain": "\n".join(plain), "console": "\n".join(console)}
     if notice.phase is Phase.RESOLVE and notice.thread is not None:
-        return Message(text, blocks, thread=notice.thread, edit=notice.thread, edit_text=f"{heading}: {_plain_who(db)}")
+        edit_text = f"{heading}: {whom.mrkdwn}"
+        return Message(text, blocks, thread=notice.thread, edit=notice.thread, edit_text=edit_text, **fields)
     thread = notice.thread if notice.phase in (Phase.REMIND, Phase.UPDATE) else None
-    return Message(text, blocks, thread=thread)
-
-
-def _download(link: str) -> dict[str, Any]:
-    return {
-        "type": "actions",
-        "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Download backup"}, "url": link}],
-    }
-
-
-def render_digest(items: Sequence[tuple[Notice, DatabaseInfo, str | None]]) -> Message:
-    """New successful backups of one check, in one message; links are temporary."""
-    lines = []
-    blocks: list[dict[str, Any]] = [
-        {
-            "type": "section",
-            "text": {
-                "type": "mrkdwn",
-                "text": f":white_check_mark: *{len(items)} new successful backup{'s' if len(items) != 1 else ''}*",
-            },
-        }
-    ]
-    for notice, db, link in items:
-        backup = notice.backup
-        if backup is None:
-            continue
-        name = escape(backup.name or backup.id)
-        line = f"{who(db)}: `{name}`, {human_size(backup.size)}, {slack_date(backup.created_at)}"
-        if link:
-            line += f" · <{link}|download>"
-        lines.append(line)
-    for start in range(0, len(lines), 10):  # a section's text is limited to 3000 characters
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines[start : start + 10])}})
-    if any(link for *_, link in items):
-        blocks.append(_temporary_note())
-    return Message(f"{len(items)} new successful backup{'s' if len(items) != 1 else ''}", blocks[:50])
-
-
-def _temporary_note() -> dict[str, Any]:
-    return {
-        "type": "context",
-        "elements": [
-            {
-                "type": "mrkdwn",
-                "text": "Download links are temporary: open them soon or get a fresh one from the dashboard.",
-            }
-        ],
-    }
+    return Message(text, blocks, thread=thread, **fields)
 
 
 def render_success(notice: Notice, db: DatabaseInfo, link: str | None) -> Message:
     """One success notice (SUCCESS_NOTICES=each)."""
-    message = render(notice, db, link=link)
-    if link:
-        message.blocks.append(_temporary_note())
-    return message
+    return render(notice, db, link=link, temporary_note=True)
 
 
-def console_text(message: Message) -> str:
-    """A readable plain-text form of a message for the terminal (Slack markup simplified)."""
-    import re
+# -- the digest ---------------------------------------------------------------------------------------------------
 
-    parts: list[str] = []
-    for block in message.blocks:
-        if block["type"] in ("section",):
-            parts.append(block["text"]["text"])
-        elif block["type"] == "context":
-            parts.extend("  " + e["text"] for e in block["elements"])
-        elif block["type"] == "actions":
-            parts.extend(f"  [{e['text']['text']}] {e['url']}" for e in block["elements"])
-    text = "\n".join(parts) or message.text
-    text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
+
+@dataclass(slots=True)
+class _Entry:
+    index: int
+    line: _Line
+    link: str | None
+
+    def block(self) -> dict[str, Any] | None:
+        """Its own section when it has a download button; otherwise it shares sections with other lines."""
+        return section(self.line.mrkdwn, button(self.link, "Download")) if self.link else None
+
+
+def _digest_entry(index: int, notice: Notice, db: DatabaseInfo, link: str | None) -> _Entry:
+    line = _Line().extend(who(db))
+    backup = notice.backup
+    if backup is not None:
+        line.say(": ").data(backup.name or backup.id, BACKUP_NAME_MAX, code=True)
+        line.say(f", {human_size(backup.size)}, ").date(backup.created_at)
+    if link and slack_len(link) > BUTTON_URL_MAX:
+        line.say(f" ({LINK_TOO_LONG})")
+        link = None
+    return _Entry(index, line, link)
+
+
+def _digest_heading(total: int, part: int, parts: int) -> tuple[str, str]:
+    text = f"{total} new successful backup{'s' if total != 1 else ''}"
+    if parts > 1:
+        text += f" (part {part} of {parts})"
+    return f":white_check_mark: *{text}*", text
+
+
+_HEADING_RESERVE = 200  # the heading's units, reserved before the part numbers are known
+
+
+def _digest_blocks(entries: Sequence[_Entry]) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    loose: list[str] = []
+    for entry in entries:
+        own = entry.block()
+        if own is None:
+            loose.append(entry.line.mrkdwn)
+            continue
+        blocks.extend(section(t) for t in pack_sections(loose))
+        loose = []
+        blocks.append(own)
+    blocks.extend(section(t) for t in pack_sections(loose))
+    if any(e.link for e in entries):
+        blocks.append(context(TEMPORARY_LINKS))
+    return blocks
+
+
+def _fits(blocks: list[dict[str, Any]]) -> bool:
+    if len(blocks) + 1 > MESSAGE_BLOCKS_MAX:  # + the heading
+        return False
+    return block_text_len(blocks) + _HEADING_RESERVE <= MESSAGE_BLOCK_TEXT_BUDGET
+
+
+def render_digest(items: Sequence[tuple[Notice, DatabaseInfo, str | None]]) -> list[DigestPart]:
+    """New successful backups of one check: one message, or several when they do not fit in one.
+
+    Every item is listed in exactly one part; a part's `items` are positions in `items`.
+    """
+    if not items:
+        return []
+    entries = [_digest_entry(i, n, db, link) for i, (n, db, link) in enumerate(items)]
+    groups: list[list[_Entry]] = [[]]
+    for entry in entries:
+        candidate = [*groups[-1], entry]
+        if groups[-1] and not _fits(_digest_blocks(candidate)):
+            groups.append([entry])
+        else:
+            groups[-1] = candidate
+    parts: list[DigestPart] = []
+    for number, group in enumerate(groups, start=1):
+        heading_md, heading_text = _digest_heading(len(items), number, len(groups))
+        blocks = [section(heading_md), *_digest_blocks(group)]
+        plain = [heading_md]
+        console = [f"[OK] {heading_text}"]
+        for entry in group:
+            suffix_md = f" · <{escape(entry.link)}|download>" if entry.link else ""
+            plain.append(f"• {entry.line.mrkdwn}{suffix_md}")
+            console.append(f"• {entry.line.console}" + (f"\n    [Download] {entry.link}" if entry.link else ""))
+        if any(e.link for e in group):
+            plain.append(TEMPORARY_LINKS)
+            console.append("  " + TEMPORARY_LINKS)
+        message = Message(heading_text, blocks, plain="\n".join(plain), console="\n".join(console))
+        parts.append(DigestPart(message, tuple(e.index for e in group)))
+    return parts
+
+
+# -- the console -------------------------------------------------------------------------------------------------
+
+
+def console_text(message: Message, *, show_links: bool = False) -> str:
+    """A readable plain-text form of a message for the terminal; download tokens hidden unless `show_links`."""
+    text = message.console or _readable("\n".join(blocks_mrkdwn(message.blocks))) or message.text
+    return text if show_links else mask_links(text)
+
+
+def _readable(mrkdwn: str) -> str:
+    """Slack markup made readable, for messages built without a console form (names keep every character)."""
+    text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", mrkdwn)
     text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2 (\1)", text)
-    text = re.sub(
-        r":(red_circle|large_orange_circle|white_check_mark):",
-        lambda m: {"red_circle": "[CRITICAL]", "large_orange_circle": "[WARNING]", "white_check_mark": "[OK]"}[
-            m.group(1)
-        ],
-        text,
-    )
-    text = text.replace("*", "").replace("`", "")
+    text = re.sub(r"(?<!\w)\*([^*\n]+)\*(?!\w)", r"\1", text)  # bold markers
+    for code, word in (
+        ("red_circle", "[CRITICAL]"),
+        ("large_orange_circle", "[WARNING]"),
+        ("white_check_mark", "[OK]"),
+    ):
+        text = text.replace(f":{code}:", word)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -22,9 +22,10 @@ from backup_monitor.budget import (
     time_budget,
 )
 from backup_monitor.config import Settings, Target
-from backup_monitor.messages import DatabaseInfo, Message, render, render_digest, render_success
-from backup_monitor.notifiers import DeliveryError, Notifier
-from backup_monitor.records import Record, ThreadRef
+from backup_monitor.delivery import GIVEN_UP, Outbox
+from backup_monitor.messages import DatabaseInfo, render, render_digest, render_success
+from backup_monitor.notifiers import Notifier
+from backup_monitor.records import PendingEdit, Record, ThreadRef
 from backup_monitor.rules import (
     Evaluation,
     Kind,
@@ -80,11 +81,19 @@ class Summary:
     undelivered: int = 0
     error: str | None = None
     dry_run: bool = False
+    given_up: int = 0
+    delivery_error: str | None = None
     left: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.unchecked and self.undelivered == 0
+        return (
+            self.error is None
+            and not self.unchecked
+            and self.undelivered == 0
+            and self.given_up == 0
+            and self.delivery_error is None
+        )
 
     @property
     def exit_code(self) -> int:
@@ -100,6 +109,10 @@ class Summary:
         ]
         if self.undelivered:
             parts.append(f"undelivered: {self.undelivered} (retried next check)")
+        if self.given_up:
+            parts.append(f"given up: {self.given_up} (Slack refused them even as plain text; see the log)")
+        if self.delivery_error:
+            parts.append(self.delivery_error)
         if self.unchecked:
             parts.append(f"could not check: {', '.join(self.unchecked[:5])}{' …' if len(self.unchecked) > 5 else ''}")
         if self.gone:
@@ -459,7 +472,7 @@ def _settle(
         work.evaluation = evaluation
         return
     try:
-        if evaluation.notices:
+        if evaluation.notices or work.record.pending_edits:
             work.claimed = clients.store.claim(work.record, owner, now.timestamp())
         elif evaluation.base.content() != work.record.content():
             clients.store.save(replace(evaluation.base, version=work.record.version), now.timestamp())
@@ -475,30 +488,19 @@ def _settle(
 
 
 def _deliver(works: list[_Work], settings: Settings, notifier: Notifier, summary: Summary, dry_run: bool) -> None:
-    """Send every message in order; success notices per SUCCESS_NOTICES; stop at a permanent failure."""
+    """Send every message in order; success notices per SUCCESS_NOTICES; edits left over from earlier checks.
+
+    A notice counts as delivered when Slack accepted its message (or refused it even as plain text: given up,
+    never retried); a refused destination stops sending, and what was not sent is retried next check.
+    """
     mode = settings.policy.success_notices
+    sender = Outbox(notifier)
     digest: list[tuple[_Work, Notice]] = []
-    stopped: str | None = None
-
-    def send(message: Message) -> ThreadRef | bool | None:
-        nonlocal stopped
-        if stopped is not None:
-            summary.undelivered += 1
-            return False
-        try:
-            delivery = notifier.send(message)
-        except DeliveryError as exc:
-            summary.undelivered += 1
-            logger.error("message not delivered", extra={"error": str(exc), "permanent": exc.permanent})
-            if exc.permanent:
-                stopped = str(exc)
-            return False
-        summary.sent += 1
-        return delivery.thread
-
     for work in works:
         if work.evaluation is None:
             continue
+        pending = work.evaluation.base.pending_edits
+        edits = list(pending) if dry_run else [e for e in (sender.edit(p) for p in pending) if e]
         for notice in work.evaluation.notices:
             if notice.kind is Kind.SUCCEEDED:
                 if mode == "off":
@@ -507,22 +509,32 @@ def _deliver(works: list[_Work], settings: Settings, notifier: Notifier, summary
                     digest.append((work, notice))
                 else:
                     link = work.links.get(notice.backup.id) if notice.backup else None
-                    result = send(render_success(notice, work.info, link))
-                    if result is not False:
+                    if sender.send(render_success(notice, work.info, link)) is not None:
                         work.delivered.append((notice, None))
                 continue
-            result = send(render(notice, work.info, mention=settings.slack_mention))
-            if result is not False:
-                work.delivered.append((notice, result if isinstance(result, ThreadRef) else None))
+            message = render(notice, work.info, mention=settings.slack_mention)
+            delivery = sender.send(message)
+            if delivery is None:
+                continue
+            work.delivered.append((notice, None if delivery is GIVEN_UP else delivery.thread))
+            if delivery.edit_error is not None and message.edit is not None:
+                first = PendingEdit(message.edit.channel, message.edit.ts, message.edit_text, attempts=0)
+                retry = sender.edit_failed(first, delivery.edit_error)
+                edits.extend([retry] if retry else [])
+        if tuple(edits) != work.evaluation.base.pending_edits:
+            work.evaluation = replace(work.evaluation, base=replace(work.evaluation.base, pending_edits=tuple(edits)))
     if digest:
         items = [(n, w.info, w.links.get(n.backup.id) if n.backup else None) for w, n in digest]
-        if send(render_digest(items)) is not False:
-            for work, notice in digest:
-                work.delivered.append((notice, None))
-        else:
-            summary.undelivered += len(digest) - 1  # one digest message stands for these notices
-    if stopped:
-        summary.error = f"Slack refused the messages: {stopped}"
+        for part in render_digest(items):
+            if sender.send(part.message) is not None:
+                for index in part.items:
+                    work, notice = digest[index]
+                    work.delivered.append((notice, None))
+    summary.sent += sender.sent
+    summary.undelivered += sender.undelivered
+    summary.given_up += sender.given_up
+    if sender.stopped:
+        summary.delivery_error = f"Slack refused the messages: {sender.stopped}"
 
 
 def _commit(work: _Work, store: StateStore, owner: str, now: datetime, summary: Summary) -> None:

@@ -33,6 +33,16 @@ class Incident:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingEdit:
+    """A resolved incident's first message whose edit (bot only) failed after the resolution reply was accepted."""
+
+    channel: str
+    ts: str
+    text: str
+    attempts: int = 1  # failed attempts so far
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     """One monitored database's memory: handled backups, open incidents, cached info, failures."""
 
@@ -59,6 +69,7 @@ class Record:
     claim_owner: str | None = None
     claim_expires_at: float | None = None
     reported_on: str | None = None  # the daily-report record only: local ISO date of the last report sent
+    pending_edits: tuple[PendingEdit, ...] = ()
 
     def content(self) -> dict[str, Any]:
         """What decides whether a write is needed: everything but the version and the claim."""
@@ -108,7 +119,22 @@ def record_to_json(record: Record) -> dict[str, Any]:
         **({"schedule_since": _time(record.schedule_since)} if record.schedule_since else {}),
         **({"excluded_apps": sorted(record.excluded_apps)} if record.excluded_apps else {}),
         **({"reported_on": record.reported_on} if record.reported_on else {}),
+        **({"pending_edits": [_edit_to_json(e) for e in record.pending_edits]} if record.pending_edits else {}),
     }
+
+
+def _edit_to_json(edit: PendingEdit) -> dict[str, Any]:
+    return {"channel": edit.channel, "ts": edit.ts, "text": edit.text, "attempts": edit.attempts}
+
+
+def _edits_from_json(raw: Any) -> tuple[PendingEdit, ...]:
+    if not isinstance(raw, list):
+        return ()
+    return tuple(
+        PendingEdit(str(e["channel"]), str(e["ts"]), str(e.get("text") or ""), int(e.get("attempts") or 1))
+        for e in raw
+        if isinstance(e, dict) and e.get("channel") and e.get("ts")
+    )
 
 
 def record_from_json(
@@ -156,4 +182,5 @@ def record_from_json(
         claim_owner=claim_owner,
         claim_expires_at=claim_expires_at,
         reported_on=str(data["reported_on"]) if data.get("reported_on") else None,
+        pending_edits=_edits_from_json(data.get("pending_edits")),
     )

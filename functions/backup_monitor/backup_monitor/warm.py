@@ -16,6 +16,7 @@ from backup_monitor.config import ConfigError, Settings
 from backup_monitor.messages import Message
 from backup_monitor.monitor import Clients
 from backup_monitor.notifiers import Delivery, DeliveryError, Notifier
+from backup_monitor.records import ThreadRef
 from backup_monitor.secrets import SecretReader
 from backup_monitor.wiring import build_notifier, build_scalingo, build_store, resolve_secrets
 
@@ -130,3 +131,11 @@ class _RenewingNotifier:
             if not exc.permanent or not self._owner.renew_slack():
                 raise
         return self._owner.notifier.send(message)
+
+    def edit(self, target: ThreadRef, edit_text: str) -> None:
+        try:
+            self._owner.notifier.edit(target, edit_text)
+        except DeliveryError as exc:
+            if not exc.permanent or not self._owner.renew_slack():
+                raise
+            self._owner.notifier.edit(target, edit_text)

@@ -88,6 +88,7 @@ class FakeScalingo:
         self.main_rate_window = 60.0  # seconds; shorter on a scaled clock (tests, benchmark)
         self.rate_limit_retry_after: str | None = None
         self.link_base: str | None = None
+        self.link_token_chars = 27  # length of a download link's `token=` value
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self._apps: dict[tuple[str, str], list[str]] = {}
@@ -428,7 +429,8 @@ class FakeScalingo:
             if not any(b.get("id") == rest[1] for b in addon.backups):
                 return _json(404, {"resource": "backup", "error": "not found"})
             base = self.link_base or f"{self.url}/{region}"
-            link = f"{base}/api/databases/{addon.id}/backups/{rest[1]}/download?token=dl-{secrets.token_hex(12)}"
+            token = "dl-" + secrets.token_hex(self.link_token_chars)[: self.link_token_chars - 3]
+            link = f"{base}/api/databases/{addon.id}/backups/{rest[1]}/download?token={token}"
             return _json(200, {"download_url": link})
         return _json(404, {"resource": "route", "error": "not found"})
 
