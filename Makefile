@@ -1,6 +1,7 @@
 # make demo  - the whole story offline (fake Scalingo API on loopback, messages on the console)
 # make test  - everything CI checks: ruff, mypy, template checks (cfn-lint, sam validate, sam build), pytest
-# make bench - the benchmarks: 200 databases on the fake API, verifying a 1 GB archive, cold-start import times
+# make bench - the benchmarks: 200 and 2,000 databases per token, each check a new process (about 15
+#              minutes), verifying a 1 GB archive, and cold-start import times
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv

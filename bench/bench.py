@@ -1,13 +1,23 @@
-"""`make bench`: 200 databases on the fake Scalingo API (50 ms per request, main API limited to 600/min).
+"""`make bench`: how many databases one API token serves, each check a new process as in AWS.
 
-For MAX_WORKERS=1 and the default (8), a cold check then a quiet one, with DynamoDB Local as the state.
-Reports wall time against the floors set by the rate limit and by latency, requests per database on each
-API, 429s, DynamoDB reads and writes, and peak RSS. A benchmark, not a test: it asserts nothing about time.
-Each configuration runs in its own process so peak memory is its own. Loopback only.
+For 200 and 2,000 databases (five per app, found by discovery) on the fake Scalingo API, with DynamoDB Local
+as the state and a 15-minute schedule:
+
+1. cold: checks every 15 minutes, each under the Lambda's time budget (900 s less the 60 s margin), until one
+   leaves no database for the next;
+2. quiet: one more check a minute later, in a new process: it needs no main-API request;
+3. steady: checks every 15 minutes over simulated hours, tokens renewed as they come due.
+
+The fake enforces Scalingo's 60 requests a minute on the main API and the client allows itself its default 40.
+To keep `make bench` to minutes, time is scaled (`--scale-200`, `--scale-2000`; 1 = real time): the rate-limit
+windows, the time budget and the tokens' clock all run `scale` times faster, so requests per check and per
+hour are those of real time; work the fake and DynamoDB Local do in real time weighs `scale` times more.
+A benchmark, not a test: it asserts nothing. Loopback only.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -15,6 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,124 +33,205 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "functions/backup_monitor")]
 
-DATABASES = 200
-APPS = 40
-LATENCY = 0.05
-RATE = 600
+PER_APP = 5
+SCHEDULE = 15 * 60.0
+LAMBDA_BUDGET = 900.0 - 60.0
+SCALINGO_LIMIT = 60
+CLIENT_LIMIT = 40
 
 
-def one(workers: int, endpoint: str) -> dict[str, Any]:
+class SimClock:
+    """Simulated epoch seconds: `at` when the check starts, then `scale` times faster than the wall clock."""
+
+    def __init__(self, at: float, real: float, scale: float) -> None:
+        self.at, self.real, self.scale = at, real, scale
+
+    def __call__(self) -> float:
+        return self.at + (time.time() - self.real) * self.scale
+
+
+def child(args: argparse.Namespace) -> dict[str, Any]:
+    """One check in this (new) process, as a Lambda container would run it."""
     from backup_monitor.config import Settings
-    from backup_monitor.fakes.scalingo import FakeScalingo
     from backup_monitor.monitor import Clients, run_check
     from backup_monitor.notifiers import ConsoleNotifier
     from backup_monitor.scalingo.client import ScalingoClient
     from backup_monitor.state.dynamodb import DynamoStateStore
+
+    clock = SimClock(args.sim_at, args.real_at, args.scale)
+    settings = Settings.from_env(os.environ)
+    budget = max(1.0, LAMBDA_BUDGET / args.scale)
+    settings = replace(settings, check_time_limit=budget)
+    scalingo = ScalingoClient.from_settings(settings, clock=clock, window_seconds=60.0 / args.scale)
+    store = DynamoStateStore(settings.state_table or "")
+    start = time.perf_counter()
+    with open(os.devnull, "w") as devnull:
+        summary = run_check(
+            settings, Clients(scalingo, store, ConsoleNotifier(devnull)), datetime.fromtimestamp(args.sim_at, UTC)
+        )
+    wall = time.perf_counter() - start
+    return {
+        "exit": summary.exit_code,
+        "checked": summary.checked,
+        "left": summary.left,
+        "unchecked": len(summary.unchecked),
+        "sent": summary.sent,
+        "main": scalingo.main_api_requests,
+        "db": scalingo.db_api_requests,
+        "auth": scalingo.auth_requests,
+        "backoffs": scalingo.limiter.backoffs,
+        "wall_sim_s": round(wall * args.scale, 1),
+        "wall_real_s": round(wall, 2),
+        "after_budget_real_s": round(max(0.0, wall - budget), 2),
+        "dynamodb_reads": store.reads,
+        "dynamodb_writes": store.writes,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def seed(fake: Any, databases: int, now: datetime) -> None:
+    """Databases with a week of daily backups; one in twenty failed its latest."""
+    slot = (now - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    for i in range(databases):
+        addon = f"ad-{i:05d}"
+        fake.add_database(f"app-{i // PER_APP:04d}", addon, scheduled_hours=[slot.hour])
+        for day in range(7, 0, -1):
+            fake.add_backup(addon, slot - timedelta(days=day), size=1_000_000 + i)
+        fake.add_backup(addon, slot, "error" if i % 20 == 0 else "done", size=None if i % 20 == 0 else 1_000_000 + i)
+
+
+def scenario(databases: int, scale: float, steady_hours: int, endpoint: str) -> dict[str, Any]:
+    from backup_monitor.fakes.scalingo import FakeScalingo
     from tests.support import dynamodb_local
 
     os.environ.update(dynamodb_local.aws_test_env(endpoint))
     table = f"bench-{uuid.uuid4().hex[:8]}"
     dynamodb_local.create_table(endpoint, table)
-    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    results: dict[str, Any] = {"workers": workers}
-    with FakeScalingo() as fake, open(os.devnull, "w") as devnull:
-        for i in range(DATABASES):
-            addon = f"ad-{i:04d}"
-            fake.add_database(f"app-{i % APPS:03d}", addon, scheduled_hours=[(now.hour - 2) % 24])
-            for day in range(1, 9):
-                fake.add_backup(addon, now - timedelta(days=day, hours=2), size=1_000_000 + i)
-            if i % 20 == 0:
-                fake.add_backup(addon, now - timedelta(hours=2), "error", size=None)
-            else:
-                fake.add_backup(addon, now - timedelta(hours=2), size=1_000_000 + i)
-        fake.latency = LATENCY
-        fake.main_rate_limit = RATE
-        settings = Settings.from_env(
-            {
-                "SCALINGO_API_TOKEN": fake.api_token,
-                "SCALINGO_AUTH_URL": fake.url,
-                "SCALINGO_API_URL": fake.region_url(),
-                "SCALINGO_DB_API_URL": fake.region_url(),
-                "SCALINGO_API_RATE_LIMIT": str(RATE),
-                "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # archives have their own benchmark (bench/archive_bench.py)
-                "MAX_WORKERS": str(workers),
-                "STATE_TABLE": table,
-                "DAILY_REPORT_AT": "",
-            }
-        )
-        store = DynamoStateStore(table)
-        clients = Clients(ScalingoClient.from_settings(settings), store, ConsoleNotifier(devnull))
-        for phase, at in (("cold", now), ("quiet", now + timedelta(minutes=15))):
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    sim_start = start.timestamp()
+    clock = SimClock(sim_start, time.time(), scale)
+    rows: list[dict[str, Any]] = []
+    with FakeScalingo(clock=clock) as fake:
+        seed(fake, databases, start)
+        fake.main_rate_limit = SCALINGO_LIMIT
+        fake.main_rate_window = 60.0 / scale
+        env = {
+            **os.environ,
+            **dynamodb_local.aws_test_env(endpoint),
+            "SCALINGO_API_TOKEN": fake.api_token,
+            "SCALINGO_AUTH_URL": fake.url,
+            "SCALINGO_API_URL": fake.region_url(),
+            "SCALINGO_DB_API_URL": fake.region_url(),
+            "SCALINGO_API_RATE_LIMIT": str(CLIENT_LIMIT),
+            "STATE_TABLE": table,
+            "MAX_WORKERS": "8",
+            "DAILY_REPORT_AT": "",  # the daily report is not what this measures
+            "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # archives have their own benchmark (bench/archive_bench.py)
+            "PYTHONPATH": str(ROOT / "functions/backup_monitor"),
+        }
+
+        def check(phase: str, at: float) -> dict[str, Any]:
             fake.reset_requests()
-            store.reads = store.writes = 0
-            start = time.perf_counter()
-            summary = run_check(settings, clients, at)
-            wall = time.perf_counter() - start
-            main = fake.count("main")
-            db = fake.count("db")
-            rate_floor = main / (RATE / 60)
-            latency_floor = db * LATENCY / workers
-            results[phase] = {
-                "wall_s": round(wall, 2),
-                "rate_floor_s": round(rate_floor, 2),
-                "latency_floor_s": round(latency_floor, 2),
-                "ratio_to_floor": round(wall / max(rate_floor, latency_floor, 1e-9), 2),
-                "main_per_db": round(main / DATABASES, 3),
-                "db_per_db": round(db / DATABASES, 3),
-                "auth_requests": fake.count("auth"),
-                "http_429": sum(1 for r in fake.requests if r.status == 429),
-                "dynamodb_reads": store.reads,
-                "dynamodb_writes": store.writes,
-                "checked": summary.checked,
-                "messages": summary.sent,
-            }
-    results["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    return results
-
-
-def table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| workers | check | wall (s) | rate floor (s) | latency floor (s) | wall / floor | main API req/db | "
-        "db API req/db | 429s | DynamoDB reads | DynamoDB writes | peak RSS (MiB) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        for phase in ("cold", "quiet"):
-            r = row[phase]
-            lines.append(
-                f"| {row['workers']} | {phase} | {r['wall_s']} | {r['rate_floor_s']} | {r['latency_floor_s']} | "
-                f"{r['ratio_to_floor']} | {r['main_per_db']} | {r['db_per_db']} | {r['http_429']} | "
-                f"{r['dynamodb_reads']} | {r['dynamodb_writes']} | {row['peak_rss_mib']} |"
-            )
-    return "\n".join(lines)
-
-
-def main() -> int:
-    if len(sys.argv) == 4 and sys.argv[1] == "--one":
-        print(json.dumps(one(int(sys.argv[2]), sys.argv[3])))
-        return 0
-    from tests.support import dynamodb_local
-
-    local = dynamodb_local.start()
-    rows = []
-    try:
-        for workers in (1, 8):
+            real = time.time()
+            clock.at, clock.real = at, real
             out = subprocess.run(
-                [sys.executable, __file__, "--one", str(workers), local.endpoint],
+                [sys.executable, __file__, "--child", str(at), str(real), str(scale)],
+                env=env,
                 capture_output=True,
                 text=True,
                 check=True,
                 cwd=ROOT,
             )
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"workers={workers}: {rows[-1]}", file=sys.stderr, flush=True)
+            row: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+            row.update(
+                phase=phase,
+                minute=round((at - sim_start) / 60),
+                main_seen=fake.count("main"),
+                http_429=sum(1 for r in fake.requests if r.status == 429),
+            )
+            rows.append(row)
+            print(f"{databases} databases: {row}", file=sys.stderr, flush=True)
+            return row
+
+        at = sim_start
+        for _ in range(12):
+            row = check("cold", at)
+            at += SCHEDULE
+            if row["left"] == 0:
+                break
+        check("quiet", at - SCHEDULE + 60)
+        for _ in range(4 * steady_hours):
+            check("steady", at)
+            at += SCHEDULE
+    return {"databases": databases, "scale": scale, "rows": rows, "discovery": 1 + databases // PER_APP}
+
+
+def report(result: dict[str, Any]) -> str:
+    n, rows = result["databases"], result["rows"]
+    lines = [
+        f"### {n:,} databases ({n // PER_APP} apps), time scaled x{result['scale']:g}",
+        "",
+        "| check | minute | databases checked | left | main-API requests | 429s | wall (simulated s) | "
+        "after the budget (real s) | DynamoDB reads / writes | peak RSS (MiB) | exit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['phase']} | {row['minute']} | {row['checked']} | {row['left']} | {row['main_seen']} | "
+            f"{row['http_429']} | {row['wall_sim_s']} | {row['after_budget_real_s']} | "
+            f"{row['dynamodb_reads']} / {row['dynamodb_writes']} | "
+            f"{row['peak_rss_mib']} | {row['exit']} |"
+        )
+    cold = [r for r in rows if r["phase"] == "cold"]
+    steady = [r for r in rows if r["phase"] == "steady"]
+    lines.append("")
+    lines.append(
+        f"- cold: {len(cold)} check(s) until every database was reached, {sum(r['main_seen'] for r in cold):,} "
+        f"main-API requests (discovery: {result['discovery']:,} of them)"
+    )
+    discovery_per_hour = result["discovery"] / 6
+    for hour in range(len(steady) // 4):
+        part = steady[4 * hour : 4 * hour + 4]
+        per_hour = sum(r["main_seen"] for r in part)
+        with_discovery = per_hour + discovery_per_hour
+        lines.append(
+            f"- steady hour {hour + 1}: {per_hour:,} main-API requests ({per_hour / n:.2f} per database), "
+            f"{with_discovery:,.0f} with discovery every 6 h = {100 * with_discovery / (SCALINGO_LIMIT * 60):.0f} % "
+            f"of 60 a minute; per check at most {max(r['main_seen'] for r in part)}; 429s: "
+            f"{sum(r['http_429'] for r in part)}; databases left by a check: at most {max(r['left'] for r in part)}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", nargs=3, type=float, metavar=("SIM_AT", "REAL_AT", "SCALE"))
+    parser.add_argument("--scale-200", type=float, default=10.0, help="time scale for 200 databases (1 = real)")
+    parser.add_argument("--scale-2000", type=float, default=20.0, help="time scale for 2,000 databases")
+    parser.add_argument("--steady-hours", type=int, default=2)
+    parser.add_argument("--only", type=int, choices=(200, 2000))
+    args = parser.parse_args()
+    if args.child:
+        sim_at, real_at, scale = args.child
+        print(json.dumps(child(argparse.Namespace(sim_at=sim_at, real_at=real_at, scale=scale))))
+        return 0
+    from tests.support import dynamodb_local
+
+    local = dynamodb_local.start()
+    results = []
+    started = time.perf_counter()
+    try:
+        for databases, scale in ((200, args.scale_200), (2000, args.scale_2000)):
+            if args.only in (None, databases):
+                results.append(scenario(databases, scale, args.steady_hours, local.endpoint))
     finally:
         local.stop()
     print(
-        f"{DATABASES} databases, {LATENCY * 1000:.0f} ms per request, main API limited to {RATE}/min "
-        "(fake and client), DynamoDB Local\n"
+        f"Fake Scalingo: {SCALINGO_LIMIT} main-API requests a minute; client: SCALINGO_API_RATE_LIMIT={CLIENT_LIMIT}, "
+        f"MAX_WORKERS=8; a check every 15 minutes, each a new process with the Lambda's budget "
+        f"({LAMBDA_BUDGET:.0f} s); DynamoDB Local. Run time {time.perf_counter() - started:.0f} s.\n"
     )
-    print(table(rows))
+    print("\n\n".join(report(r) for r in results))
     return 0
 
 

@@ -44,6 +44,7 @@ def _record_metrics(summary: Summary) -> None:
     metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=summary.sent)
     metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=summary.undelivered + summary.given_up)
     metrics.add_metric(name="TargetsFailed", unit=MetricUnit.Count, value=len(summary.unchecked))
+    metrics.add_metric(name="DatabasesLeft", unit=MetricUnit.Count, value=summary.left)
     if summary.error is None:  # the check ran, even if Slack refused messages (delivery_error, MessagesFailed)
         metrics.add_metric(name="ChecksCompleted", unit=MetricUnit.Count, value=1)
 
@@ -57,9 +58,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     only = event.get("databases") or [] if isinstance(event, dict) else []
     if not isinstance(only, list) or not all(isinstance(x, str) for x in only):
         raise ValueError('"databases" must be a list of "app/addon_id" or "region/app/addon_id" strings')
-    # Archive verification starts only while the invocation has time left (a minute kept for the rest).
-    remaining = lambda: context.get_remaining_time_in_millis() / 1000 - 60  # noqa: E731
-    summary = run_check(settings, clients, datetime.now(UTC), only=only, remaining=remaining)
+    remaining = context.get_remaining_time_in_millis() / 1000  # the time budget: what is left, less a margin
+    summary = run_check(settings, clients, datetime.now(UTC), only=only, remaining_seconds=remaining)
     _record_metrics(summary)
     result = {
         "targets": summary.targets,
@@ -69,6 +69,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "findings": dict(summary.findings),
         "sent": summary.sent,
         "undelivered": summary.undelivered,
+        "left": summary.left,
         "error": summary.error,
     }
     logger.info(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -132,12 +133,17 @@ def test_verification_off_downloads_nothing(fake_scalingo: FakeScalingo, slack: 
     assert (world.fake.count("download"), world.texts()) == (0, [])
 
 
-def test_no_verification_starts_without_the_time_for_it(world: World) -> None:
+def test_no_verification_starts_without_the_time_for_it(
+    fake_scalingo: FakeScalingo, slack: FakeSlack, tmp_path: Path
+) -> None:
+    # GIVEN a check limited to 5 s: time for the database, not for a verification (30 s kept back at least)
+    world = World(fake_scalingo, slack, tmp_path, CHECK_TIME_LIMIT_SECONDS="5")
     world.backup(TODAY_1AM, good("postgresql"))
-    summary = world.check(NOW, remaining=lambda: 5.0)
-    assert (summary.exit_code, world.fake.count("download"), world.texts()) == (0, 0, [])
-    # WHEN a later check has time THEN it verifies
-    world.check(NOW + timedelta(minutes=15), remaining=lambda: 600.0)
+    summary = world.check(NOW)
+    assert (summary.exit_code, summary.checked, world.fake.count("download"), world.texts()) == (0, 1, 0, [])
+    # WHEN a later check has time (a Lambda with 10 minutes left) THEN it verifies
+    world.settings = replace(world.settings, check_time_limit=None)
+    world.check(NOW + timedelta(minutes=15), remaining_seconds=600.0)
     assert world.fake.count("download") == 1
 
 

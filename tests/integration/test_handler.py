@@ -223,3 +223,25 @@ def test_a_manual_event_naming_unknown_databases_is_an_error_naming_them(
         app.lambda_handler(event, FakeContext())
     assert slack.messages() == []
     assert "ChecksCompleted" not in emf(capfd.readouterr().out)  # it does not feed the heartbeat
+
+
+@dataclass
+class NearlyOutOfTimeContext(FakeContext):
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000  # no more than the safety margin: no database may be started
+
+
+def test_the_lambdas_remaining_time_bounds_the_check(
+    handler: tuple[ModuleType, FakeSlack], capfd: pytest.CaptureFixture[str]
+) -> None:
+    app, _ = handler
+    event = json.loads((EVENTS / "scheduled.json").read_text())
+    app.lambda_handler(event, FakeContext())  # discovery is cached from here on
+    capfd.readouterr()
+    app.metrics.clear_metrics()
+    # WHEN an invocation has only its safety margin left THEN it starts nothing, and that is not a failure
+    result = app.lambda_handler(event, NearlyOutOfTimeContext())
+    assert (result["checked"], result["left"], result["error"]) == (0, 6, None)
+    metrics = emf(capfd.readouterr().out)
+    assert metrics["DatabasesLeft"] in (6.0, [6.0])
+    assert metrics["ChecksCompleted"] in (1.0, [1.0])

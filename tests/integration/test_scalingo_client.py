@@ -22,6 +22,7 @@ from tests.conftest import NOW
 from tests.fakes import FakeScalingo
 
 TARGET = Target("osc-fr1", "shop", "ad-1")
+WINDOW = 0.6  # the rate-limit window, scaled down from a minute so that back-offs take a fraction of a second
 
 
 class Clock:
@@ -44,6 +45,7 @@ def make_client(fake: FakeScalingo, clock: Clock | None = None, rate: int = 6000
         timeout=5.0,
         session=build_session(retries=2, backoff_factor=0.01),
         clock=clock or time.time,
+        window_seconds=WINDOW,
     )
 
 
@@ -85,10 +87,10 @@ def test_tokens_are_renewed_a_few_minutes_before_their_expiry(fake: FakeScalingo
     clock = Clock(fake.clock())
     client = make_client(fake, clock)
     client.list_backups(TARGET)
-    clock.now += 50 * 60  # still more than five minutes left: reused
+    clock.now += 42 * 60  # 18 minutes left, more than the largest renewal margin: reused
     client.list_backups(TARGET)
     assert (fake.count("auth"), fake.count("main", "/token")) == (1, 1)
-    clock.now += 6 * 60  # four minutes left: renewed ahead of expiry
+    clock.now += 17 * 60  # one minute left, less than the smallest margin: renewed ahead of expiry
     client.list_backups(TARGET)
     assert (fake.count("auth"), fake.count("main", "/token")) == (2, 2)
 

@@ -98,7 +98,8 @@ class Settings:
     download_links: bool = True
     slack_mention: str = ""
     max_workers: int = 8
-    api_rate_limit: int = 60
+    api_rate_limit: int = 40
+    check_time_limit: float | None = None
     discovery_every_hours: float = 6.0
     http_timeout: float = 10.0
     daily_report: ReportTime | None = None
@@ -142,7 +143,9 @@ class Settings:
             download_links=reader.boolean("DOWNLOAD_LINKS", True),
             slack_mention=reader.mention("SLACK_MENTION"),
             max_workers=int(reader.number("MAX_WORKERS", 8, minimum=1, maximum=64, integer=True)),
-            api_rate_limit=int(reader.number("SCALINGO_API_RATE_LIMIT", 60, minimum=1, maximum=100_000, integer=True)),
+            # Scalingo allows 60 a minute per user: leave a third to the people who own the token.
+            api_rate_limit=int(reader.number("SCALINGO_API_RATE_LIMIT", 40, minimum=1, maximum=100_000, integer=True)),
+            check_time_limit=reader.optional_number("CHECK_TIME_LIMIT_SECONDS", minimum=1),
             discovery_every_hours=reader.number("DISCOVERY_EVERY_HOURS", 6.0, minimum=0, maximum=168),
             http_timeout=reader.number("HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120),
             daily_report=reader.report_time("DAILY_REPORT_AT"),
@@ -222,6 +225,11 @@ class _Reader:
         if below is not None and value >= below:
             raise ConfigError(name, f"must be below {below:g}, got {raw!r}")
         return value
+
+    def optional_number(self, name: str, *, minimum: float) -> float | None:
+        if self.text(name) is None:
+            return None
+        return self.number(name, 0.0, minimum=minimum)
 
     def reminder(self, name: str, default: float) -> float:
         """0 (never) or at least an hour: a smaller period would repeat an incident at every check."""

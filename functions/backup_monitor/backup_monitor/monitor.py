@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from backup_monitor.budget import (
+    CURSOR_KEY,
+    deadline_after,
+    left_keys,
+    order_for_check,
+    save_cursor_if_changed,
+    split_lanes,
+    time_budget,
+)
 from backup_monitor.config import Settings, Target
 from backup_monitor.delivery import GIVEN_UP, Outbox
 from backup_monitor.messages import DatabaseInfo, render, render_digest, render_success
@@ -28,9 +39,16 @@ from backup_monitor.rules import (
     with_database,
 )
 from backup_monitor.scalingo.client import ScalingoClient
-from backup_monitor.scalingo.errors import AuthenticationError, NotFoundError, ScalingoError, UnavailableError
+from backup_monitor.scalingo.errors import (
+    AuthenticationError,
+    NotFoundError,
+    OutOfTimeError,
+    ScalingoError,
+    UnavailableError,
+)
 from backup_monitor.scalingo.models import Backup, Database
-from backup_monitor.state.base import ConflictError, StateError, StateStore
+from backup_monitor.state.base import Blob, ConflictError, StateError, StateStore
+from backup_monitor.state.tokens import restore_tokens, save_tokens, token_keys
 from backup_monitor.verification import Candidate, verify_archives
 from backup_monitor.verification_rules import with_archive_notices
 
@@ -67,6 +85,7 @@ class Summary:
     dry_run: bool = False
     given_up: int = 0
     delivery_error: str | None = None
+    left: int = 0
 
     @property
     def ok(self) -> bool:
@@ -104,6 +123,8 @@ class Summary:
             parts.append(f"excluded by EXCLUDE_APPS: {self.excluded}")
         if self.skipped:
             parts.append(f"skipped (another check holds them): {len(self.skipped)}")
+        if self.left:
+            parts.append(f"left for the next check (time limit): {self.left}")
         if self.error:
             parts.append(f"error: {self.error}")
         return "; ".join(parts)
@@ -121,6 +142,7 @@ class _Work:
     claimed: Record | None = None
     delivered: list[tuple[Notice, ThreadRef | None]] = field(default_factory=list)
     failed: bool = False
+    left: bool = False
     not_found: str | None = None
     gone: bool = False
     backups: list[Backup] = field(default_factory=list)
@@ -193,11 +215,16 @@ def run_check(
     *,
     dry_run: bool = False,
     only: Sequence[str] = (),
-    remaining: Callable[[], float] | None = None,
+    remaining_seconds: float | None = None,
 ) -> Summary:
-    """Check every target once; one database's failure never stops the others."""
+    """Check every target once; one database's failure never stops the others.
+
+    `remaining_seconds` is the Lambda's remaining time: with CHECK_TIME_LIMIT_SECONDS it bounds the time spent
+    starting databases; the ones left go first next time."""
     summary = Summary(dry_run=dry_run)
     owner = f"check-{uuid.uuid4().hex[:12]}"
+    deadline = deadline_after(time_budget(settings.check_time_limit, remaining_seconds))
+    clients.scalingo.begin_check(deadline)
     try:
         targets = resolve_targets(settings, clients, now, summary=summary)
     except (ScalingoError, StateError) as exc:
@@ -219,18 +246,39 @@ def run_check(
         logger.error("could not read state", extra={"error": str(exc)})
         return summary
 
+    blobs = _load_blobs(clients, targets, with_cursor=not only)
+    left_before = left_keys(blobs)
+    needs_token = {t.key for t in targets if clients.scalingo.needs_token(t)}
+    targets = order_for_check(targets, left_before, lambda t: t.key in needs_token, clients.scalingo.token_expiry)
+
     works = [_Work(t, records.get(t.key) or Record(key=t.key), _info(t, None)) for t in targets]
     # A deleted database was said once to be no longer watched: nothing more about it, ever.
     works = [w for w in works if w.record.retired_at is None or _named_in_settings(settings, w.target)]
     summary.targets = len(works)
-    with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="check") as pool:
-        list(pool.map(lambda w: _examine(w, settings, clients, now, owner, dry_run), works))
+    lanes = split_lanes(
+        [w for w in works if w.target.key not in needs_token],
+        [w for w in works if w.target.key in needs_token],
+        settings.max_workers,
+    )
+    with ExitStack() as stack:
+        futures = []
+        for i, (lane, workers) in enumerate(lanes):
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"check-{i}"))
+            futures += [
+                pool.submit(_examine_in_time, w, deadline, settings, clients, now, owner, dry_run) for w in lane
+            ]
+        for future in futures:
+            future.result()
     deferred = [w for w in works if w.not_found is not None]
     if deferred:
         _decide_not_found(deferred, settings, clients, now, owner, dry_run)
+    if not dry_run:
+        _save_tokens(clients)
 
     for work in works:
-        if work.gone:
+        if work.left:
+            summary.left += 1
+        elif work.gone:
             summary.gone.append(f"{work.target.app}/{work.target.addon_id}")
         elif work.failed:
             summary.unchecked.append(f"{work.target.app}/{work.target.addon_id}")
@@ -246,14 +294,66 @@ def run_check(
     if not dry_run:
         for work in works:
             _commit(work, clients.store, owner, now, summary)
+        if not only:
+            _save_cursor(clients.store, left_before, [w.target.key for w in works if w.left], now)
     if not only:  # a manual check of a few databases does not stand for the day's report
         _daily_report(settings, clients, targets, now, owner, summary, dry_run)
     if not dry_run:
         # Archive verification comes last: it may take minutes and must not delay any alert.
         done = [w for w in works if w.evaluation is not None and not w.failed and not w.gone]
         candidates = [Candidate(w.target, w.info, w.record, w.backups) for w in done]
+        remaining = None if deadline is None else _seconds_until(deadline)
         verify_archives(settings, clients, candidates, now, summary, owner=owner, remaining=remaining)
     return summary
+
+
+def _load_blobs(clients: Clients, targets: Sequence[Target], *, with_cursor: bool) -> dict[str, Blob]:
+    """Stored tokens (into the client's cache) and the cursor; without them a check is only slower."""
+    keys = token_keys(t.key for t in targets) + ([CURSOR_KEY] if with_cursor else [])
+    try:
+        blobs = clients.store.load_blobs(keys)
+    except StateError as exc:
+        logger.warning("could not read the stored tokens", extra={"error": str(exc)})
+        return {}
+    restore_tokens(blobs.values(), clients.scalingo.tokens, clients.scalingo.sealer)
+    return blobs
+
+
+def _save_tokens(clients: Clients) -> None:
+    try:
+        save_tokens(clients.store, clients.scalingo.tokens, clients.scalingo.sealer)
+    except StateError as exc:
+        logger.warning("could not store the new tokens", extra={"error": str(exc)})
+
+
+def _save_cursor(store: StateStore, before: Sequence[str], left: Sequence[str], now: datetime) -> None:
+    try:
+        save_cursor_if_changed(store, before, left, now.timestamp())
+    except StateError as exc:
+        logger.warning("could not remember the databases left", extra={"error": str(exc)})
+    if left:
+        logger.warning("time limit reached, databases left for the next check", extra={"count": len(left)})
+
+
+def _examine_in_time(
+    work: _Work,
+    deadline: float | None,
+    settings: Settings,
+    clients: Clients,
+    now: datetime,
+    owner: str,
+    dry_run: bool,
+) -> None:
+    """_examine, unless the time budget is spent: then the database is left for the next check."""
+    if deadline is not None and time.monotonic() >= deadline:
+        work.left = True
+        return
+    _examine(work, settings, clients, now, owner, dry_run)
+
+
+def _seconds_until(deadline: float) -> Callable[[], float]:
+    """The time left in the check's budget, for archive verification (which may take minutes)."""
+    return lambda: deadline - time.monotonic()
 
 
 def _daily_report(
@@ -312,6 +412,9 @@ def _evaluate_target(work: _Work, settings: Settings, clients: Clients, now: dat
             work.info = _info(target, database)
             evaluation = evaluate(record, database, backups, now, policy)
         return with_archive_notices(evaluation, policy)
+    except OutOfTimeError:  # no main-API request may start now: nothing was done, the next check does it
+        work.left = True
+        return None
     except NotFoundError as exc:
         if not _named_in_settings(settings, target):
             work.not_found = str(exc)  # deleted, or a glitch: rediscovery decides
@@ -342,6 +445,10 @@ def _decide_not_found(
     """Scalingo answered 404 for discovered databases: rediscover (ignoring the cache) before deciding."""
     try:
         current: set[str] | None = {t.key for t in resolve_targets(settings, clients, now, force=True)}
+    except OutOfTimeError:  # no time left to rediscover: these databases are left for the next check
+        for work in works:
+            work.left = True
+        return
     except (ScalingoError, StateError) as exc:
         logger.warning("rediscovery failed; the 404s count as failed reads", extra={"error": str(exc)})
         current = None

@@ -105,6 +105,7 @@ class FakeScalingo:
         self.addon_token_ttl = 3600.0
         self.latency = 0.0
         self.main_rate_limit: int | None = None
+        self.main_rate_window = 60.0  # seconds; shorter on a scaled clock (tests, benchmark)
         self.rate_limit_retry_after: str | None = None
         self.link_base: str | None = None
         self.link_token_chars = 27  # length of a download link's `token=` value
@@ -279,6 +280,12 @@ class FakeScalingo:
                 if (api is None or r.api == api) and path_contains in r.path and (method is None or r.method == method)
             )
 
+    def consume_main_quota(self, count: int) -> None:
+        """Spend `count` of the main API's quota now, as another process using the same token would."""
+        with self._lock:
+            now = time.monotonic()
+            self._main_window.extend([now] * count)
+
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
@@ -410,7 +417,7 @@ class FakeScalingo:
         if self.main_rate_limit is None:
             return False
         now = time.monotonic()
-        while self._main_window and now - self._main_window[0] >= 60.0:
+        while self._main_window and now - self._main_window[0] >= self.main_rate_window:
             self._main_window.popleft()
         if len(self._main_window) >= self.main_rate_limit:
             return True

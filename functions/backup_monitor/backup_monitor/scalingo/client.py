@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -10,7 +11,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import InvalidHeader, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from backup_monitor import __version__
@@ -34,12 +35,15 @@ from backup_monitor.scalingo.models import (
     parse_database,
     parse_token,
 )
-from backup_monitor.scalingo.tokens import TokenCache
+from backup_monitor.scalingo.tokens import BEARER_KEY, TokenCache, addon_key
+from backup_monitor.sealing import TokenSealer
 
 logger = logging.getLogger(__name__)
 
-RETRY_STATUSES = (429, 500, 502, 503, 504)
+# 429 is not retried per request: the client's limiters handle it once for every worker (shared back-off).
+RETRY_STATUSES = (500, 502, 503, 504)
 MAX_RETRY_AFTER_SECONDS = 30.0
+RATE_LIMITED_ATTEMPTS = 5
 USER_AGENT = f"scalingo-backup-monitor/{__version__}"
 
 
@@ -54,7 +58,8 @@ class _CappedRetry(Retry):
 
 
 def build_session(retries: int = 3, backoff_factor: float = 0.5, pool_size: int = 16) -> requests.Session:
-    """One session for every Scalingo call: pooled connections, retries with backoff on 429/5xx."""
+    """One session for every Scalingo call: pooled connections, retries with backoff on 5xx and connection
+    errors (429 is left to the client's shared back-off)."""
     retry = _CappedRetry(
         total=retries,
         connect=retries,
@@ -97,6 +102,7 @@ class ScalingoClient:
         session: requests.Session | None = None,
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
+        window_seconds: float = 60.0,
         renew_token: Callable[[], str | None] | None = None,
     ) -> None:
         """`renew_token`: asked for a newer API token when the exchange refuses this one (None: there is none)."""
@@ -109,8 +115,13 @@ class ScalingoClient:
         self._db_api_url = db_api_url
         self._timeout = (min(5.0, timeout), timeout)
         self._session = session or build_session()
-        self.limiter = limiter or RateLimiter(rate_limit_per_minute)
-        self._tokens = TokenCache(clock=clock)
+        self.limiter = limiter or RateLimiter(rate_limit_per_minute, window=window_seconds)
+        self._window = window_seconds
+        self._host_limiters: dict[str, RateLimiter] = {}
+        self._host_guard = threading.Lock()
+        self._deadline: float | None = None
+        self.tokens = TokenCache(clock=clock)
+        self.sealer = TokenSealer(api_token)
         self.main_api_requests = 0
         self.db_api_requests = 0
         self.auth_requests = 0
@@ -121,8 +132,13 @@ class ScalingoClient:
         settings: Settings,
         session: requests.Session | None = None,
         renew_token: Callable[[], str | None] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        window_seconds: float = 60.0,
     ) -> ScalingoClient:
-        """A client configured from the settings (the API token must be resolved already)."""
+        """A client configured from the settings (the API token must be resolved already).
+
+        `window_seconds` shortens the rate-limit window (tests and the benchmark run on a scaled clock)."""
         return cls(
             settings.api_token or "",
             auth_url=settings.auth_url,
@@ -131,11 +147,46 @@ class ScalingoClient:
             rate_limit_per_minute=settings.api_rate_limit,
             timeout=settings.http_timeout,
             session=session,
+            clock=clock,
+            window_seconds=window_seconds,
             renew_token=renew_token,
         )
 
     def __repr__(self) -> str:
         return f"ScalingoClient(auth_url={self._auth_url!r}, api_url={self._api_url!r})"
+
+    # -- one check -----------------------------------------------------------------------------------------
+
+    def begin_check(self, deadline: float | None = None) -> None:
+        """A new check: limits back to their configured values; no main-API request starts after `deadline`
+        (a `time.monotonic()` value, None for no limit)."""
+        self._deadline = deadline
+        self.limiter.reset()
+        with self._host_guard:
+            for limiter in self._host_limiters.values():
+                limiter.reset()
+
+    def needs_token(self, target: Target) -> bool:
+        """Whether checking `target` now costs a main-API request (its addon token is absent or due)."""
+        return not self.tokens.is_fresh(addon_key(target.key))
+
+    def token_expiry(self, target: Target) -> float:
+        """When the cached addon token of `target` expires (0 when there is none): the most urgent renew first."""
+        return self.tokens.expires_at(addon_key(target.key))
+
+    @property
+    def rate_limited(self) -> int:
+        """429 answers received, every host together."""
+        with self._host_guard:
+            return self.limiter.rate_limited + sum(lim.rate_limited for lim in self._host_limiters.values())
+
+    def _host_limiter(self, url: str) -> RateLimiter:
+        host = urlsplit(url).netloc
+        with self._host_guard:
+            limiter = self._host_limiters.get(host)
+            if limiter is None:
+                limiter = self._host_limiters[host] = RateLimiter(None, window=self._window)
+            return limiter
 
     # -- base URLs ---------------------------------------------------------------------------------------
 
@@ -206,20 +257,20 @@ class ScalingoClient:
     # -- tokens ------------------------------------------------------------------------------------------
 
     def _exchange(self) -> str:
-        self.auth_requests += 1
-        response = self._send(
-            "POST", f"{self._auth_url}/v1/tokens/exchange", "token exchange", auth=("", self._api_token)
-        )
+        url = f"{self._auth_url}/v1/tokens/exchange"
+        limiter = self._host_limiter(url)
+        response = self._limited(limiter, "auth", "POST", url, "token exchange", auth=("", self._api_token))
         if response.status_code in (401, 403):
             renewed = self._renew_token() if self._renew_token else None
             if renewed and renewed != self._api_token:  # rotated: exchange the new token (refused again: error)
                 self._api_token = renewed
+                self.sealer = TokenSealer(renewed)  # tokens stored from now on open with the new API token
                 return self._exchange()
             raise AuthenticationError("token exchange: the Scalingo API token was refused")
         return parse_token(self._json(response, "token exchange"), "token exchange")
 
     def _bearer(self) -> str:
-        return self._tokens.get("bearer", self._exchange)
+        return self.tokens.get(BEARER_KEY, self._exchange)
 
     def _addon_token(self, target: Target) -> str:
         def fetch() -> str:
@@ -227,7 +278,7 @@ class ScalingoClient:
             payload = self._main("POST", target.region, path)
             return parse_token(payload, f"addon token of {target.app}/{target.addon_id}", ("addon", "token"))
 
-        return self._tokens.get(("addon", target.key), fetch)
+        return self.tokens.get(addon_key(target.key), fetch)
 
     # -- requests ----------------------------------------------------------------------------------------
 
@@ -236,14 +287,12 @@ class ScalingoClient:
         what = f"{method} {path}"
         for attempt in (1, 2):
             bearer = self._bearer()
-            self.limiter.acquire()
-            self.main_api_requests += 1
-            response = self._send(
-                method, f"{self.api_base(region)}{path}", what, headers={"Authorization": f"Bearer {bearer}"}
-            )
+            url = f"{self.api_base(region)}{path}"
+            headers = {"Authorization": f"Bearer {bearer}"}
+            response = self._limited(self.limiter, "main", method, url, what, self._deadline, headers=headers)
             if response.status_code == 401 and attempt == 1:
                 logger.info("bearer refused, renewing", extra={"call": what})
-                self._tokens.drop("bearer", bearer)
+                self.tokens.drop(BEARER_KEY, bearer)
                 continue
             return self._json(response, what)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -254,19 +303,46 @@ class ScalingoClient:
         what = f"GET {path} ({target.app})"
         for attempt in (1, 2):
             token = self._addon_token(target)
-            self.db_api_requests += 1
-            response = self._send(
-                "GET",
-                f"{self.db_api_base(target.region)}{path}",
-                what,
-                headers={"Authorization": f"Bearer {token}"},
-            )
+            url = f"{self.db_api_base(target.region)}{path}"
+            headers = {"Authorization": f"Bearer {token}"}
+            response = self._limited(self._host_limiter(url), "db", "GET", url, what, headers=headers)
             if response.status_code == 401 and attempt == 1:
                 logger.info("addon token refused, renewing", extra={"call": what})
-                self._tokens.drop(("addon", target.key), token)
+                self.tokens.drop(addon_key(target.key), token)
                 continue
             return self._json(response, what)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _limited(
+        self,
+        limiter: RateLimiter,
+        api: str,
+        method: str,
+        url: str,
+        what: str,
+        deadline: float | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """One call under `limiter`; a 429 pauses every worker on that limiter, then the call is tried again."""
+        for _ in range(RATE_LIMITED_ATTEMPTS):
+            sent_at = limiter.acquire(deadline)
+            self._counted(api)
+            response = self._send(method, url, what, **kwargs)
+            if response.status_code != 429:
+                limiter.succeeded()
+                return response
+            pause = limiter.back_off(sent_at, _retry_after(response))
+            logger.info("rate limited, every worker pauses", extra={"call": what, "pause_s": round(pause, 1)})
+        return response
+
+    def _counted(self, api: str) -> None:
+        with self._host_guard:
+            if api == "main":
+                self.main_api_requests += 1
+            elif api == "db":
+                self.db_api_requests += 1
+            else:
+                self.auth_requests += 1
 
     def _send(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
         try:
@@ -294,3 +370,15 @@ class ScalingoClient:
             return response.json()
         except ValueError:
             raise PayloadError(f"{what}: the answer is not valid JSON") from None
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Retry-After in seconds (a number or an HTTP date), capped; None when absent or unreadable."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = Retry().parse_retry_after(value)
+    except InvalidHeader:
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)

@@ -32,3 +32,7 @@ class PayloadError(ScalingoError):
 
 class LinkRejectedError(ScalingoError):
     """A download link pointed somewhere other than the configured database API."""
+
+
+class OutOfTimeError(ScalingoError):
+    """The check's time budget ran out before this call could be made: the database is left for the next check."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from backup_monitor.records import Record, record_to_json
@@ -19,6 +20,20 @@ class StateError(Exception):
 
 class ConflictError(StateError):
     """The record changed since it was read, or another check holds a live claim on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """An opaque value kept beside the database records under its own key (sealed tokens, the check cursor).
+
+    `expires_at` (epoch seconds) is the DynamoDB TTL: DynamoDB deletes the item some time after it."""
+
+    key: str
+    data: str
+    expires_at: float
+
+    def __repr__(self) -> str:
+        return f"Blob({self.key!r}, {len(self.data)} chars, expires_at={self.expires_at})"
 
 
 class RequestCounter:
@@ -55,6 +70,14 @@ class StateStore(Protocol):
 
     def commit(self, record: Record, owner: str, now: float) -> Record:
         """Write what was delivered and release the claim, if `owner` still holds it at `record.version`."""
+        ...
+
+    def load_blobs(self, keys: Sequence[str]) -> dict[str, Blob]:
+        """The stored blobs of `keys`, in batches (absent keys are left out, expired ones may be returned)."""
+        ...
+
+    def save_blobs(self, blobs: Sequence[Blob]) -> None:
+        """Write `blobs` in batches, unconditionally (last writer wins)."""
         ...
 
 

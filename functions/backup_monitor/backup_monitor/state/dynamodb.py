@@ -19,6 +19,7 @@ from backup_monitor.records import Record, record_from_json
 from backup_monitor.state.base import (
     CLAIM_SECONDS,
     RECORD_TTL_SECONDS,
+    Blob,
     ConflictError,
     RequestCounter,
     StateError,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 BATCH_SIZE = 100
+WRITE_BATCH_SIZE = 25
 MAX_UNPROCESSED_ROUNDS = 8
 FREE_OR_EXPIRED = "(attribute_not_exists(claim_owner) OR claim_expires_at < :now)"
 
@@ -56,7 +58,50 @@ class DynamoStateStore(RequestCounter):
         return f"DynamoStateStore({self.table!r})"
 
     def load_many(self, keys: Sequence[str]) -> dict[str, Record]:
-        found: dict[str, Record] = {}
+        return {item["pk"]["S"]: _from_item(item) for item in self._batch_get(keys)}
+
+    def load_blobs(self, keys: Sequence[str]) -> dict[str, Blob]:
+        found: dict[str, Blob] = {}
+        for item in self._batch_get(keys):
+            key = item["pk"]["S"]
+            data = item.get("blob", {}).get("S")
+            if data is not None:
+                found[key] = Blob(key, data, float(item.get("expires_at", {}).get("N", "0")))
+        return found
+
+    def save_blobs(self, blobs: Sequence[Blob]) -> None:
+        unique = list({b.key: b for b in blobs}.values())
+        for start in range(0, len(unique), WRITE_BATCH_SIZE):
+            pending: dict[str, Any] = {
+                self.table: [
+                    {
+                        "PutRequest": {
+                            "Item": {
+                                "pk": {"S": b.key},
+                                "blob": {"S": b.data},
+                                "expires_at": {"N": str(int(b.expires_at))},
+                            }
+                        }
+                    }
+                    for b in unique[start : start + WRITE_BATCH_SIZE]
+                ]
+            }
+            for attempt in range(MAX_UNPROCESSED_ROUNDS):
+                try:
+                    answer = self._client.batch_write_item(RequestItems=pending)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StateError(f"cannot write the state table: {_reason(exc)}") from None
+                self._count(writes=1)
+                pending = dict(answer.get("UnprocessedItems") or {})
+                if not pending:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+            else:
+                raise StateError("cannot write the state table: items stayed unprocessed after retries")
+
+    def _batch_get(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        """Every stored item of `keys`, strongly consistent, 100 keys a request."""
+        found: list[dict[str, Any]] = []
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), BATCH_SIZE):
             pending: dict[str, Any] = {
@@ -71,9 +116,7 @@ class DynamoStateStore(RequestCounter):
                 except (ClientError, BotoCoreError) as exc:
                     raise StateError(f"cannot read the state table: {_reason(exc)}") from None
                 self._count(reads=1)
-                for item in answer.get("Responses", {}).get(self.table, []):
-                    record = _from_item(item)
-                    found[record.key] = record
+                found.extend(answer.get("Responses", {}).get(self.table, []))
                 pending = dict(answer.get("UnprocessedKeys") or {})
                 if not pending:
                     break

@@ -13,6 +13,7 @@ from backup_monitor.records import Record, record_from_json
 from backup_monitor.state.base import (
     CLAIM_SECONDS,
     RECORD_TTL_SECONDS,
+    Blob,
     ConflictError,
     RequestCounter,
     StateError,
@@ -28,6 +29,14 @@ CREATE TABLE IF NOT EXISTS records (
     claim_owner TEXT,
     claim_expires_at REAL,
     expires_at REAL
+)
+"""
+# Sealed tokens and the check cursor: opaque values beside the records (the same keys as in DynamoDB).
+BLOB_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blobs (
+    pk TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    expires_at REAL NOT NULL
 )
 """
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -47,6 +56,7 @@ class SqliteStateStore(RequestCounter):
                     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                         conn.execute("PRAGMA journal_mode=WAL")
                     conn.execute(SCHEMA)
+                    conn.execute(BLOB_SCHEMA)
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == 49:
@@ -157,3 +167,45 @@ class SqliteStateStore(RequestCounter):
             insert=False,
         )
         return replace(record, version=new_version, claim_owner=None, claim_expires_at=None)
+
+    def load_blobs(self, keys: Sequence[str]) -> dict[str, Blob]:
+        found: dict[str, Blob] = {}
+        unique = list(dict.fromkeys(keys))
+        try:
+            with self._connect() as conn:
+                for start in range(0, len(unique), 500):
+                    chunk = unique[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    rows = conn.execute(
+                        f"SELECT pk, data, expires_at FROM blobs WHERE pk IN ({marks})",  # noqa: S608
+                        chunk,
+                    ).fetchall()
+                    self._count(reads=1)
+                    for pk, data, expires in rows:
+                        found[pk] = Blob(pk, data, float(expires))
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot read the state file: {exc}") from None
+        return found
+
+    def save_blobs(self, blobs: Sequence[Blob]) -> None:
+        if not blobs:
+            return
+        try:
+            with self._connect() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(
+                        "INSERT INTO blobs (pk, data, expires_at) VALUES (?, ?, ?) "
+                        "ON CONFLICT(pk) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+                        [(b.key, b.data, b.expires_at) for b in blobs],
+                    )
+                    # What DynamoDB's TTL does in AWS: tokens of databases no longer monitored go away.
+                    conn.execute("DELETE FROM blobs WHERE expires_at < ?", (time.time() - 86400,))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot write the state file: {exc}") from None
+        self._count(writes=1)

@@ -1,0 +1,93 @@
+"""The time budget of a check and the order databases are checked in, so that a cut check loses nothing.
+
+Near the budget no new database is started; the ones left are remembered in one cursor blob, written only
+when a check was cut (or the one after it caught up), so a quiet check still writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
+
+from backup_monitor.config import Target
+from backup_monitor.state.base import RECORD_TTL_SECONDS, Blob, StateStore
+
+# What a Lambda keeps for evaluating, sending and saving after it stops starting databases: in-flight
+# database-API calls (a 10 s timeout, retried), Slack deliveries and conditional writes.
+LAMBDA_SAFETY_MARGIN_SECONDS = 60.0
+CURSOR_KEY = "__cursor__/check"
+
+T = TypeVar("T")
+
+
+def time_budget(limit: float | None, remaining: float | None) -> float | None:
+    """Seconds a check may spend starting databases: the smaller of CHECK_TIME_LIMIT_SECONDS and the
+    Lambda's remaining time less a safety margin; None when neither applies (the command, by default)."""
+    candidates = [] if limit is None else [limit]
+    if remaining is not None:
+        candidates.append(max(0.0, remaining - LAMBDA_SAFETY_MARGIN_SECONDS))
+    return min(candidates) if candidates else None
+
+
+def deadline_after(budget: float | None, started: float | None = None) -> float | None:
+    """The `time.monotonic()` value past which no database is started."""
+    if budget is None:
+        return None
+    return (time.monotonic() if started is None else started) + budget
+
+
+def left_keys(blobs: Mapping[str, Blob]) -> list[str]:
+    """The databases the previous check had no time for, in the order it would have taken them."""
+    blob = blobs.get(CURSOR_KEY)
+    if blob is None:
+        return []
+    try:
+        data = json.loads(blob.data)
+    except ValueError:
+        return []
+    left = data.get("left") if isinstance(data, dict) else None
+    return [k for k in left if isinstance(k, str)] if isinstance(left, list) else []
+
+
+def cursor_blob(left: Sequence[str], now: float) -> Blob:
+    """The cursor for the next check (an empty list once every database was reached)."""
+    return Blob(CURSOR_KEY, json.dumps({"left": list(left)}, separators=(",", ":")), now + RECORD_TTL_SECONDS)
+
+
+def order_for_check(
+    targets: Sequence[Target],
+    left: Sequence[str],
+    needs_token: Callable[[Target], bool],
+    token_expiry: Callable[[Target], float] = lambda _: 0.0,
+) -> list[Target]:
+    """Databases whose addon token is cached first (seconds, no main-API request), then those needing a
+    token: the ones the previous check left first, in its order, then the tokens expiring soonest (a token
+    not yet expired can still serve when time runs out). Otherwise stable."""
+    rank = {key: i for i, key in enumerate(left)}
+    missing = len(rank)
+
+    def key(t: Target) -> tuple[bool, int, float]:
+        due = needs_token(t)
+        return (due, rank.get(t.key, missing), token_expiry(t) if due else 0.0)
+
+    return sorted(targets, key=key)
+
+
+def save_cursor_if_changed(store: StateStore, before: Sequence[str], left: Sequence[str], now: float) -> bool:
+    """Write the cursor only when what is left changed (nothing, in the steady state)."""
+    if list(before) == list(left):
+        return False
+    store.save_blobs([cursor_blob(left, now)])
+    return True
+
+
+def split_lanes(ready: Sequence[T], due: Sequence[T], workers: int) -> list[tuple[Sequence[T], int]]:
+    """Two lanes run at once, half the workers each: databases with a cached token, and those needing a new
+    one (they wait on the main API's limiter), so the quota is used from the first second and a slow main
+    API never holds up the quick databases. One worker: one lane, ready ones first."""
+    if workers < 2 or not ready or not due:
+        return [([*ready, *due], workers)]
+    token_workers = workers // 2
+    return [(ready, workers - token_workers), (due, token_workers)]
