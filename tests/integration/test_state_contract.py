@@ -162,3 +162,9 @@ def test_years_of_history_stay_small(make_store: Factory) -> None:
     size = len(dump(saved).encode())
     assert size < 6_000, size
     assert store.load_many([saved.key])[saved.key].handled == record.handled
+
+
+def test_a_new_sqlite_state_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    SqliteStateStore(path)
+    assert path.stat().st_mode & 0o777 == 0o600

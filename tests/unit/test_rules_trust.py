@@ -424,3 +424,37 @@ def test_p10_a_moved_schedule_expects_no_slot_before_the_change_was_seen() -> No
     assert got(evaluate(fresh, db(13), history, at(28, 16, 1), POLICY)) == ["missing:open!"]
     # AND an unchanged schedule keeps what was known
     assert with_database(cached, db(0), at(27, 3, 30)).schedule_since is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "refused"),
+    [
+        ("SCALINGO_API_URL", "http://api.example.com/{region}", True),
+        ("SCALINGO_DB_API_URL", "http://db-api.example.com", True),
+        ("SCALINGO_AUTH_URL", "http://auth.example.com", True),
+        ("SLACK_API_URL", "http://slack.example.com/api/", True),
+        ("SLACK_WEBHOOK_URL", "http://hooks.example.com/services/T/B/secret-part", True),
+        ("SCALINGO_API_URL", "http://127.0.0.1:8080/{region}", False),
+        ("SCALINGO_DB_API_URL", "http://localhost:8080", False),
+        ("SLACK_WEBHOOK_URL", "http://[::1]:9000/services/T/B/x", False),
+        ("SCALINGO_API_URL", "https://api.example.com/{region}", False),
+    ],
+)
+def test_plain_http_outside_loopback_is_refused(variable: str, value: str, refused: bool) -> None:
+    # Tokens, the webhook's secret path and download links would cross the network in clear.
+    env = {"SCALINGO_API_TOKEN": "tk-us-x", variable: value}
+    if not refused:
+        assert Settings.from_env(env)
+        return
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert caught.value.variable == variable
+    assert "secret-part" not in str(caught.value)
+
+
+def test_a_plain_http_webhook_read_from_ssm_is_refused() -> None:
+    settings = Settings.from_env({"SCALINGO_API_TOKEN": "tk-us-x", "SLACK_WEBHOOK_URL_PARAMETER": "/bm/hook"})
+    with pytest.raises(ConfigError) as caught:
+        settings.with_secrets(None, "http://hooks.example.com/services/T/B/secret-part", None)
+    assert caught.value.variable == "SLACK_WEBHOOK_URL_PARAMETER"
+    assert "secret-part" not in str(caught.value)

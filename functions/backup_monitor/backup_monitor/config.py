@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -171,7 +172,9 @@ class Settings:
             raise ConfigError("SLACK_CHANNEL", "is required with a Slack bot token")
 
     def with_secrets(self, api_token: str | None, webhook_url: str | None, bot_token: str | None) -> Settings:
-        """A copy with secrets resolved (from SSM in the Lambda)."""
+        """A copy with secrets resolved (from SSM in the Lambda); a webhook read from SSM is checked too."""
+        if webhook_url:
+            check_secret_url("SLACK_WEBHOOK_URL_PARAMETER", webhook_url)
         return replace(
             self,
             api_token=api_token or self.api_token,
@@ -186,6 +189,25 @@ class Settings:
     def region_url(self, template: str, region: str) -> str:
         """A base URL with `{region}` substituted and no trailing slash."""
         return template.replace("{region}", region).rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine (plain http is only acceptable there: tests, local proxies)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_secret_url(name: str, raw: str) -> None:
+    """A secret URL (the webhook) must be https, or http on loopback; the value is never echoed."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(name, "must be an http(s) URL (value not shown: it is a secret)")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(name, "must be https outside loopback (value not shown: it is a secret)")
 
 
 class _Reader:
@@ -308,6 +330,8 @@ class _Reader:
         parts = urlsplit(raw.replace("{region}", "region"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(name, f"must be an http(s) URL, got {raw!r}")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ConfigError(name, f"must be https outside loopback (tokens would travel in clear), got {raw!r}")
         if parts.query or parts.fragment:
             raise ConfigError(name, "must not have a query or fragment")
         return raw.rstrip("/")
@@ -321,10 +345,7 @@ class _Reader:
         raw = self.text(name)
         if raw is None:
             return None
-        parts = urlsplit(raw)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            # Never echo the value: the webhook URL is a secret.
-            raise ConfigError(name, "must be an http(s) URL (value not shown: it is a secret)")
+        check_secret_url(name, raw)
         return raw
 
     def mention(self, name: str) -> str:

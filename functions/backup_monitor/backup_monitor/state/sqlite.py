@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -48,6 +49,11 @@ class SqliteStateStore(RequestCounter):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         super().__init__()
+        if self.path != ":memory:" and not os.path.exists(self.path):
+            # The state holds Slack thread ids and sealed tokens: readable by its owner only (SQLite's WAL
+            # and shared-memory files take the database file's permissions).
+            with suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         # Switching to WAL takes an exclusive lock and SQLite does not wait on its busy timeout for it:
         # two processes opening a new file at once retry briefly instead of failing.
         for attempt in range(50):
