@@ -167,6 +167,19 @@ def test_a_report_slack_refused_is_sent_by_the_next_check(slack: FakeSlack, tmp_
     assert len(reports(slack)) == 1
 
 
+def test_a_report_slack_refuses_as_malformed_is_sent_as_plain_text(slack: FakeSlack, tmp_path: Path) -> None:
+    settings = Settings.from_env({"SCALINGO_API_TOKEN": "tk", "DAILY_REPORT_AT": DUE_NOW})
+    store = SqliteStateStore(tmp_path / "s.sqlite3")
+    # GIVEN Slack refuses the report's blocks WHEN it is due THEN it goes again at once as plain text, and counts
+    slack.fail_next(1, 400, "invalid_blocks")
+    notifier = WebhookNotifier(slack.webhook_url)
+    assert send_daily_report(settings, store, notifier, [], NOW, "check-a") is Outcome.SENT
+    accepted = [m for m in slack.messages() if "Daily backup report" in m["text"]]
+    assert len(accepted) == 1
+    assert not accepted[0].get("blocks")
+    assert send_daily_report(settings, store, notifier, [], NOW + timedelta(minutes=15), "check-b") is Outcome.NOT_DUE
+
+
 def test_a_crashed_senders_claim_expires_and_the_report_still_comes(tmp_path: Path) -> None:
     settings = Settings.from_env({"SCALINGO_API_TOKEN": "tk", "DAILY_REPORT_AT": DUE_NOW})
     store = SqliteStateStore(tmp_path / "s.sqlite3")

@@ -14,8 +14,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from backup_monitor.config import ReportTime, Settings, Target
+from backup_monitor.delivery import Outbox
 from backup_monitor.messages import Message
-from backup_monitor.notifiers import DeliveryError, Notifier
+from backup_monitor.notifiers import Notifier
 from backup_monitor.records import Record
 from backup_monitor.report import build_report, render_slack
 from backup_monitor.state.base import ConflictError, StateError, StateStore
@@ -108,10 +109,11 @@ def send_daily_report(
 
 
 def _send(notifier: Notifier, message: Message) -> Outcome | None:
-    """None when the notifier took the message, else FAILED (logged)."""
-    try:
-        notifier.send(message)
-    except DeliveryError as exc:
-        logger.error("daily report not delivered", extra={"error": str(exc), "permanent": exc.permanent})
+    """None when the report was taken (or refused even as plain text: given up, like any message), else FAILED.
+
+    Like every message, a report Slack refuses as malformed is sent again as plain text (delivery.Outbox).
+    """
+    if Outbox(notifier).send(message) is None:
+        logger.error("daily report not delivered (sent again next check)")
         return Outcome.FAILED
     return None
