@@ -68,7 +68,7 @@ pytest: $(BIN)/.installed node_modules/.installed
 
 test: lint typecheck template pytest
 
-bench: $(BIN)/.installed node_modules/.installed
+bench: $(BIN)/.installed node_modules/.installed template  # cold_start.py measures the sam build output
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/archive_bench.py
 	$(BIN)/python bench/cold_start.py --python "$(PY313)" --build-dir .aws-sam/build
