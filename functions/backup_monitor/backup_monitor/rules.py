@@ -120,32 +120,41 @@ class _Builder:
     notices: list[Notice] = field(default_factory=list)
 
     def remind_or_keep(self, key: str, incident: Incident) -> None:
-        every = self.policy.remind_every_hours
-        if every > 0 and self.now - incident.last_notice_at >= timedelta(hours=every):
-            self.notices.append(
-                Notice(
-                    kind_of(incident.kind),
-                    Phase.REMIND,
-                    key,
-                    slot=incident.slot,
-                    detail=incident.detail,
-                    opened_at=incident.opened_at,
-                    thread=incident.thread,
-                )
-            )
+        notice = remind_notice(key, incident, self.now, self.policy)
+        if notice is not None:
+            self.notices.append(notice)
 
     def resolve(self, key: str, incident: Incident, detail: str) -> None:
-        self.notices.append(
-            Notice(
-                kind_of(incident.kind),
-                Phase.RESOLVE,
-                key,
-                slot=incident.slot,
-                detail=detail,
-                opened_at=incident.opened_at,
-                thread=incident.thread,
-            )
-        )
+        self.notices.append(resolve_notice(key, incident, detail))
+
+
+def remind_notice(key: str, incident: Incident, now: datetime, policy: Policy) -> Notice | None:
+    """A reminder of an open incident when REMIND_EVERY_HOURS has passed since its last notice, else None."""
+    every = policy.remind_every_hours
+    if every <= 0 or now - incident.last_notice_at < timedelta(hours=every):
+        return None
+    return Notice(
+        kind_of(incident.kind),
+        Phase.REMIND,
+        key,
+        slot=incident.slot,
+        detail=incident.detail,
+        opened_at=incident.opened_at,
+        thread=incident.thread,
+    )
+
+
+def resolve_notice(key: str, incident: Incident, detail: str) -> Notice:
+    """The end of an open incident, in its thread."""
+    return Notice(
+        kind_of(incident.kind),
+        Phase.RESOLVE,
+        key,
+        slot=incident.slot,
+        detail=detail,
+        opened_at=incident.opened_at,
+        thread=incident.thread,
+    )
 
 
 def kind_of(value: str) -> Kind:
@@ -182,6 +191,19 @@ def _is_suspicious(backup: Backup, older_done: Sequence[Backup], ratio: float) -
     return backup.size < ratio * median, median
 
 
+def _size_checks(oldest_first: Sequence[Backup], ratio: float) -> dict[str, tuple[bool, int | None]]:
+    """For each done backup: (suspicious, median of the previous done ones)."""
+    done_newest_first = [x for x in reversed(oldest_first) if x.done]
+    return {d.id: _is_suspicious(d, done_newest_first[i + 1 :], ratio) for i, d in enumerate(done_newest_first)}
+
+
+def usable_newest_first(backups: Sequence[Backup], size_drop_ratio: float) -> list[Backup]:
+    """The usable backups (done, not empty, not suspiciously small), newest first."""
+    ordered = sorted(backups, key=lambda x: (x.created_at, x.id))
+    size_check = _size_checks(ordered, size_drop_ratio)
+    return [d for d in reversed(ordered) if d.done and not size_check[d.id][0]]
+
+
 @dataclass(frozen=True, slots=True)
 class _View:
     """The listed backups as the rules see them at `now`."""
@@ -195,12 +217,8 @@ class _View:
     @classmethod
     def of(cls, backups: Sequence[Backup], now: datetime, policy: Policy) -> _View:
         ordered = sorted(backups, key=lambda x: (x.created_at, x.id))
-        done_newest_first = [x for x in reversed(ordered) if x.done]
-        size_check = {
-            d.id: _is_suspicious(d, done_newest_first[i + 1 :], policy.size_drop_ratio)
-            for i, d in enumerate(done_newest_first)
-        }
-        usable = [d for d in done_newest_first if not size_check[d.id][0]]
+        size_check = _size_checks(ordered, policy.size_drop_ratio)
+        usable = [d for d in reversed(ordered) if d.done and not size_check[d.id][0]]
         return cls(ordered, size_check, usable, now, policy)
 
     def pending(self, backup: Backup) -> bool:
@@ -521,15 +539,7 @@ def evaluate_failure(record: Record, error: str, now: datetime, policy: Policy, 
 def evaluate_gone(record: Record, now: datetime, reason: str) -> Evaluation:
     """The database's addon or app is gone: close its incidents, say once that it is no longer watched."""
     notices = [
-        Notice(
-            kind_of(inc.kind),
-            Phase.RESOLVE,
-            key,
-            slot=inc.slot,
-            detail=f"The database is no longer watched: {reason}",
-            opened_at=inc.opened_at,
-            thread=inc.thread,
-        )
+        resolve_notice(key, inc, f"The database is no longer watched: {reason}")
         for key, inc in sorted(record.incidents.items())
     ]
     notices.append(Notice(Kind.GONE, Phase.NOTICE, None, detail=reason[:1].upper() + reason[1:]))

@@ -9,7 +9,6 @@ again by the next check without downloading anything.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -17,7 +16,15 @@ from datetime import datetime, timedelta
 from backup_monitor.archives import Outcome, Verdict
 from backup_monitor.config import Policy
 from backup_monitor.records import Record, Verification
-from backup_monitor.rules import SIZE_HISTORY, Evaluation, Kind, Notice, Phase, kind_of
+from backup_monitor.rules import (
+    Evaluation,
+    Kind,
+    Notice,
+    Phase,
+    remind_notice,
+    resolve_notice,
+    usable_newest_first,
+)
 from backup_monitor.scalingo.models import Backup
 
 UNREADABLE_KEY = Kind.ARCHIVE_UNREADABLE.value
@@ -35,17 +42,8 @@ class VerifyPolicy:
 
 
 def newest_usable(backups: Sequence[Backup], size_drop_ratio: float = 0.5) -> Backup | None:
-    """The newest usable backup, as the rules mean it: `done`, not empty, not suspiciously small against the
-    median of the previous SIZE_HISTORY `done` ones."""
-    done = sorted((b for b in backups if b.done), key=lambda b: (b.created_at, b.id), reverse=True)
-    for index, backup in enumerate(done):
-        if backup.size == 0:
-            continue
-        sizes = [b.size for b in done[index + 1 : index + 1 + SIZE_HISTORY] if b.size]
-        if backup.size is not None and sizes and backup.size < size_drop_ratio * statistics.median(sizes):
-            continue
-        return backup
-    return None
+    """The newest usable backup, as the rules mean it (rules.usable_newest_first)."""
+    return next(iter(usable_newest_first(backups, size_drop_ratio)), None)
 
 
 def due_backup(record: Record, backups: Sequence[Backup], now: datetime, policy: VerifyPolicy) -> Backup | None:
@@ -117,33 +115,11 @@ def announce(record: Record, now: datetime, policy: Policy) -> list[Notice]:
                     thread=incident.thread,
                 )
             )
-        elif policy.remind_every_hours > 0 and now - incident.last_notice_at >= timedelta(
-            hours=policy.remind_every_hours
-        ):
-            notices.append(
-                Notice(
-                    kind_of(incident.kind),
-                    Phase.REMIND,
-                    UNREADABLE_KEY,
-                    slot=incident.slot,
-                    detail=incident.detail,
-                    opened_at=incident.opened_at,
-                    thread=incident.thread,
-                )
-            )
+        elif (reminder := remind_notice(UNREADABLE_KEY, incident, now, policy)) is not None:
+            notices.append(reminder)
     elif verified is not None and incident is not None:
         name = verified.backup_name or verified.backup_id
-        notices.append(
-            Notice(
-                Kind.ARCHIVE_UNREADABLE,
-                Phase.RESOLVE,
-                UNREADABLE_KEY,
-                slot=incident.slot,
-                detail=f"the archive of backup {name} was verified",
-                opened_at=incident.opened_at,
-                thread=incident.thread,
-            )
-        )
+        notices.append(resolve_notice(UNREADABLE_KEY, incident, f"the archive of backup {name} was verified"))
     skipped = record.verify_skipped
     if skipped is not None and f"{SKIPPED_PREFIX}{skipped.code}" not in record.incidents:
         notices.append(
