@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from backup_monitor.records import Record, record_from_json
 from backup_monitor.state.base import (
@@ -83,21 +84,23 @@ class SqliteStateStore(RequestCounter):
             conn.close()
 
     def load_many(self, keys: Sequence[str]) -> dict[str, Record]:
-        found: dict[str, Record] = {}
+        rows = self._select_by_keys("SELECT pk, version, data, claim_owner, claim_expires_at FROM records", keys)
+        return {
+            pk: record_from_json(pk, load_data(data, pk), int(version), owner, expires)
+            for pk, version, data, owner, expires in rows
+        }
+
+    def _select_by_keys(self, select: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
+        """`select ... WHERE pk IN (keys)`, in chunks SQLite accepts; one counted read per chunk."""
         unique = list(dict.fromkeys(keys))
+        found: list[tuple[Any, ...]] = []
         try:
             with self._connect() as conn:
                 for start in range(0, len(unique), 500):
                     chunk = unique[start : start + 500]
                     marks = ",".join("?" * len(chunk))
-                    rows = conn.execute(
-                        "SELECT pk, version, data, claim_owner, claim_expires_at FROM records "  # noqa: S608
-                        f"WHERE pk IN ({marks})",
-                        chunk,
-                    ).fetchall()
+                    found.extend(conn.execute(f"{select} WHERE pk IN ({marks})", chunk).fetchall())
                     self._count(reads=1)
-                    for pk, version, data, owner, expires in rows:
-                        found[pk] = record_from_json(pk, load_data(data, pk), int(version), owner, expires)
         except sqlite3.Error as exc:
             raise StateError(f"cannot read the state file: {exc}") from None
         return found
@@ -175,23 +178,8 @@ class SqliteStateStore(RequestCounter):
         return replace(record, version=new_version, claim_owner=None, claim_expires_at=None)
 
     def load_blobs(self, keys: Sequence[str]) -> dict[str, Blob]:
-        found: dict[str, Blob] = {}
-        unique = list(dict.fromkeys(keys))
-        try:
-            with self._connect() as conn:
-                for start in range(0, len(unique), 500):
-                    chunk = unique[start : start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    rows = conn.execute(
-                        f"SELECT pk, data, expires_at FROM blobs WHERE pk IN ({marks})",  # noqa: S608
-                        chunk,
-                    ).fetchall()
-                    self._count(reads=1)
-                    for pk, data, expires in rows:
-                        found[pk] = Blob(pk, data, float(expires))
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot read the state file: {exc}") from None
-        return found
+        rows = self._select_by_keys("SELECT pk, data, expires_at FROM blobs", keys)
+        return {pk: Blob(pk, data, float(expires)) for pk, data, expires in rows}
 
     def save_blobs(self, blobs: Sequence[Blob]) -> None:
         if not blobs:
