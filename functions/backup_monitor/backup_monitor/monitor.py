@@ -246,15 +246,15 @@ def run_check(
         logger.error("could not read state", extra={"error": str(exc)})
         return summary
 
+    # A deleted database was said once to be no longer watched: nothing more about it, ever (no token read either).
+    targets = [t for t in targets if _watched(records.get(t.key), settings, t)]
+    summary.targets = len(targets)
     blobs = _load_blobs(clients, targets, with_cursor=not only)
     left_before = left_keys(blobs)
     needs_token = {t.key for t in targets if clients.scalingo.needs_token(t)}
     targets = order_for_check(targets, left_before, lambda t: t.key in needs_token, clients.scalingo.token_expiry)
 
     works = [_Work(t, records.get(t.key) or Record(key=t.key), _info(t, None)) for t in targets]
-    # A deleted database was said once to be no longer watched: nothing more about it, ever.
-    works = [w for w in works if w.record.retired_at is None or _named_in_settings(settings, w.target)]
-    summary.targets = len(works)
     lanes = split_lanes(
         [w for w in works if w.target.key not in needs_token],
         [w for w in works if w.target.key in needs_token],
@@ -433,6 +433,11 @@ def _evaluate_target(work: _Work, settings: Settings, clients: Clients, now: dat
         logger.exception("unexpected error checking database", extra={"target": target.key})
         work.failed = True
         return evaluate_failure(record, f"internal error ({type(exc).__name__})", now, policy, permanent=False)
+
+
+def _watched(record: Record | None, settings: Settings, target: Target) -> bool:
+    """False for a database retired as deleted (unless MONITORED_DATABASES names it)."""
+    return record is None or record.retired_at is None or _named_in_settings(settings, target)
 
 
 def _named_in_settings(settings: Settings, target: Target) -> bool:
