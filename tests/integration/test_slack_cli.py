@@ -26,6 +26,7 @@ def run_cli(fake: FakeScalingo, tmp_path: Path, *args: str) -> subprocess.Comple
             "SCALINGO_API_URL": fake.region_url(),
             "SCALINGO_DB_API_URL": fake.region_url(),
             "SCALINGO_API_RATE_LIMIT": "6000",
+            "DAILY_REPORT_AT": "",  # off: after 08:00 UTC it would add a message (see test_daily_report.py)
             "STATE_PATH": str(tmp_path / "s.sqlite3"),
             "PYTHONPATH": str(ROOT / "functions/backup_monitor"),
         }

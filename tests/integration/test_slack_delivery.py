@@ -43,6 +43,7 @@ def settings_for(fake: FakeScalingo, **extra: str) -> Settings:
             "SCALINGO_DB_API_URL": fake.region_url(),
             "SCALINGO_API_RATE_LIMIT": "6000",
             "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # the fake serves no archives here (see test_archive_check.py)
+            "DAILY_REPORT_AT": "",  # off: after 08:00 UTC it would add a message (see test_daily_report.py)
             **extra,
         }
     )

@@ -60,6 +60,7 @@ def settings_for(fake: FakeScalingo, keys: list[str], **extra: str) -> Settings:
             # the failed slot must not also turn "missing" while these tests run (the checks span hours)
             "MISSING_BACKUP_GRACE_HOURS": "12",
             "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # the fake serves no archives here (see test_archive_check.py)
+            "DAILY_REPORT_AT": "",  # off: after 08:00 UTC it would add a message (see test_daily_report.py)
             **extra,
         }
     )
