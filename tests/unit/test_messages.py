@@ -11,6 +11,7 @@ import pytest
 from slack_sdk.models.blocks import Block
 
 from backup_monitor.messages import (
+    DIGEST_COMPACT_AFTER,
     MESSAGE_BLOCK_TEXT_BUDGET,
     PLAIN_TEXT_MAX,
     SECTION_TEXT_MAX,
@@ -211,15 +212,19 @@ def test_a_digest_of_any_size_fits_slack_and_lists_every_backup(count: int, toke
     parts = render_digest(items)
     listed = sorted(i for part in parts for i in part.items)
     assert listed == list(range(count))  # every backup in exactly one message
-    for number, part in enumerate(parts, start=1):
+    compact = count > DIGEST_COMPACT_AFTER
+    lists = [p for p in parts if p.items]
+    if compact:  # a count first, then the list parts
+        assert not parts[0].items and f"{count:,} new successful backups" in parts[0].message.text
+    for number, part in enumerate(lists, start=1):
         assert_valid(part.message)
         blocks = json.dumps(part.message.blocks)
         for i in part.items:
             assert f"`{i:05d}" in blocks  # its line is there
-            assert link(token, i) in blocks  # and its download button
-        if len(parts) > 1:
-            assert f"(part {number} of {len(parts)})" in part.message.text
-    assert len(parts) <= count // 5 + 1  # not one message per backup
+            assert link(token, i) in blocks  # and its download button (or inline link)
+        if len(lists) > 1 or compact:
+            assert f"(part {number} of {len(lists)})" in part.message.text
+    assert len(parts) <= count // 5 + 2  # not one message per backup
 
 
 def test_a_link_longer_than_slack_accepts_is_replaced_by_a_pointer_to_the_dashboard() -> None:
@@ -238,7 +243,7 @@ def test_the_digest_without_links_packs_lines_into_full_sections() -> None:
         sections = [b for b in part.message.blocks if b["type"] == "section"][1:]
         assert sum(b["text"]["text"].count("\n") + 1 for b in sections) == len(part.items)
         assert all(slack_len(b["text"]["text"]) > SECTION_TEXT_MAX - 200 for b in sections[:-1])  # sections are full
-    assert len(parts) <= 4
+    assert len(parts) <= 5  # the count, then at most 4 list parts
 
 
 def test_the_edit_of_a_resolved_message_is_safe_and_valid() -> None:
@@ -259,7 +264,7 @@ def test_a_kind_without_its_own_title_falls_back_to_a_readable_one() -> None:
 
 def test_the_plain_text_fallback_keeps_whole_lines_and_says_when_it_cut() -> None:
     items = [(Notice(Kind.SUCCEEDED, Phase.NOTICE, None, backup(i)), database(), link(300, i)) for i in range(40)]
-    (part, *_) = render_digest(items)
+    part = render_digest(items)[1]  # the first list part of a compact digest
     fallback = plain_fallback(part.message)
     lines = fallback.text.split("\n")
     assert lines[0] == part.message.plain.split("\n")[0]

@@ -258,7 +258,7 @@ def test_thousands_of_incidents_stay_within_slacks_limits() -> None:
     assert all(len(s.encode("utf-16-le")) // 2 <= MAX_SECTION_CHARS for s in sections)
     listed = sum(s.count(":red_circle: *Backup failed*") for s in sections[1:])
     assert 0 < listed < 2000
-    assert f"…and {2000 - listed} more open incidents: see `backup-monitor status`." in sections[-1]
+    assert f"…and {2000 - listed:,} more open incidents. `backup-monitor status --problems`" in sections[-1]
 
 
 def test_the_terminal_report_has_one_line_per_database() -> None:

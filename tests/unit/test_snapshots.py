@@ -25,6 +25,8 @@ from backup_monitor.messages import (
     plain_fallback,
     render,
     render_digest,
+    render_group,
+    render_outage,
     render_success,
     render_verified,
 )
@@ -121,6 +123,18 @@ def successes(count: int, links: bool) -> list[tuple[Notice, DatabaseInfo, str |
     return items
 
 
+def storm(kind: Kind, phase: Phase, count: int = 6) -> list[tuple[Notice, DatabaseInfo]]:
+    """The same notice on `count` databases, as one check of a storm makes them."""
+    one = notice(kind, phase)
+    return [
+        (one, DatabaseInfo("osc-fr1", f"shop-{i}", f"ad-shop-{i}", f"shop-{i}-1234", "postgresql")) for i in range(count)
+    ]
+
+
+def permalink(thread: ThreadRef) -> str:
+    return f"https://acme.slack.com/archives/{thread.channel}/p{thread.ts.replace('.', '')}"
+
+
 def cases() -> dict[str, Callable[[], dict[str, Any]]]:
     found: dict[str, Callable[[], dict[str, Any]]] = {}
     incidents = sorted({k for k, p in TITLES if p is Phase.OPEN})
@@ -131,6 +145,8 @@ def cases() -> dict[str, Callable[[], dict[str, Any]]]:
             continue
 
         def one(kind: Kind = kind, phase: Phase = phase) -> dict[str, Any]:
+            if kind is Kind.API_OUTAGE:
+                return dump(render_outage(notice(kind, phase), "osc-fr1", mention="<!here>"))
             return dump(render(notice(kind, phase), BILLING, mention="<!here>"))
 
         found[f"{kind.value}_{phase.value}"] = one
@@ -142,7 +158,13 @@ def cases() -> dict[str, Callable[[], dict[str, Any]]]:
     )
     found["digest_with_links"] = lambda: dump(render_digest(successes(3, links=True))[0].message)
     found["digest_without_links"] = lambda: dump(render_digest(successes(3, links=False))[0].message)
-    found["digest_part_2_of_2"] = lambda: dump(render_digest(successes(60, links=True))[1].message)
+    found["digest_compact_count"] = lambda: dump(render_digest(successes(60, links=True), threaded=True)[0].message)
+    found["digest_compact_part_1"] = lambda: dump(render_digest(successes(60, links=True), threaded=True)[1].message)
+    found["group_failed_open"] = lambda: dump(render_group(storm(Kind.FAILED, Phase.OPEN), mention="<!here>")[0].message)
+    found["group_failed_remind"] = lambda: dump(
+        render_group(storm(Kind.FAILED, Phase.REMIND), permalink=permalink)[0].message
+    )
+    found["group_missing_resolve"] = lambda: dump(render_group(storm(Kind.MISSING, Phase.RESOLVE))[0].message)
     found["plain_text_fallback"] = lambda: dump(
         plain_fallback(render(notice(Kind.FAILED, Phase.OPEN), BILLING, mention="<!here>"))
     )

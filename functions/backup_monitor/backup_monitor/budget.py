@@ -31,8 +31,17 @@ def time_budget(limit: float | None, remaining: float | None) -> float | None:
     return min(candidates) if candidates else None
 
 
+DELIVERY_RESERVE_SECONDS = 20.0  # kept from fetching for the last batch's messages and writes
+DELIVERY_RESERVE_SHARE = 0.2  # ... or this share of a short budget
+
+
+def delivery_reserve(budget: float) -> float:
+    """How long before the check's deadline fetching stops, so the last findings can still be delivered."""
+    return min(DELIVERY_RESERVE_SECONDS, DELIVERY_RESERVE_SHARE * budget)
+
+
 def deadline_after(budget: float | None, started: float | None = None) -> float | None:
-    """The `time.monotonic()` value past which no database is started."""
+    """The `time.monotonic()` value at which the check's budget ends."""
     if budget is None:
         return None
     return (time.monotonic() if started is None else started) + budget

@@ -106,6 +106,10 @@ class Settings:
     daily_report: ReportTime | None = None
     verify_archives_every_days: float = 7.0
     verify_max_gb: float = 5.0
+    group_wait: float = 10.0
+    slack_success_channel: str | None = None
+    slack_success_webhook_url: str | None = field(default=None, repr=False)
+    slack_success_webhook_url_parameter: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -152,6 +156,10 @@ class Settings:
             daily_report=reader.report_time("DAILY_REPORT_AT"),
             verify_archives_every_days=reader.number("VERIFY_ARCHIVES_EVERY_DAYS", 7.0, minimum=0, maximum=366),
             verify_max_gb=reader.number("VERIFY_MAX_GB", 5.0, minimum=0.001, maximum=1000),
+            group_wait=reader.number("GROUP_WAIT_SECONDS", 10.0, minimum=0, maximum=120),
+            slack_success_channel=reader.text("SLACK_SUCCESS_CHANNEL"),
+            slack_success_webhook_url=reader.secret_url("SLACK_SUCCESS_WEBHOOK_URL"),
+            slack_success_webhook_url_parameter=reader.text("SLACK_SUCCESS_WEBHOOK_URL_PARAMETER"),
         )
         settings.validate_sources()
         return settings
@@ -170,16 +178,32 @@ class Settings:
             raise ConfigError("SLACK_BOT_TOKEN", "set either a Slack bot token or a webhook URL, not both")
         if bot and not self.slack_channel:
             raise ConfigError("SLACK_CHANNEL", "is required with a Slack bot token")
+        success_webhook = self.slack_success_webhook_url or self.slack_success_webhook_url_parameter
+        if self.slack_success_webhook_url and self.slack_success_webhook_url_parameter:
+            raise ConfigError("SLACK_SUCCESS_WEBHOOK_URL_PARAMETER", "set only one of it and SLACK_SUCCESS_WEBHOOK_URL")
+        if self.slack_success_channel and success_webhook:
+            raise ConfigError("SLACK_SUCCESS_CHANNEL", "set either it or a success webhook URL, not both")
+        if self.slack_success_channel and not bot:
+            raise ConfigError("SLACK_SUCCESS_CHANNEL", "needs a Slack bot token (SLACK_BOT_TOKEN)")
 
-    def with_secrets(self, api_token: str | None, webhook_url: str | None, bot_token: str | None) -> Settings:
+    def with_secrets(
+        self,
+        api_token: str | None,
+        webhook_url: str | None,
+        bot_token: str | None,
+        success_webhook_url: str | None = None,
+    ) -> Settings:
         """A copy with secrets resolved (from SSM in the Lambda); a webhook read from SSM is checked too."""
         if webhook_url:
             check_secret_url("SLACK_WEBHOOK_URL_PARAMETER", webhook_url)
+        if success_webhook_url:
+            check_secret_url("SLACK_SUCCESS_WEBHOOK_URL_PARAMETER", success_webhook_url)
         return replace(
             self,
             api_token=api_token or self.api_token,
             slack_webhook_url=webhook_url or self.slack_webhook_url,
             slack_bot_token=bot_token or self.slack_bot_token,
+            slack_success_webhook_url=success_webhook_url or self.slack_success_webhook_url,
         )
 
     def excluded(self, app: str) -> bool:

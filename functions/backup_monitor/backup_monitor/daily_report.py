@@ -66,8 +66,12 @@ def send_daily_report(
     *,
     dry_run: bool = False,
     excluded: int | None = None,
+    outbox: Outbox | None = None,
 ) -> Outcome:
-    """Send the report if it is due and no other check sends it; record the date only once Slack took it."""
+    """Send the report if it is due and no other check sends it; record the date only once Slack took it.
+
+    `outbox`: the check's (paced, inside its budget); without one, a fresh one for `notifier`."""
+    sender = outbox or Outbox(notifier)
     schedule = settings.daily_report
     if schedule is None:
         return Outcome.OFF
@@ -84,9 +88,9 @@ def send_daily_report(
     except StateError as exc:
         logger.error("daily report: cannot read state", extra={"error": str(exc)})
         return Outcome.FAILED
-    message = render_slack(build_report(settings, targets, records, now, excluded=excluded))
+    message = render_slack(build_report(settings, targets, records, now, excluded=excluded), sender.permalink)
     if dry_run:
-        return _send(notifier, message) or Outcome.PRINTED
+        return _send(sender, message) or Outcome.PRINTED
     try:
         claimed = store.claim(stored, owner, stamp)
     except ConflictError:
@@ -95,7 +99,7 @@ def send_daily_report(
     except StateError as exc:
         logger.error("daily report: cannot claim its record", extra={"error": str(exc)})
         return Outcome.FAILED
-    failure = _send(notifier, message)
+    failure = _send(sender, message)
     # Commit in both cases: it releases the claim; the date is recorded only for a delivered report.
     committed = replace(stored, version=claimed.version, reported_on=stored.reported_on if failure else day)
     try:
@@ -108,12 +112,12 @@ def send_daily_report(
     return failure or Outcome.SENT
 
 
-def _send(notifier: Notifier, message: Message) -> Outcome | None:
+def _send(sender: Outbox, message: Message) -> Outcome | None:
     """None when the report was taken (or refused even as plain text: given up, like any message), else FAILED.
 
     Like every message, a report Slack refuses as malformed is sent again as plain text (delivery.Outbox).
     """
-    if Outbox(notifier).send(message) is None:
+    if sender.send(message) is None:
         logger.error("daily report not delivered (sent again next check)")
         return Outcome.FAILED
     return None

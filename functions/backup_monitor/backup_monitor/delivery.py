@@ -1,10 +1,24 @@
-"""Sending one check's messages: a refused message is resent as plain text, then given up; a refused destination
-stops sending for the rest of the check; a failed edit of a resolved incident is retried at later checks."""
+"""Sending one check's messages, paced and inside the check's time budget.
+
+- Paced: at most one message a second per channel (Slack's chat.postMessage limit; `pace_seconds` of the
+  notifier) and one edit every EDIT_PACE_SECONDS (chat.update's own limit), so a 429 is rare.
+- A 429 is waited out (its Retry-After) only when the wait fits in the time left; a 5xx is retried once after a
+  short pause, inside the budget too. When the budget cannot cover a wait, sending stops: what was not sent is
+  found again by the next check, in order, nothing lost. Slack never holds a check past its deadline.
+- A refused message is resent as plain text, then given up; a refused destination (the configured channel, the
+  webhook or the credential) stops sending for the rest of the check; a failed edit never stops anything.
+- A message whose answer was lost after it was sent (reset, timeout) is not retried (it may have arrived): it
+  counts as undelivered and the next check sends it again. That is the one window in which Slack may show a
+  message twice.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from backup_monitor.messages import Message, plain_fallback
 from backup_monitor.notifiers import Delivery, DeliveryError, ErrorKind, Notifier
@@ -14,32 +28,103 @@ logger = logging.getLogger(__name__)
 
 EDIT_ATTEMPTS = 4  # an edit that keeps failing is tried at this many checks, then given up
 GIVEN_UP = Delivery()  # refused even as plain text: recorded as handled, never retried
+EDIT_PACE_SECONDS = 1.2  # chat.update is Tier 3 (about 50 a minute)
+SEND_RESERVE_SECONDS = 2.0  # the least time a send needs before the deadline (the request itself)
+SERVER_ERROR_PAUSE_SECONDS = 1.0
+MAX_WAITS_PER_MESSAGE = 2  # 429/5xx waits for one message; then it is left for the next check
+
+
+class Pacer:
+    """The earliest moment the next message may go to each channel (time.monotonic())."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._next: dict[str, float] = {}
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def wait_for(self, channel: str) -> float:
+        with self._lock:
+            return max(0.0, self._next.get(channel, 0.0) - self._clock())
+
+    def sent(self, channel: str, interval: float) -> None:
+        with self._lock:
+            self._next[channel] = max(self._next.get(channel, 0.0), self._clock() + interval)
+
+    def hold(self, channel: str, seconds: float) -> None:
+        """Slack asked to wait (Retry-After): nothing goes to `channel` before then."""
+        with self._lock:
+            self._next[channel] = max(self._next.get(channel, 0.0), self._clock() + seconds)
 
 
 @dataclass(slots=True)
 class Outbox:
-    """One check's deliveries through one notifier, with what happened to them."""
+    """One check's deliveries through one notifier, with what happened to them.
+
+    `deadline` (time.monotonic()) bounds every wait and every request; None: no limit (a command run)."""
 
     notifier: Notifier
+    deadline: float | None = None
     sent: int = 0
     undelivered: int = 0
     given_up: int = 0
+    rate_limited: int = 0
     stopped: str | None = None
+    out_of_time: bool = False
+    pacer: Pacer = field(default_factory=Pacer)
+    sleep: Callable[[float], None] = time.sleep
+
+    def __post_init__(self) -> None:
+        set_deadline = getattr(self.notifier, "set_deadline", None)
+        if callable(set_deadline):
+            set_deadline(self.deadline)
+
+    @property
+    def interval(self) -> float:
+        return float(getattr(self.notifier, "pace_seconds", 0.0) or 0.0)
+
+    def channel_of(self, message: Message) -> str:
+        channel_of = getattr(self.notifier, "channel_of", None)
+        return str(channel_of(message)) if callable(channel_of) else self.notifier.name
+
+    def permalink(self, thread: ThreadRef) -> str | None:
+        permalink = getattr(self.notifier, "permalink", None)
+        if not callable(permalink):
+            return None
+        link = permalink(thread)
+        return link if isinstance(link, str) else None
+
+    def left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def _wait(self, seconds: float, why: str) -> bool:
+        """Wait `seconds` if that leaves time for the request; otherwise stop sending (the budget is spent)."""
+        left = self.left()
+        if left is not None and seconds + SEND_RESERVE_SECONDS > left:
+            if not self.out_of_time:
+                logger.warning(
+                    "no time left to wait for slack, the rest goes at the next check",
+                    extra={"wait_s": round(seconds, 1), "left_s": round(left, 1), "why": why},
+                )
+            self.out_of_time = True
+            return False
+        if seconds > 0:
+            self.sleep(seconds)
+        return True
 
     def send(self, message: Message) -> Delivery | None:
-        """The delivery, GIVEN_UP, or None (not delivered: retried next check)."""
-        if self.stopped is not None:
+        """The delivery, GIVEN_UP, or None (not delivered: the next check sends it)."""
+        if self.stopped is not None or self.out_of_time:
             self.undelivered += 1
             return None
         try:
-            return self._sent(self.notifier.send(message))
+            return self._send_paced(message)
         except DeliveryError as exc:
             if exc.kind is not ErrorKind.MESSAGE:
                 self._failed(exc)
                 return None
             logger.warning("slack refused a message, sending it as plain text", extra={"error": str(exc)})
         try:
-            return self._sent(self.notifier.send(plain_fallback(message)))
+            return self._send_paced(plain_fallback(message))
         except DeliveryError as exc:
             if exc.kind is not ErrorKind.MESSAGE:
                 self._failed(exc)
@@ -48,10 +133,39 @@ class Outbox:
             logger.error("message given up: slack refused it even as plain text", extra={"error": str(exc)})
             return GIVEN_UP
 
+    def _send_paced(self, message: Message) -> Delivery:
+        """One message, paced; 429 and 5xx waited out inside the budget; raises DeliveryError otherwise."""
+        channel = self.channel_of(message)
+        waits = 0
+        while True:
+            if not self._wait(self.pacer.wait_for(channel), "pace"):
+                raise _OutOfTime()
+            self.pacer.sent(channel, self.interval)
+            try:
+                delivery = self.notifier.send(message)
+            except DeliveryError as exc:
+                if exc.retry_after is not None:
+                    self.rate_limited += 1
+                    self.pacer.hold(channel, exc.retry_after)
+                    logger.warning("slack rate limited us", extra={"retry_after_s": exc.retry_after})
+                elif exc.server_error:
+                    self.pacer.hold(channel, SERVER_ERROR_PAUSE_SECONDS * (waits + 1))
+                else:
+                    raise
+                waits += 1
+                if waits > MAX_WAITS_PER_MESSAGE:
+                    raise
+                continue
+            self.sent += 1
+            return delivery
+
     def edit(self, pending: PendingEdit) -> PendingEdit | None:
         """Retry an edit left over from an earlier check: what is still to retry, or None (done or given up)."""
-        if self.stopped is not None:
+        if self.stopped is not None or self.out_of_time:
             return pending
+        if not self._wait(self.pacer.wait_for("chat.update"), "edit pace"):
+            return pending
+        self.pacer.sent("chat.update", EDIT_PACE_SECONDS if self.interval else 0.0)
         try:
             self.notifier.edit(ThreadRef(pending.channel, pending.ts), pending.text)
         except DeliveryError as exc:
@@ -59,21 +173,28 @@ class Outbox:
         return None
 
     def edit_failed(self, pending: PendingEdit, exc: DeliveryError) -> PendingEdit | None:
-        """After a failed edit (`pending.attempts` earlier failures): the edit to retry next check, or None."""
-        if exc.kind is ErrorKind.DESTINATION:
-            self.stopped = str(exc)
-        if exc.kind is ErrorKind.MESSAGE or pending.attempts + 1 >= EDIT_ATTEMPTS:
+        """After a failed edit (`pending.attempts` earlier failures): the edit to retry next check, or None.
+
+        An edit never stops sending: a refused edit (an archived channel, a message gone) is only that edit's."""
+        if exc.kind is not ErrorKind.TRANSIENT or pending.attempts + 1 >= EDIT_ATTEMPTS:
             logger.warning("edit of a resolved incident's first message given up", extra={"error": str(exc)})
             return None
         logger.warning("could not mark an incident's first message resolved", extra={"error": str(exc)})
         return replace(pending, attempts=pending.attempts + 1)
 
-    def _sent(self, delivery: Delivery) -> Delivery:
-        self.sent += 1
-        return delivery
-
     def _failed(self, exc: DeliveryError) -> None:
         self.undelivered += 1
+        if isinstance(exc, _OutOfTime):
+            return
         logger.error("message not delivered", extra={"error": str(exc), "kind": exc.kind.value})
         if exc.kind is ErrorKind.DESTINATION:
             self.stopped = str(exc)
+        elif exc.retry_after is not None:  # still rate limited after waiting: posting on would risk the app
+            self.stopped = f"{exc} (rate limited; the rest goes at the next check)"
+
+
+class _OutOfTime(DeliveryError):
+    """The budget cannot cover the wait before this message: it is left for the next check."""
+
+    def __init__(self) -> None:
+        super().__init__("out of time", kind=ErrorKind.TRANSIENT)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -79,6 +79,7 @@ class Message:
     edit_text: str = ""
     plain: str = ""
     console: str = ""
+    broadcast: bool = False  # a reply also shown in the channel (reply_broadcast): reminders
 
     def payload(self) -> dict[str, Any]:
         """The JSON body Slack receives for this message (without the channel)."""
@@ -87,16 +88,22 @@ class Message:
             body["blocks"] = self.blocks
         if self.thread is not None:
             body["thread_ts"] = self.thread.ts
+            if self.broadcast:
+                body["reply_broadcast"] = True
         body["unfurl_links"] = False
         return body
 
 
 @dataclass(frozen=True, slots=True)
 class DigestPart:
-    """One message of a digest and the positions of the items it lists."""
+    """One message of a digest and the positions of the items it lists.
+
+    `in_thread`: a list part of a compact digest, posted in the thread of the digest's first message when the
+    notifier has threads (the channel then shows one message however many backups there are)."""
 
     message: Message
     items: tuple[int, ...]
+    in_thread: bool = False
 
 
 # -- text as data ------------------------------------------------------------------------------------------------
@@ -379,7 +386,7 @@ def plain_fallback(message: Message) -> Message:
     """The message as plain text only (no blocks, at most PLAIN_TEXT_MAX units): the retry of a refused message."""
     plain = message.plain or "\n".join(blocks_mrkdwn(message.blocks)) or message.text
     text = fit_lines(plain.split("\n"), PLAIN_TEXT_MAX)
-    return Message(text, [], message.thread, message.edit, message.edit_text, text, message.console)
+    return Message(text, [], message.thread, message.edit, message.edit_text, text, message.console, message.broadcast)
 
 
 def edit_blocks(edit_text: str) -> list[dict[str, Any]]:
@@ -408,6 +415,7 @@ TITLES = {
     (Kind.ARCHIVE_UNREADABLE, Phase.UPDATE): "Another backup archive unreadable",
     (Kind.VERIFY_SKIPPED, Phase.OPEN): "Backup archive not verified",
     (Kind.ARCHIVE_VERIFIED, Phase.NOTICE): "Backup archive verified",
+    (Kind.API_OUTAGE, Phase.OPEN): "Scalingo API failing",
 }
 NEXT_STEPS = {
     Kind.FAILED: "Look at the backup in the dashboard and start a manual backup once the cause is fixed.",
@@ -418,6 +426,8 @@ NEXT_STEPS = {
     Kind.CANNOT_CHECK: "Check the API token (it may have been revoked) and whether the addon still exists.",
     Kind.ARCHIVE_UNREADABLE: "Download the backup and try a restore; make a manual backup and tell Scalingo support.",
     Kind.VERIFY_SKIPPED: "Nothing urgent: the archive will be tried again; raise VERIFY_MAX_GB if it is too big.",
+    Kind.API_OUTAGE: 'Look at Scalingo\'s status page; per-database "cannot check" alerts of this region are held '
+    "while it lasts.",
 }
 
 
@@ -500,15 +510,126 @@ def render(
     text = f"{lead}{heading}: {whom.mrkdwn}"
     fields: dict[str, Any] = {"plain": "\n".join(plain), "console": "\n".join(console)}
     if notice.phase is Phase.RESOLVE and notice.thread is not None:
+        if notice.shared:  # a grouped first message stays as it is: the other databases' incidents may be open
+            return Message(text, blocks, thread=notice.thread, **fields)
         edit_text = f"{heading}: {whom.mrkdwn}"
         return Message(text, blocks, thread=notice.thread, edit=notice.thread, edit_text=edit_text, **fields)
     thread = notice.thread if notice.phase in (Phase.REMIND, Phase.UPDATE) else None
-    return Message(text, blocks, thread=thread, **fields)
+    # A reminder in a thread nobody follows is not seen: it is also shown in the channel.
+    broadcast = thread is not None and notice.phase is Phase.REMIND
+    return Message(text, blocks, thread=thread, broadcast=broadcast, **fields)
 
 
 def render_success(notice: Notice, db: DatabaseInfo, link: str | None) -> Message:
     """One success notice (SUCCESS_NOTICES=each)."""
     return render(notice, db, link=link, temporary_note=True)
+
+
+# -- one message for many databases (a storm) ------------------------------------------------------------------
+
+GROUP_ITEM_DETAIL_MAX = 160  # a grouped line's detail; the whole story is in each database's own thread/record
+ONE_INCIDENT_EACH = "Each database has its own incident: it closes on its own evidence."
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPart:
+    """One message of a grouped announcement and the positions of the items it names."""
+
+    message: Message
+    items: tuple[int, ...]
+
+
+def _group_fact(notice: Notice) -> _Line:
+    line = _Line()
+    backup = notice.backup
+    if backup is not None:
+        line.say(": ").data(backup.name or backup.id, BACKUP_NAME_MAX, code=True)
+        line.say(" ").data(backup.status, STATUS_MAX, code=True)
+    elif notice.slot is not None and notice.kind is Kind.MISSING:
+        line.say(": slot of ").date(notice.slot)
+    elif notice.detail and notice.phase is not Phase.REMIND:
+        line.say(": ").data(notice.detail, GROUP_ITEM_DETAIL_MAX)
+    if notice.opened_at is not None and notice.phase in (Phase.REMIND, Phase.RESOLVE):
+        line.say(" · open since ").date(notice.opened_at)
+    return line
+
+
+def _group_line(notice: Notice, db: DatabaseInfo, permalink: Callable[[ThreadRef], str | None] | None) -> _Line:
+    line = _Line().say("• ").extend(who(db)).extend(_group_fact(notice))
+    link = permalink(notice.thread) if permalink is not None and notice.thread is not None else None
+    if link:
+        line.say(" · ").link(link, "thread")
+    return line
+
+
+def group_title(kind: Kind, phase: Phase, count: int) -> str:
+    """`Backup failed on 300 databases`, `Still open: backup failed on 12 databases`."""
+    base = title(Notice(kind, phase))
+    return f"{base} on {count:,} databases"
+
+
+def render_group(
+    items: Sequence[tuple[Notice, DatabaseInfo]],
+    *,
+    mention: str = "",
+    permalink: Callable[[ThreadRef], str | None] | None = None,
+) -> list[GroupPart]:
+    """Notices of one kind and phase across many databases, as one message (parts when too long for one):
+    one heading with the count, one mention at most (on the first part), every database named once."""
+    if not items:
+        return []
+    first = items[0][0]
+    heading = group_title(first.kind, first.phase, len(items))
+    severity = first.severity
+    icon, console_icon = _icon(severity)
+    lead = f"{mention} " if mention and any(n.mention for n, _ in items) else ""
+    lines = [(i, _group_line(n, db, permalink)) for i, (n, db) in enumerate(items)]
+    next_step = NEXT_STEPS.get(first.kind) if first.phase in (Phase.OPEN, Phase.UPDATE, Phase.REMIND) else None
+    footer = (f"Next: {next_step} " if next_step else "") + ONE_INCIDENT_EACH
+
+    groups: list[list[tuple[int, _Line]]] = [[]]
+    for entry in lines:
+        candidate = [*groups[-1], entry]
+        texts = pack_sections([x.mrkdwn for _, x in candidate])
+        too_many = len(texts) + 2 > MESSAGE_BLOCKS_MAX
+        too_long = sum(slack_len(t) for t in texts) + _HEADING_RESERVE + slack_len(footer) > MESSAGE_BLOCK_TEXT_BUDGET
+        if groups[-1] and (too_many or too_long):
+            groups.append([entry])
+        else:
+            groups[-1] = candidate
+    parts: list[GroupPart] = []
+    for number, group in enumerate(groups, start=1):
+        suffix = f" (part {number} of {len(groups)})" if len(groups) > 1 else ""
+        say = lead if number == 1 else ""
+        head_md = f"{say}{icon} *{heading}*{suffix}"
+        head_console = f"{say}{console_icon} {heading}{suffix}"
+        texts = pack_sections([x.mrkdwn for _, x in group])
+        blocks = [section(head_md), *(section(t) for t in texts), context(footer)]
+        plain = "\n".join([head_md, *(x.mrkdwn for _, x in group), footer])
+        console = "\n".join([head_console, *(x.console for _, x in group), f"  {footer}"])
+        message = Message(f"{say}{heading}{suffix}", blocks, plain=plain, console=console)
+        parts.append(GroupPart(message, tuple(i for i, _ in group)))
+    return parts
+
+
+def render_outage(notice: Notice, region: str, *, mention: str = "") -> Message:
+    """The one incident of a region whose Scalingo API fails for most databases (reply/edit as any incident)."""
+    db = DatabaseInfo(region, "Scalingo API", "", "", "all databases")
+    message = render(notice, db, mention=mention)
+    # The dashboard link of an app makes no sense here: the facts and the next step are what matter.
+    blocks = [b for b in message.blocks if b.get("type") != "context"]
+    next_step = NEXT_STEPS[Kind.API_OUTAGE] if notice.phase is not Phase.RESOLVE else ONE_INCIDENT_EACH
+    blocks.append(context(f"Next: {next_step}" if notice.phase is not Phase.RESOLVE else next_step))
+    return Message(
+        message.text,
+        blocks,
+        message.thread,
+        message.edit,
+        message.edit_text,
+        message.plain,
+        message.console,
+        message.broadcast,
+    )
 
 
 # -- the digest ---------------------------------------------------------------------------------------------------
@@ -570,13 +691,22 @@ def _fits(blocks: list[dict[str, Any]]) -> bool:
     return block_text_len(blocks) + _HEADING_RESERVE <= MESSAGE_BLOCK_TEXT_BUDGET
 
 
-def render_digest(items: Sequence[tuple[Notice, DatabaseInfo, str | None]]) -> list[DigestPart]:
+DIGEST_COMPACT_AFTER = 20  # more new successes than this: one count, then the list in parts (in a thread)
+
+
+def render_digest(
+    items: Sequence[tuple[Notice, DatabaseInfo, str | None]], *, threaded: bool = False
+) -> list[DigestPart]:
     """New successful backups of one check: one message, or several when they do not fit in one.
 
+    Up to DIGEST_COMPACT_AFTER backups, each has its own line and download button; more, and the digest is a
+    count followed by compact list parts (links inline), which go in the count's thread when `threaded`.
     Every item is listed in exactly one part; a part's `items` are positions in `items`.
     """
     if not items:
         return []
+    if len(items) > DIGEST_COMPACT_AFTER:
+        return _compact_digest(items, threaded=threaded)
     entries = [_digest_entry(i, n, db, link) for i, (n, db, link) in enumerate(items)]
     groups: list[list[_Entry]] = [[]]
     for entry in entries:
@@ -603,6 +733,54 @@ def render_digest(items: Sequence[tuple[Notice, DatabaseInfo, str | None]]) -> l
     return parts
 
 
+def _compact_digest(items: Sequence[tuple[Notice, DatabaseInfo, str | None]], *, threaded: bool) -> list[DigestPart]:
+    entries = [_digest_entry(i, n, db, link) for i, (n, db, link) in enumerate(items)]
+    lines: list[tuple[int, str, str]] = []
+    for entry in entries:
+        md = f"• {entry.line.mrkdwn}" + (f" · <{escape(entry.link)}|download>" if entry.link else "")
+        con = f"• {entry.line.console}" + (f"\n    [Download] {entry.link}" if entry.link else "")
+        lines.append((entry.index, md, con))
+    any_link = any(e.link for e in entries)
+    groups: list[list[tuple[int, str, str]]] = [[]]
+    for line in lines:
+        candidate = [*groups[-1], line]
+        texts = pack_sections([md for _, md, _ in candidate])
+        too_long = sum(slack_len(t) for t in texts) + _HEADING_RESERVE + slack_len(TEMPORARY_LINKS)
+        if groups[-1] and (len(texts) + 2 > MESSAGE_BLOCKS_MAX or too_long > MESSAGE_BLOCK_TEXT_BUDGET):
+            groups.append([line])
+        else:
+            groups[-1] = candidate
+    by_type: dict[str, int] = {}
+    for _, db, _ in items:
+        by_type[cut(db.type_name, TYPE_MAX)] = by_type.get(cut(db.type_name, TYPE_MAX), 0) + 1
+    counts = ", ".join(f"{count:,} {escape(name)}" for name, count in sorted(by_type.items(), key=lambda kv: -kv[1]))
+    where = "in this message's thread" if threaded else "in the next messages"
+    total = len(items)
+    heading_text = f"{total:,} new successful backups"
+    follow = f"The list{' with download links' if any_link else ''} follows {where} ({len(groups)} parts)."
+    head_md = f":white_check_mark: *{heading_text}*"
+    summary = [head_md, counts, follow]
+    head = Message(
+        heading_text,
+        [section("\n".join(summary))],
+        plain="\n".join(summary),
+        console="\n".join([f"[OK] {heading_text}", counts, follow]),
+    )
+    parts = [DigestPart(head, ())]
+    for number, group in enumerate(groups, start=1):
+        part_text = f"{heading_text} (part {number} of {len(groups)})"
+        blocks = [section(f"*{part_text}*"), *(section(t) for t in pack_sections([md for _, md, _ in group]))]
+        plain = [f"*{part_text}*", *(md for _, md, _ in group)]
+        console = [f"[OK] {part_text}", *(con for _, _, con in group)]
+        if any_link:
+            blocks.append(context(TEMPORARY_LINKS))
+            plain.append(TEMPORARY_LINKS)
+            console.append("  " + TEMPORARY_LINKS)
+        message = Message(part_text, blocks, plain="\n".join(plain), console="\n".join(console))
+        parts.append(DigestPart(message, tuple(i for i, _, _ in group), in_thread=threaded))
+    return parts
+
+
 # -- the console -------------------------------------------------------------------------------------------------
 
 
@@ -626,8 +804,13 @@ def _readable(mrkdwn: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+VERIFIED_SHOWN_MAX = 40  # archives named in one "verified" notice; the rest are counted
+
+
 def render_verified(items: Sequence[tuple[Notice, DatabaseInfo]]) -> Message:
-    """Backups whose archives were downloaded and checked in this check, with what was checked."""
+    """Backups whose archives were downloaded and checked in this check, with what was checked.
+
+    Within Slack's limits at any count: the first archives are named, the rest counted ("and N more")."""
     lines: list[_Line] = []
     for notice, db in items:
         backup = notice.backup
@@ -640,7 +823,19 @@ def render_verified(items: Sequence[tuple[Notice, DatabaseInfo]]) -> Message:
     heading = f"{count} backup archive{'s' if count != 1 else ''} verified"
     note = "Each archive was streamed and checked as a restore would read it, never stored."
     heading_md = f":white_check_mark: *{heading}*"
-    blocks = [section(heading_md), *(section(t) for t in pack_sections([x.mrkdwn for x in lines])), context(note)]
-    plain = "\n".join([heading_md, *(f"• {x.mrkdwn}" for x in lines), note])
-    console = "\n".join([f"[OK] {heading}", *(f"• {x.console}" for x in lines), f"  {note}"])
-    return Message(heading, blocks[:50], plain=plain, console=console)
+    shown: list[_Line] = []
+    used = slack_len(heading_md) + slack_len(note) + _HEADING_RESERVE
+    for line in lines[:VERIFIED_SHOWN_MAX]:
+        cost = slack_len(line.mrkdwn) + 1
+        if used + cost > MESSAGE_BLOCK_TEXT_BUDGET:
+            break
+        shown.append(line)
+        used += cost
+    more = count - len(shown)
+    tail = [_Line().say(f"{ELLIPSIS}and {more} more (see `backup-monitor status`)")] if more else []
+    body = [x.mrkdwn for x in [*shown, *tail]]
+    texts = pack_sections(body)[: MESSAGE_BLOCKS_MAX - 2]
+    blocks = [section(heading_md), *(section(t) for t in texts), context(note)]
+    plain = "\n".join([heading_md, *(f"• {x}" for x in body), note])
+    console = "\n".join([f"[OK] {heading}", *(f"• {x.console}" for x in [*shown, *tail]), f"  {note}"])
+    return Message(heading, blocks, plain=plain, console=console)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
 from backup_monitor.messages import Message, console_text, edit_blocks, mask_links
@@ -105,11 +105,28 @@ def classify(error: str, status: int | None = None) -> ErrorKind:
 
 
 class DeliveryError(Exception):
-    """A message (or an edit) was not accepted; `kind` says whether to retry, resend as text, or stop."""
+    """A message (or an edit) was not accepted; `kind` says whether to retry, resend as text, or stop.
 
-    def __init__(self, message: str, *, kind: ErrorKind) -> None:
+    `retry_after`: Slack's Retry-After on a 429 (seconds); `server_error`: a 5xx (Slack did not take it);
+    `uncertain`: the request may have reached Slack (a reset or a timeout after it was sent): never retried.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ErrorKind,
+        retry_after: float | None = None,
+        server_error: bool = False,
+        uncertain: bool = False,
+        code: str = "",
+    ) -> None:
         super().__init__(message)
+        self.code = code
         self.kind = kind
+        self.retry_after = retry_after
+        self.server_error = server_error
+        self.uncertain = uncertain
 
     @property
     def permanent(self) -> bool:
@@ -119,14 +136,20 @@ class DeliveryError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """What the notifier says about an accepted message: where it landed, and a failed edit if any."""
+    """What the notifier says about an accepted message: where it landed, and a failed edit if any.
+
+    `moved`: a reply whose thread's channel refused it was posted top-level in the configured channel instead."""
 
     thread: ThreadRef | None = None
     edit_error: DeliveryError | None = None
+    moved: bool = False
 
 
 class Notifier(Protocol):
-    """Sends one message; raises DeliveryError when it is not accepted."""
+    """Sends one message; raises DeliveryError when it is not accepted.
+
+    Optional attributes the check uses when present: `pace_seconds` (the least time between two messages to one
+    channel), `channel_of(message)`, `set_deadline(monotonic deadline)` and `permalink(thread)`."""
 
     name: str
 
@@ -137,13 +160,83 @@ class Notifier(Protocol):
         ...
 
 
+# Slack's chat.postMessage allows about one message a second per channel (bursts tolerated); webhooks the same.
+PACE_SECONDS = 1.0
+# The errors a reply meets when its thread's channel (not the configured one) is gone or closed to the bot.
+THREAD_CHANNEL_ERRORS = frozenset({"is_archived", "channel_is_archived", "channel_not_found", "not_in_channel"})
+MIN_TIMEOUT_SECONDS = 1
+
+
+def _not_sent(error: BaseException | None) -> bool:
+    """Whether a connection failed before any byte of the request could leave (refused, name not resolved)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, ConnectionRefusedError | socket.gaierror):
+            return True
+        reason = getattr(error, "reason", None)
+        error = reason if isinstance(reason, BaseException) else error.__cause__ or error.__context__
+    return False
+
+
+class NotSentRetryHandler(RetryHandler):
+    """Retries only a connection that surely did not carry the request (refused, DNS): a reset or a timeout
+    after the body was sent may mean Slack took the message, and retrying it would post it twice."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is None and _not_sent(error)
+
+
 def retry_handlers(max_retries: int = 2) -> list[RetryHandler]:
-    """slack-sdk's own handlers: connection errors, rate limits (Retry-After), server errors."""
-    return [
-        ConnectionErrorRetryHandler(max_retry_count=max_retries),
-        RateLimitErrorRetryHandler(max_retry_count=max_retries),
-        ServerErrorRetryHandler(max_retry_count=max_retries),
-    ]
+    """Only retries that cannot repeat a message: 429 and 5xx are the Outbox's (paced, inside the budget)."""
+    return [NotSentRetryHandler(max_retry_count=max_retries)]
+
+
+def _network_error(exc: BaseException, what: str) -> DeliveryError:
+    if _not_sent(exc):
+        return DeliveryError(f"{what} unreachable ({type(exc).__name__})", kind=ErrorKind.TRANSIENT)
+    return DeliveryError(
+        f"{what}: no answer after the message was sent ({type(exc).__name__}); not retried, it may have arrived",
+        kind=ErrorKind.TRANSIENT,
+        uncertain=True,
+    )
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        values = headers.get("Retry-After") or headers.get("retry-after")
+    except AttributeError:
+        return None
+    if isinstance(values, list):
+        values = values[0] if values else None
+    try:
+        return max(0.0, float(values)) if values is not None else None
+    except ValueError:
+        return None
+
+
+class _Timed:
+    """A per-request timeout that never runs past the check's deadline (time.monotonic())."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._deadline: float | None = None
+
+    def set_deadline(self, deadline: float | None) -> None:
+        self._deadline = deadline
+
+    def request_timeout(self) -> int:
+        timeout = self._timeout
+        if self._deadline is not None:
+            timeout = min(timeout, self._deadline - time.monotonic())
+        return max(MIN_TIMEOUT_SECONDS, int(timeout))
 
 
 class ConsoleNotifier:
@@ -154,6 +247,7 @@ class ConsoleNotifier:
     """
 
     name = "console"
+    pace_seconds = 0.0
 
     def __init__(self, stream: TextIO | None = None, *, json_lines: bool = False, show_links: bool = False) -> None:
         self._stream = stream
@@ -179,63 +273,99 @@ class ConsoleNotifier:
             self._print(f"  (first message marked resolved) {target.ts}\n")
 
 
-class WebhookNotifier:
+class WebhookNotifier(_Timed):
     """A Slack incoming webhook: one channel, no threads, no edits."""
 
     name = "slack-webhook"
+    pace_seconds = PACE_SECONDS
 
     def __init__(self, url: str, timeout: int = SLACK_TIMEOUT_SECONDS) -> None:
+        super().__init__(timeout)
         self._client = WebhookClient(url, timeout=timeout, retry_handlers=retry_handlers())
 
     def __repr__(self) -> str:
         return "WebhookNotifier(url=<secret>)"
 
+    def channel_of(self, message: Message) -> str:
+        return "webhook"
+
     def send(self, message: Message) -> Delivery:
+        self._client.timeout = self.request_timeout()
         try:
             response = self._client.send(text=message.text, blocks=message.blocks or None, unfurl_links=False)
         except (SlackClientError, OSError) as exc:
-            raise DeliveryError(f"Slack webhook unreachable ({type(exc).__name__})", kind=ErrorKind.TRANSIENT) from None
+            raise _network_error(exc, "Slack webhook") from None
         if response.status_code == 200:
             return Delivery()
         body = (response.body or "").strip()[:80]
-        kind = classify(body, response.status_code) if response.status_code < 500 else ErrorKind.TRANSIENT
-        if response.status_code == 429:
-            kind = ErrorKind.TRANSIENT
-        raise DeliveryError(f"Slack webhook answered {response.status_code} {body}", kind=kind)
+        status = response.status_code
+        if status == 429:
+            raise DeliveryError(
+                "Slack webhook answered 429 (rate limited)",
+                kind=ErrorKind.TRANSIENT,
+                retry_after=_retry_after(response.headers) or PACE_SECONDS,
+            )
+        if status >= 500:
+            raise DeliveryError(f"Slack webhook answered {status}", kind=ErrorKind.TRANSIENT, server_error=True)
+        raise DeliveryError(f"Slack webhook answered {status} {body}", kind=classify(body, status))
 
     def edit(self, target: ThreadRef, edit_text: str) -> None:
         raise DeliveryError("a webhook cannot edit messages", kind=ErrorKind.MESSAGE)
 
 
-class BotNotifier:
+class BotNotifier(_Timed):
     """A Slack bot token: incidents get a thread; reminders and resolution reply there; resolution edits."""
 
     name = "slack-bot"
+    pace_seconds = PACE_SECONDS
 
     def __init__(self, token: str, channel: str, base_url: str | None = None, timeout: int = SLACK_TIMEOUT_SECONDS):
+        super().__init__(timeout)
         self._client = WebClient(
             token=token, base_url=base_url or WebClient.BASE_URL, timeout=timeout, retry_handlers=retry_handlers()
         )
         self._channel = channel
+        self._workspace_url: str | None = None
+        self._workspace_asked = False
 
     def __repr__(self) -> str:
         return f"BotNotifier(channel={self._channel!r})"
 
+    @property
+    def channel(self) -> str:
+        return self._channel
+
+    def channel_of(self, message: Message) -> str:
+        return message.thread.channel if message.thread else self._channel
+
+    def permalink(self, thread: ThreadRef) -> str | None:
+        """A link that opens the exact message: the workspace URL (auth.test, asked once) + channel + ts."""
+        if not self._workspace_asked:
+            self._workspace_asked = True
+            try:
+                self._client.timeout = self.request_timeout()
+                url = self._client.auth_test().get("url")
+            except (SlackClientError, OSError):
+                url = None
+            if isinstance(url, str) and url.startswith("https://"):
+                self._workspace_url = url.rstrip("/") + "/"
+        if self._workspace_url is None:
+            return None
+        return f"{self._workspace_url}archives/{thread.channel}/p{thread.ts.replace('.', '')}"
+
     def send(self, message: Message) -> Delivery:
         thread = message.thread
-        channel = thread.channel if thread else self._channel
         try:
-            response = self._client.chat_postMessage(
-                channel=channel,
-                text=message.text,
-                blocks=message.blocks or None,
-                thread_ts=thread.ts if thread else None,
-                unfurl_links=False,
-            )
-        except SlackApiError as exc:
-            raise _api_error(exc) from None
-        except (SlackClientError, OSError) as exc:
-            raise DeliveryError(f"Slack unreachable ({type(exc).__name__})", kind=ErrorKind.TRANSIENT) from None
+            response = self._post(message, thread)
+        except DeliveryError as exc:
+            moved = thread is not None and thread.channel != self._channel and exc.code in THREAD_CHANNEL_ERRORS
+            if not moved:
+                raise
+            # The incident's thread is in a channel that is archived or closed to the bot: the incident goes on
+            # top-level in the configured channel (only that channel's refusal stops sending).
+            logger.warning("an incident's thread refuses replies, posting in the channel", extra={"error": str(exc)})
+            response = self._post(message, None)
+            return Delivery(self._landed(response), moved=True)
         edit_error = None
         if message.edit is not None:
             try:
@@ -245,9 +375,29 @@ class BotNotifier:
                 edit_error = exc
         if thread is not None:
             return Delivery(thread, edit_error)
-        return Delivery(ThreadRef(str(response.get("channel") or channel), str(response.get("ts"))), edit_error)
+        return Delivery(self._landed(response), edit_error)
+
+    def _landed(self, response: Any) -> ThreadRef:
+        return ThreadRef(str(response.get("channel") or self._channel), str(response.get("ts")))
+
+    def _post(self, message: Message, thread: ThreadRef | None) -> Any:
+        self._client.timeout = self.request_timeout()
+        try:
+            return self._client.chat_postMessage(
+                channel=thread.channel if thread else self._channel,
+                text=message.text,
+                blocks=message.blocks or None,
+                thread_ts=thread.ts if thread else None,
+                reply_broadcast=True if thread is not None and message.broadcast else None,
+                unfurl_links=False,
+            )
+        except SlackApiError as exc:
+            raise _api_error(exc) from None
+        except (SlackClientError, OSError) as exc:
+            raise _network_error(exc, "Slack") from None
 
     def edit(self, target: ThreadRef, edit_text: str) -> None:
+        self._client.timeout = self.request_timeout()
         try:
             self._client.chat_update(
                 channel=target.channel, ts=target.ts, text=edit_text, blocks=edit_blocks(edit_text)
@@ -255,11 +405,15 @@ class BotNotifier:
         except SlackApiError as exc:
             raise _api_error(exc) from None
         except (SlackClientError, OSError) as exc:
-            raise DeliveryError(f"Slack unreachable ({type(exc).__name__})", kind=ErrorKind.TRANSIENT) from None
+            raise _network_error(exc, "Slack") from None
 
 
 def _api_error(exc: SlackApiError) -> DeliveryError:
     error = str(exc.response.get("error", "unknown_error"))[:80]
     status = exc.response.status_code
-    kind = ErrorKind.TRANSIENT if status == 429 or status >= 500 else classify(error)
-    return DeliveryError(f"Slack answered {error}", kind=kind)
+    if status == 429:
+        retry_after = _retry_after(exc.response.headers) or PACE_SECONDS
+        return DeliveryError(f"Slack answered {error}", kind=ErrorKind.TRANSIENT, retry_after=retry_after, code=error)
+    if status >= 500:
+        return DeliveryError(f"Slack answered {error}", kind=ErrorKind.TRANSIENT, server_error=True, code=error)
+    return DeliveryError(f"Slack answered {error}", kind=classify(error), code=error)

@@ -30,6 +30,9 @@ class Incident:
     slot: datetime | None = None
     detail: str = ""
     thread: ThreadRef | None = None
+    # The thread is a grouped message shared with other databases' incidents: replies go there, but it is
+    # never edited to "resolved" (the others may still be open).
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,7 @@ def record_to_json(record: Record) -> dict[str, Any]:
                 "slot": _time(inc.slot),
                 "detail": inc.detail,
                 "thread": [inc.thread.channel, inc.thread.ts] if inc.thread else None,
+                **({"shared": True} if inc.shared else {}),
             }
             for key, inc in sorted(record.incidents.items())
         },
@@ -210,6 +214,7 @@ def record_from_json(
             slot=_parse(raw.get("slot")),
             detail=str(raw.get("detail") or ""),
             thread=ThreadRef(str(thread[0]), str(thread[1])) if thread else None,
+            shared=bool(raw.get("shared")),
         )
     database = data.get("database")
     return Record(

@@ -5,14 +5,22 @@ Pure: no clock, no I/O. `daily_report.py` decides when to send it; `backup-monit
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from backup_monitor.config import ReportTime, Settings, Target
-from backup_monitor.messages import ICONS, TITLES, DatabaseInfo, Message, escape
+from backup_monitor.messages import (
+    ICONS,
+    MESSAGE_BLOCK_TEXT_BUDGET,
+    TITLES,
+    DatabaseInfo,
+    Message,
+    block_text_len,
+    escape,
+)
 from backup_monitor.records import Incident, Record, ThreadRef
 from backup_monitor.rules import NO_SCHEDULE_HOURS, SEVERITY, Kind, Phase, Severity
 
@@ -274,12 +282,23 @@ def _plain(db: DatabaseInfo) -> str:
     return f"{db.app}{resource}"
 
 
-def _incident_line(incident: OpenIncident) -> str:
+def _incident_line(incident: OpenIncident, permalink: Callable[[ThreadRef], str | None] | None = None) -> str:
     line = f"{ICONS[incident.severity]} *{escape(incident.title)}* on {_who(incident.database)}"
     line += f" · open {human_age(incident.age)}"
     if incident.thread is not None:
-        line += f" · <{thread_link(incident.thread)}|thread>"
+        link = (permalink(incident.thread) if permalink is not None else None) or thread_link(incident.thread)
+        line += f" · <{escape(link)}|thread>"
     return line
+
+
+def kind_counts(report: Report) -> str:
+    """`120 backup failed, 3 daily backup missing`: open incidents per kind, most severe and most frequent first."""
+    counts: dict[tuple[int, str], int] = {}
+    for incident in report.incidents:
+        key = (SEVERITY_ORDER[incident.severity], incident.title)
+        counts[key] = counts.get(key, 0) + 1
+    ordered = sorted(counts.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))
+    return ", ".join(f"{count:,} {escape(title.lower())}" for (_, title), count in ordered)
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -301,14 +320,21 @@ def _chunks(lines: Sequence[str], limit: int) -> list[str]:
     return chunks
 
 
-def render_slack(report: Report) -> Message:
-    """The report as one Slack message within Slack's limits (50 blocks, 3,000 characters a section)."""
+PROBLEMS_POINTER = "`backup-monitor status --problems` lists every database with an open incident."
+
+
+def render_slack(report: Report, permalink: Callable[[ThreadRef], str | None] | None = None) -> Message:
+    """The report as one Slack message within Slack's limits at any number of incidents (50 blocks, 3,000
+    characters a section, the block-text budget): the totals and counts per kind, then the most severe and
+    oldest incidents, then "and N more" with a pointer to `backup-monitor status --problems`."""
     status = (
         ":red_circle:" if report.critical else ":large_orange_circle:" if report.incidents else ":white_check_mark:"
     )
     head = f"{status} *Daily backup report* · {_local_title(report)}"
-    facts = "\n".join(f"• {line}" for line in summary_lines(report, slack=True))
-    blocks: list[dict[str, Any]] = [_section(_chunks([f"{head}\n{facts}"], MAX_SECTION_CHARS)[0])]
+    facts = [f"• {line}" for line in summary_lines(report, slack=True)]
+    if report.incidents:
+        facts.append(f"• By kind: {kind_counts(report)}")
+    blocks: list[dict[str, Any]] = [_section(text) for text in _chunks([head, *facts], MAX_SECTION_CHARS)]
     footer = {
         "type": "context",
         "elements": [
@@ -320,17 +346,24 @@ def render_slack(report: Report) -> Message:
             }
         ],
     }
-    sections = _chunks([_incident_line(i) for i in report.incidents], MAX_SECTION_CHARS)
-    room = MAX_BLOCKS - len(blocks) - 1  # the footer
-    if len(sections) > room:
-        shown = sections[: room - 1]
-        listed = sum(s.count("\n") + 1 for s in shown)
-        sections = [*shown, f"…and {len(report.incidents) - listed} more open incidents: see `backup-monitor status`."]
-    blocks.extend(_section(text) for text in sections)
+    total = len(report.incidents)
+    closing_reserve = 300  # the "and N more" line
+    budget = MESSAGE_BLOCK_TEXT_BUDGET - block_text_len([*blocks, footer]) - closing_reserve
+    room = MAX_BLOCKS - len(blocks) - 2  # the footer and the closing line
+    shown: list[str] = []
+    for incident in report.incidents:
+        line = _incident_line(incident, permalink)
+        candidate = _chunks([*shown, line], MAX_SECTION_CHARS)
+        if len(candidate) > room or sum(slack_len(t) for t in candidate) > budget:
+            break
+        shown.append(line)
+    blocks.extend(_section(text) for text in _chunks(shown, MAX_SECTION_CHARS))
+    if len(shown) < total:
+        blocks.append(_section(f"…and {total - len(shown):,} more open incidents. {PROBLEMS_POINTER}"))
     blocks.append(footer)
     text = (
         f"Daily backup report: {report.watched} databases, {report.fresh} with a fresh usable backup, "
-        f"{_plural(len(report.incidents), 'open incident')}"
+        f"{_plural(total, 'open incident')}"
     )
     return Message(text, blocks)
 

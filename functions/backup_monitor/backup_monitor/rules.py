@@ -36,6 +36,7 @@ class Kind(StrEnum):
     VERIFY_SKIPPED = "verify_skipped"
     ARCHIVE_VERIFIED = "archive_verified"
     GONE = "gone"  # the database's addon or app was deleted: no longer watched
+    API_OUTAGE = "api_outage"  # Scalingo's API failed for most databases of a region: one incident, not one each
 
 
 class Phase(StrEnum):
@@ -64,6 +65,7 @@ SEVERITY = {
     Kind.VERIFY_SKIPPED: Severity.WARNING,
     Kind.ARCHIVE_VERIFIED: Severity.INFO,
     Kind.GONE: Severity.WARNING,
+    Kind.API_OUTAGE: Severity.CRITICAL,
 }
 # The incidents that mean "this database has no usable backup": one page per outage, whichever comes first.
 BACKUP_OUTAGE = frozenset({Kind.FAILED, Kind.MISSING})
@@ -84,6 +86,7 @@ class Notice:
     median_size: int | None = None
     reasons: tuple[str, ...] = ()  # why it may have happened (a missing backup: database stopped, maintenance)
     quiet: bool = False  # a critical opening that is news on an outage already paged: no mention
+    shared: bool = False  # its incident's thread is a grouped message: replies go there, it is never edited
 
     @property
     def severity(self) -> Severity:
@@ -141,6 +144,7 @@ def remind_notice(key: str, incident: Incident, now: datetime, policy: Policy) -
         detail=incident.detail,
         opened_at=incident.opened_at,
         thread=incident.thread,
+        shared=incident.shared,
     )
 
 
@@ -154,6 +158,7 @@ def resolve_notice(key: str, incident: Incident, detail: str) -> Notice:
         detail=detail,
         opened_at=incident.opened_at,
         thread=incident.thread,
+        shared=incident.shared,
     )
 
 
@@ -335,6 +340,7 @@ def _announce_backups(
                     median_size=median,
                     opened_at=current.opened_at,
                     thread=current.thread,
+                    shared=current.shared,
                 )
             )
             latest_bad = x.created_at
@@ -489,6 +495,7 @@ def evaluate(
                     detail=detail,
                     opened_at=open_missing.opened_at,
                     thread=open_missing.thread,
+                    shared=open_missing.shared,
                     reasons=_skip_reasons(database, slot),
                 )
             )
@@ -546,8 +553,12 @@ def evaluate_gone(record: Record, now: datetime, reason: str) -> Evaluation:
     return Evaluation(tuple(notices), replace(record, retired_at=now), now)
 
 
-def apply(record: Record, notice: Notice, now: datetime, thread: ThreadRef | None = None) -> Record:
-    """The record after `notice` was delivered (`thread`: where an opening message landed)."""
+def apply(
+    record: Record, notice: Notice, now: datetime, thread: ThreadRef | None = None, *, shared: bool = False
+) -> Record:
+    """The record after `notice` was delivered (`thread`: where its message landed; `shared`: a grouped message).
+
+    An opening records its thread; a reply that had to move (its thread's channel refused it) moves the incident."""
     handled = dict(record.handled)
     incidents = dict(record.incidents)
     if notice.backup is not None and notice.kind is not Kind.STUCK:
@@ -563,6 +574,7 @@ def apply(record: Record, notice: Notice, now: datetime, thread: ThreadRef | Non
                 slot=_concern_time(notice),
                 detail=notice.detail,
                 thread=thread,
+                shared=shared and thread is not None,
             )
         elif notice.phase is Phase.RESOLVE:
             incidents.pop(key, None)
@@ -575,6 +587,8 @@ def apply(record: Record, notice: Notice, now: datetime, thread: ThreadRef | Non
                 slot=_concern_time(notice) if notice.phase is Phase.UPDATE else current.slot,
                 detail=notice.detail if notice.phase is Phase.UPDATE else current.detail,
             )
+            if thread is not None and current.thread is not None and thread != current.thread:
+                incidents[key] = replace(incidents[key], thread=thread, shared=shared)
     return replace(record, handled=handled, incidents=incidents)
 
 
@@ -590,3 +604,38 @@ def apply_all(record: Record, notices: Iterable[Notice], now: datetime) -> Recor
     for notice in notices:
         record = apply(record, notice, now)
     return record
+
+
+# -- one cause, one incident -------------------------------------------------------------------------------------
+
+OUTAGE_MIN_DATABASES = 3  # a region with fewer failing databases is judged database by database
+
+
+def region_failing(failed: int, attempted: int) -> bool:
+    """Whether Scalingo's API failed for most databases of a region in one check (one cause, not many)."""
+    return failed >= OUTAGE_MIN_DATABASES and failed * 2 > attempted
+
+
+def evaluate_outage(
+    record: Record, region: str, failed: int, attempted: int, error: str, now: datetime, policy: Policy
+) -> Evaluation:
+    """The region's API-outage incident: opened after `cannot_check_after` checks in a row where most of the
+    region's databases could not be read, reminded while it lasts, closed by a check that reads most of them.
+    `api_failures` counts those checks in a row."""
+    key = Kind.API_OUTAGE.value
+    open_incident = record.incidents.get(key)
+    b = _Builder(now, policy)
+    if attempted == 0:  # nothing was read in this region this check: no evidence either way
+        return Evaluation((), record, now)
+    if region_failing(failed, attempted):
+        streak = record.api_failures + 1
+        detail = f"{failed} of {attempted} databases of {region} could not be read: {error}"
+        if open_incident is not None:
+            b.remind_or_keep(key, open_incident)
+        elif streak >= policy.cannot_check_after:
+            in_a_row = f"{streak} checks in a row"
+            b.notices.append(Notice(Kind.API_OUTAGE, Phase.OPEN, key, detail=f"{detail} ({in_a_row})"))
+        return Evaluation(tuple(b.notices), replace(record, api_failures=streak), now)
+    if open_incident is not None:
+        b.resolve(key, open_incident, f"{attempted - failed} of {attempted} databases of {region} were read")
+    return Evaluation(tuple(b.notices), replace(record, api_failures=0), now)

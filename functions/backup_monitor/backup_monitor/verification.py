@@ -20,8 +20,8 @@ import requests
 from backup_monitor.archives import Outcome, Verdict, download_and_verify
 from backup_monitor.archives.download import too_big
 from backup_monitor.config import Settings, Target
+from backup_monitor.delivery import GIVEN_UP, Outbox
 from backup_monitor.messages import DatabaseInfo, render, render_verified
-from backup_monitor.notifiers import DeliveryError
 from backup_monitor.records import Record
 from backup_monitor.rules import Kind, Notice, Phase, apply
 from backup_monitor.scalingo.client import build_session
@@ -37,7 +37,7 @@ from backup_monitor.verification_rules import (
 )
 
 if TYPE_CHECKING:
-    from backup_monitor.monitor import Clients, Summary
+    from backup_monitor.check.model import Clients, Summary
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +84,13 @@ def verify_archives(
     remaining: Callable[[], float] | None = None,
     session: requests.Session | None = None,
     time_limit: float = TIME_LIMIT_SECONDS,
+    outbox: Outbox | None = None,
 ) -> None:
-    """Verify the due archives, oldest verification first, one at a time, while time remains."""
+    """Verify the due archives, oldest verification first, one at a time, while time remains.
+
+    Messages go through `outbox` (the check's: paced, inside its budget), or one of their own."""
     policy = policy_of(settings)
+    sender = outbox or Outbox(clients.notifier)
     due = [(c, b) for c in candidates if (b := due_backup(c.record, c.backups, now, policy)) is not None]
     if not due:
         return
@@ -115,7 +119,9 @@ def verify_archives(
             limit = min(time_limit, left() - MARGIN_SECONDS)
             at = now + timedelta(seconds=time.monotonic() - started)
             try:
-                notice = _verify_one(settings, clients, candidate, backup, at, summary, owner, http, limit, policy)
+                notice = _verify_one(
+                    settings, clients, candidate, backup, at, summary, owner, http, limit, policy, sender
+                )
             except Exception:  # a bug must cost one verification, never the check (the claim expires)
                 logger.exception("unexpected error verifying an archive", extra={"target": candidate.target.key})
                 continue
@@ -125,7 +131,7 @@ def verify_archives(
         if own_session:
             http.close()
         _SLOT.release()
-    _send_verified(settings, clients, verified, summary)
+    _send_verified(settings, sender, verified, summary)
 
 
 def _verify_one(
@@ -139,6 +145,7 @@ def _verify_one(
     http: requests.Session,
     limit: float,
     policy: VerifyPolicy,
+    sender: Outbox,
 ) -> Notice | None:
     """Claim, verify, announce, commit one database; returns the success notice when the archive passed."""
     target = candidate.target
@@ -166,14 +173,12 @@ def _verify_one(
     for notice in announce(record, now, settings.policy):
         if notice.phase in (Phase.OPEN, Phase.UPDATE, Phase.NOTICE):
             summary.findings[notice.kind.value] += 1
-        try:
-            delivery = clients.notifier.send(render(notice, candidate.info, mention=settings.slack_mention))
-        except DeliveryError as exc:
+        delivery = sender.send(render(notice, candidate.info, mention=settings.slack_mention))
+        if delivery is None:
             summary.undelivered += 1  # the next check announces it again from the record
-            logger.error("message not delivered", extra={"error": str(exc), "permanent": exc.permanent})
             continue
         summary.sent += 1
-        record = apply(record, notice, now, delivery.thread)
+        record = apply(record, notice, now, None if delivery is GIVEN_UP else delivery.thread)
     try:
         clients.store.commit(record, owner, now.timestamp())
     except StateError as exc:
@@ -212,7 +217,7 @@ def _verdict(
 
 
 def _send_verified(
-    settings: Settings, clients: Clients, verified: list[tuple[Notice, DatabaseInfo]], summary: Summary
+    settings: Settings, sender: Outbox, verified: list[tuple[Notice, DatabaseInfo]], summary: Summary
 ) -> None:
     """Success notices of this check's verifications, as SUCCESS_NOTICES says (info: not retried)."""
     mode = settings.policy.success_notices
@@ -220,10 +225,7 @@ def _send_verified(
         return
     messages = [render_verified(verified)] if mode == "digest" else [render_verified([item]) for item in verified]
     for message in messages:
-        try:
-            clients.notifier.send(message)
-        except DeliveryError as exc:
+        if sender.send(message) is None:
             summary.undelivered += 1
-            logger.error("message not delivered", extra={"error": str(exc), "permanent": exc.permanent})
             continue
         summary.sent += 1

@@ -21,7 +21,12 @@ def shared_reader() -> SecretReader:
 
 def resolve_secrets(settings: Settings, reader: SecretReader | None = None) -> Settings:
     """Read the SecureString parameters named by *_PARAMETER settings (cached for SECRET_MAX_AGE_SECONDS)."""
-    names = (settings.api_token_parameter, settings.slack_webhook_url_parameter, settings.slack_bot_token_parameter)
+    names = (
+        settings.api_token_parameter,
+        settings.slack_webhook_url_parameter,
+        settings.slack_bot_token_parameter,
+        settings.slack_success_webhook_url_parameter,
+    )
     if not any(names):
         return settings
     source = reader or shared_reader()
@@ -33,6 +38,7 @@ def resolve_secrets(settings: Settings, reader: SecretReader | None = None) -> S
         read(settings.api_token_parameter, "SCALINGO_API_TOKEN_PARAMETER"),
         read(settings.slack_webhook_url_parameter, "SLACK_WEBHOOK_URL_PARAMETER"),
         read(settings.slack_bot_token_parameter, "SLACK_BOT_TOKEN_PARAMETER"),
+        read(settings.slack_success_webhook_url_parameter, "SLACK_SUCCESS_WEBHOOK_URL_PARAMETER"),
     )
 
 
@@ -54,6 +60,15 @@ def build_notifier(settings: Settings) -> Notifier:
     return ConsoleNotifier()
 
 
+def build_success_notifier(settings: Settings) -> Notifier | None:
+    """Where successes and download links go when not with the alerts (SLACK_SUCCESS_CHANNEL / _WEBHOOK_URL)."""
+    if settings.slack_bot_token and settings.slack_success_channel:
+        return BotNotifier(settings.slack_bot_token, settings.slack_success_channel, base_url=settings.slack_api_url)
+    if settings.slack_success_webhook_url:
+        return WebhookNotifier(settings.slack_success_webhook_url)
+    return None
+
+
 def build_scalingo(settings: Settings, renew_token: Callable[[], str | None] | None = None) -> ScalingoClient:
     """The Scalingo client; `renew_token` is asked for a newer API token when the token exchange is refused."""
     return ScalingoClient.from_settings(settings, renew_token=renew_token)
@@ -65,4 +80,5 @@ def build_clients(settings: Settings, *, dry_run: bool = False) -> Clients:
         scalingo=build_scalingo(settings),
         store=build_store(settings),
         notifier=ConsoleNotifier() if dry_run else build_notifier(settings),
+        success_notifier=None if dry_run else build_success_notifier(settings),
     )

@@ -68,8 +68,11 @@ class StateStore(Protocol):
         """Claim the record as read (same version, no live claim) before sending; returns it claimed."""
         ...
 
-    def commit(self, record: Record, owner: str, now: float) -> Record:
-        """Write what was delivered and release the claim, if `owner` still holds it at `record.version`."""
+    def commit(
+        self, record: Record, owner: str, now: float, *, release: bool = True, ttl: float = CLAIM_SECONDS
+    ) -> Record:
+        """Write what was delivered, if `owner` still holds the claim at `record.version`; release the claim, or
+        (`release=False`: a write after each accepted message) keep it for `ttl` more seconds."""
         ...
 
     def load_blobs(self, keys: Sequence[str]) -> dict[str, Blob]:

@@ -184,15 +184,18 @@ class DynamoStateStore(RequestCounter):
         self._put_if_unclaimed(record, item, now)
         return replace(record, version=version, claim_owner=owner, claim_expires_at=until)
 
-    def commit(self, record: Record, owner: str, now: float) -> Record:
+    def commit(
+        self, record: Record, owner: str, now: float, *, release: bool = True, ttl: float = CLAIM_SECONDS
+    ) -> Record:
         version = record.version + 1
+        owner_after, until = (None, None) if release else (owner, now + ttl)
         self._put(
             record,
-            self._item(record, version, now),
+            self._item(record, version, now, owner_after, until),
             "version = :v AND claim_owner = :owner",
             {":v": {"N": str(record.version)}, ":owner": {"S": owner}},
         )
-        return replace(record, version=version, claim_owner=None, claim_expires_at=None)
+        return replace(record, version=version, claim_owner=owner_after, claim_expires_at=until)
 
 
 def _from_item(item: dict[str, Any]) -> Record:

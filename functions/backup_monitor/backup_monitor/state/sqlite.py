@@ -166,16 +166,20 @@ class SqliteStateStore(RequestCounter):
             )
         return replace(record, version=new_version, claim_owner=owner, claim_expires_at=until)
 
-    def commit(self, record: Record, owner: str, now: float) -> Record:
+    def commit(
+        self, record: Record, owner: str, now: float, *, release: bool = True, ttl: float = CLAIM_SECONDS
+    ) -> Record:
         new_version = record.version + 1
+        owner_after, until = (None, None) if release else (owner, now + ttl)
+        expires = now + RECORD_TTL_SECONDS
         self._write(
-            "UPDATE records SET version = ?, data = ?, expires_at = ?, claim_owner = NULL, claim_expires_at = NULL "
+            "UPDATE records SET version = ?, data = ?, expires_at = ?, claim_owner = ?, claim_expires_at = ? "
             "WHERE pk = ? AND version = ? AND claim_owner = ?",
-            (new_version, dump(record), now + RECORD_TTL_SECONDS, record.key, record.version, owner),
+            (new_version, dump(record), expires, owner_after, until, record.key, record.version, owner),
             record,
             insert=False,
         )
-        return replace(record, version=new_version, claim_owner=None, claim_expires_at=None)
+        return replace(record, version=new_version, claim_owner=owner_after, claim_expires_at=until)
 
     def load_blobs(self, keys: Sequence[str]) -> dict[str, Blob]:
         rows = self._select_by_keys("SELECT pk, data, expires_at FROM blobs", keys)

@@ -1,0 +1,99 @@
+"""Stage `after`: what a check does once its alerts are out: tokens and cursor saved, the daily report, and
+archive verification (last: it may take minutes and must never delay an alert)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from backup_monitor.budget import CURSOR_KEY, save_cursor_if_changed
+from backup_monitor.check.deliver import Deliverer
+from backup_monitor.check.model import Clients, Summary, Work
+from backup_monitor.config import Settings, Target
+from backup_monitor.state.base import Blob, StateError, StateStore
+from backup_monitor.state.tokens import restore_tokens, token_keys
+from backup_monitor.state.tokens import save_tokens as store_tokens
+
+logger = logging.getLogger(__name__)
+
+
+def load_blobs(clients: Clients, targets: Sequence[Target], *, with_cursor: bool) -> dict[str, Blob]:
+    """Stored tokens (into the client's cache) and the cursor; without them a check is only slower."""
+    keys = token_keys(t.key for t in targets) + ([CURSOR_KEY] if with_cursor else [])
+    try:
+        blobs = clients.store.load_blobs(keys)
+    except StateError as exc:
+        logger.warning("could not read the stored tokens", extra={"error": str(exc)})
+        return {}
+    restore_tokens(blobs.values(), clients.scalingo.tokens, clients.scalingo.sealer)
+    return blobs
+
+
+def save_tokens(clients: Clients) -> None:
+    try:
+        store_tokens(clients.store, clients.scalingo.tokens, clients.scalingo.sealer)
+    except StateError as exc:
+        logger.warning("could not store the new tokens", extra={"error": str(exc)})
+
+
+def save_cursor(store: StateStore, before: Sequence[str], left: Sequence[str], now: datetime) -> None:
+    try:
+        save_cursor_if_changed(store, before, left, now.timestamp())
+    except StateError as exc:
+        logger.warning("could not remember the databases left", extra={"error": str(exc)})
+    if left:
+        logger.warning("time limit reached, databases left for the next check", extra={"count": len(left)})
+
+
+def daily_report(
+    settings: Settings,
+    clients: Clients,
+    targets: list[Target],
+    now: datetime,
+    owner: str,
+    summary: Summary,
+    dry: bool,
+    deliverer: Deliverer,
+) -> None:
+    """Once a day, the first check after DAILY_REPORT_AT sends the report (see daily_report.py)."""
+    from backup_monitor.daily_report import Outcome, send_daily_report
+
+    excluded = None if settings.monitored else summary.excluded
+    outcome = send_daily_report(
+        settings,
+        clients.store,
+        clients.notifier,
+        targets,
+        now,
+        owner,
+        dry_run=dry,
+        excluded=excluded,
+        outbox=deliverer.outbox,
+    )
+    if outcome in (Outcome.SENT, Outcome.PRINTED):
+        summary.sent += 1
+    elif outcome is Outcome.FAILED:
+        summary.undelivered += 1
+
+
+def verify(
+    settings: Settings,
+    clients: Clients,
+    works: Sequence[Work],
+    now: datetime,
+    owner: str,
+    summary: Summary,
+    deadline: float | None,
+    deliverer: Deliverer,
+) -> None:
+    """Archive verification of the databases read successfully, within what is left of the budget."""
+    from backup_monitor.verification import Candidate, verify_archives
+
+    done = [w for w in works if w.evaluation is not None and not w.failed and not w.gone and w.outage_region is None]
+    candidates = [Candidate(w.target, w.info, w.record, w.backups) for w in done]
+    remaining = None if deadline is None else (lambda: deadline - time.monotonic())
+    verify_archives(
+        settings, clients, candidates, now, summary, owner=owner, remaining=remaining, outbox=deliverer.outbox
+    )

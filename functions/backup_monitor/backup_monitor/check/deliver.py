@@ -1,0 +1,166 @@
+"""Stage `deliver`: send a batch's messages, paced and inside the budget, and after EACH accepted message write
+what it announced into every record it concerns (the notification log), so a cut repeats at most the message
+in flight. A database's claim is released with its last write of the check.
+
+Alertmanager's notify pipeline is the model: `plan` is the group stage, `Outbox` the retry/wait stage, and the
+write after each send is its set-notifies stage; the records, read by the next check's rules, are the dedup.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from backup_monitor.check.group import Options, Outgoing, plan
+from backup_monitor.check.model import Clients, Summary, Work
+from backup_monitor.delivery import GIVEN_UP, Outbox
+from backup_monitor.notifiers import BotNotifier, Delivery
+from backup_monitor.records import PendingEdit, Record, ThreadRef
+from backup_monitor.rules import Notice, apply
+from backup_monitor.state.base import CLAIM_SECONDS, StateError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Deliverer:
+    """The deliveries of one check (every batch goes through the same outboxes, pacing and mentions)."""
+
+    clients: Clients
+    summary: Summary
+    owner: str
+    now: datetime
+    dry_run: bool
+    deadline: float | None
+    mention: str = ""
+    success_notices: str = "digest"
+    claim_ttl: float = CLAIM_SECONDS
+    outbox: Outbox = field(init=False)
+    success_outbox: Outbox = field(init=False)
+    options: Options = field(init=False)
+    _current: dict[int, Record] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.outbox = Outbox(self.clients.notifier, self.deadline)
+        success = self.clients.success_notifier
+        self.success_outbox = Outbox(success, self.deadline) if success is not None else self.outbox
+        self.options = Options(
+            mention=self.mention,
+            success_notices=self.success_notices,
+            threaded_successes=isinstance(success or self.clients.notifier, BotNotifier),
+            permalink=self.outbox.permalink,
+        )
+
+    # -- one batch ----------------------------------------------------------------------------------------------
+
+    def deliver(self, works: list[Work]) -> None:
+        """Send the batch's messages in order; each accepted one is written before the next is sent."""
+        works = [w for w in works if w.evaluation is not None and not w.done]
+        if not works:
+            return
+        for work in works:
+            self._start(work)
+        outgoing = plan(works, self.options)
+        left = Counter(id(w) for out in outgoing for w, _ in out.items)
+        head: Delivery | None = None
+        for out in outgoing:
+            delivery = self._send(out, head)
+            if out.head:
+                head = delivery
+            touched: list[Work] = []
+            for work, notice in out.items:
+                if work not in touched:
+                    touched.append(work)
+                if delivery is not None and (work.claimed is not None or self.dry_run):
+                    self._record(work, notice, delivery, out)
+            for work in touched:
+                left[id(work)] -= 1
+                if left[id(work)] == 0:
+                    self._finish(work)
+        for work in works:  # nothing (more) to send for them: commit what changed and release
+            self._finish(work)
+
+    def _start(self, work: Work) -> None:
+        """Retry the edits left from earlier checks, and begin from the record as the rules left it."""
+        assert work.evaluation is not None
+        base = work.evaluation.base
+        pending = base.pending_edits
+        edits = list(pending) if self.dry_run else [e for e in (self.outbox.edit(p) for p in pending) if e]
+        version = work.claimed.version if work.claimed is not None else base.version
+        self._current[id(work)] = replace(base, pending_edits=tuple(edits), version=version)
+
+    def _send(self, out: Outgoing, head: Delivery | None) -> Delivery | None:
+        if out.message is None:
+            return GIVEN_UP  # nothing to send (SUCCESS_NOTICES=off): recorded as delivered
+        outbox = self.success_outbox if out.success else self.outbox
+        message = out.message
+        if out.after_head:
+            if head is None:
+                outbox.undelivered += 1  # its count message was not sent: the next check sends both
+                return None
+            if head.thread is not None:
+                message = replace(message, thread=head.thread)
+        return outbox.send(message)
+
+    def _record(self, work: Work, notice: Notice, delivery: Delivery, out: Outgoing) -> None:
+        """Fold one delivered notice into the record, then write it (the claim is kept until the last one)."""
+        record = self._current[id(work)]
+        thread = None if delivery is GIVEN_UP else delivery.thread
+        if out.success or out.head:
+            thread = None
+        record = apply(record, notice, self.now, thread, shared=out.shared and not delivery.moved)
+        message = out.message
+        if delivery.edit_error is not None and message is not None and message.edit is not None:
+            first = PendingEdit(message.edit.channel, message.edit.ts, message.edit_text, attempts=0)
+            retry = self.outbox.edit_failed(first, delivery.edit_error)
+            if retry is not None:
+                record = replace(record, pending_edits=(*record.pending_edits, retry))
+        self._current[id(work)] = record
+        if self.dry_run or work.claimed is None:
+            return
+        self._write(work, record, release=False)
+
+    def _write(self, work: Work, record: Record, *, release: bool) -> None:
+        try:
+            written = self.clients.store.commit(
+                record, self.owner, self.now.timestamp(), release=release, ttl=self.claim_ttl
+            )
+        except StateError as exc:
+            logger.error("could not save what was delivered", extra={"target": work.target.key, "error": str(exc)})
+            self.summary.undelivered += 1
+            work.claimed = None  # the claim is lost (taken over, or the store fails): stop writing this record
+            work.done = True
+            return
+        self._current[id(work)] = written
+        work.claimed = written
+
+    def _finish(self, work: Work) -> None:
+        """The database's last write of the check: what changed, with the claim released."""
+        if work.done:
+            return
+        work.done = True
+        if self.dry_run or work.claimed is None:
+            return
+        record = self._current.get(id(work))
+        if record is None:
+            return
+        self._write(work, record, release=True)
+
+    # -- after the last batch -----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Add the outboxes' counts to the summary."""
+        boxes = [self.outbox] if self.success_outbox is self.outbox else [self.outbox, self.success_outbox]
+        for box in boxes:
+            self.summary.sent += box.sent
+            self.summary.undelivered += box.undelivered
+            self.summary.given_up += box.given_up
+            self.summary.out_of_time = self.summary.out_of_time or box.out_of_time
+            if box.stopped and not self.summary.delivery_error:
+                self.summary.delivery_error = f"Slack refused the messages: {box.stopped}"
+        self.summary.rate_limited = sum(b.rate_limited for b in boxes)
+
+    def thread_link(self, thread: ThreadRef) -> str | None:
+        return self.outbox.permalink(thread)

@@ -1,0 +1,171 @@
+"""Stage `fetch` (+ `evaluate`): read one database from Scalingo, let the pure rules decide, get download
+links, then claim its record when there is something to send (or save it when only the state changed).
+
+Runs in worker threads; one database's failure never reaches another's."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from backup_monitor.check.model import Clients, Work
+from backup_monitor.check.targets import named_in_settings
+from backup_monitor.config import Settings, Target
+from backup_monitor.messages import DatabaseInfo
+from backup_monitor.rules import (
+    Evaluation,
+    Kind,
+    Phase,
+    apply_all,
+    evaluate,
+    evaluate_failure,
+    implausible_answer,
+    with_database,
+)
+from backup_monitor.scalingo.errors import (
+    AuthenticationError,
+    NotFoundError,
+    OutOfTimeError,
+    ScalingoError,
+    UnavailableError,
+)
+from backup_monitor.scalingo.models import Database
+from backup_monitor.state.base import ConflictError, StateError
+from backup_monitor.verification_rules import with_archive_notices
+
+logger = logging.getLogger(__name__)
+
+DATABASE_INFO_MAX_AGE = timedelta(days=1)
+# One database's answer costs at most this much: a list of thousands of new backups (a bug, a hostile answer)
+# announces the newest, records the rest silently, and asks for this many download links.
+MAX_SUCCESS_NOTICES_PER_DATABASE = 10
+MAX_LINKS_PER_DATABASE = 5
+
+
+def database_info(target: Target, database: Database | None, provider: str = "") -> DatabaseInfo:
+    return DatabaseInfo(
+        target.region,
+        target.app,
+        target.addon_id,
+        database.resource_id if database else "",
+        database.type_name if database else (provider or "database"),
+    )
+
+
+def _needs_fresh_info(evaluation: Evaluation) -> bool:
+    """A "missing" or "periodic backups off" finding is decided on the database's current schedule."""
+    return any(
+        n.kind in (Kind.MISSING, Kind.PERIODIC_OFF) and n.phase in (Phase.OPEN, Phase.UPDATE)
+        for n in evaluation.notices
+    )
+
+
+def evaluate_target(work: Work, settings: Settings, clients: Clients, now: datetime) -> Evaluation | None:
+    """The rules' decision for one target, or None when a 404 must wait for rediscovery (or time ran out)."""
+    target, record = work.target, work.record
+    policy = settings.policy
+    try:
+        database = record.database
+        fetched = record.database_fetched_at
+        fresh = database is None or fetched is None or now - fetched >= DATABASE_INFO_MAX_AGE
+        if fresh or database is None:
+            database = clients.scalingo.get_database(target)
+            record = with_database(record, database, now)
+        work.info = database_info(target, database)
+        backups = clients.scalingo.list_backups(target)
+        work.backups = backups
+        problem = implausible_answer(record, backups)
+        if problem is not None:
+            raise UnavailableError(f"{target.app}/{target.addon_id}: {problem}")
+        evaluation = evaluate(record, database, backups, now, policy)
+        if not fresh and _needs_fresh_info(evaluation):
+            # The cached schedule may be a day old: a moved or re-enabled schedule must not page.
+            database = clients.scalingo.get_database(target)
+            record = with_database(record, database, now)
+            work.info = database_info(target, database)
+            evaluation = evaluate(record, database, backups, now, policy)
+        work.database = database
+        return bounded(with_archive_notices(evaluation, policy))
+    except OutOfTimeError:  # no main-API request may start now: nothing was done, the next check does it
+        work.left = True
+        return None
+    except NotFoundError as exc:
+        if not named_in_settings(settings, target):
+            work.not_found = str(exc)  # deleted, or a glitch: rediscovery decides
+            return None
+        return _failed(work, exc, now, settings, permanent=True)
+    except ScalingoError as exc:
+        return _failed(work, exc, now, settings, permanent=isinstance(exc, AuthenticationError))
+    except Exception as exc:  # a bug must cost one database, not the whole check
+        logger.exception("unexpected error checking database", extra={"target": target.key})
+        work.failed = True
+        work.failure = f"internal error ({type(exc).__name__})"
+        return evaluate_failure(record, work.failure, now, policy, permanent=False)
+
+
+def _failed(work: Work, exc: ScalingoError, now: datetime, settings: Settings, *, permanent: bool) -> Evaluation:
+    logger.warning("cannot check database", extra={"target": work.target.key, "error": str(exc)})
+    work.failed = True
+    work.failure = str(exc)
+    work.failure_api = str(getattr(exc, "api", "") or "")
+    work.api_failed = not isinstance(exc, NotFoundError)
+    work.info = database_info(work.target, work.record.database)
+    return evaluate_failure(work.record, str(exc), now, settings.policy, permanent=permanent)
+
+
+def bounded(evaluation: Evaluation) -> Evaluation:
+    """At most MAX_SUCCESS_NOTICES_PER_DATABASE success notices (the newest); older new successes are recorded
+    as handled without a message."""
+    successes = [n for n in evaluation.notices if n.kind is Kind.SUCCEEDED]
+    if len(successes) <= MAX_SUCCESS_NOTICES_PER_DATABASE:
+        return evaluation
+    newest = sorted(successes, key=lambda n: n.backup.created_at if n.backup else datetime.min, reverse=True)
+    silent = newest[MAX_SUCCESS_NOTICES_PER_DATABASE:]
+    logger.warning("too many new successful backups, announcing the newest", extra={"count": len(successes)})
+    quiet = {id(n) for n in silent}
+    kept = tuple(n for n in evaluation.notices if id(n) not in quiet)
+    return replace(evaluation, notices=kept, base=apply_all(evaluation.base, silent, evaluation.now))
+
+
+def settle(
+    work: Work,
+    evaluation: Evaluation,
+    settings: Settings,
+    clients: Clients,
+    now: datetime,
+    owner: str,
+    dry_run: bool,
+    claim_ttl: float,
+) -> None:
+    """Fetch download links, then claim the record (something to send) or save it (only state changed)."""
+    target = work.target
+    if settings.download_links and settings.policy.success_notices != "off" and not work.failed:
+        wanted = [n for n in evaluation.notices if n.kind is Kind.SUCCEEDED and n.backup is not None]
+        for notice in wanted[-MAX_LINKS_PER_DATABASE:]:
+            assert notice.backup is not None
+            try:
+                work.links[notice.backup.id] = clients.scalingo.archive_link(target, notice.backup.id)
+            except OutOfTimeError:
+                break
+            except ScalingoError as exc:
+                logger.warning("download link dropped", extra={"target": target.key, "error": str(exc)})
+    if dry_run:
+        work.evaluation = evaluation
+        return
+    try:
+        if evaluation.notices or work.record.pending_edits:
+            work.claimed = clients.store.claim(work.record, owner, now.timestamp(), ttl=claim_ttl)
+        elif evaluation.base.content() != work.record.content():
+            clients.store.save(replace(evaluation.base, version=work.record.version), now.timestamp())
+    except ConflictError:
+        logger.info("another check holds this database, skipping it", extra={"target": target.key})
+        work.failed = False
+        return
+    except StateError as exc:
+        logger.error("cannot write state", extra={"target": target.key, "error": str(exc)})
+        work.failed = True
+        work.failure = str(exc)
+        work.api_failed = False
+        return
+    work.evaluation = evaluation

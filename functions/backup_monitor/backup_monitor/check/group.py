@@ -1,0 +1,123 @@
+"""Stage `group` (pure): one batch of evaluated databases -> the ordered messages to send.
+
+Alertmanager's `group_by`: when one batch has GROUP_AT or more notices of the same kind and phase, they are one
+message (parts when too long), one mention at most, every database named. Incidents stay per database: each
+closes on its own evidence. Fewer are sent one by one. Critical openings go first, successes last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from backup_monitor.check.model import Work
+from backup_monitor.messages import (
+    Message,
+    render,
+    render_digest,
+    render_group,
+    render_outage,
+    render_success,
+)
+from backup_monitor.records import ThreadRef
+from backup_monitor.rules import Kind, Notice, Phase, Severity
+
+GROUP_AT = 4  # this many notices of one kind and phase in a batch are announced together
+PHASE_ORDER = {Phase.OPEN: 0, Phase.UPDATE: 1, Phase.NOTICE: 2, Phase.REMIND: 3, Phase.RESOLVE: 4}
+SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One message to send and the notices it announces (what is recorded once Slack accepted it).
+
+    `message` None: nothing to send (SUCCESS_NOTICES=off), recorded as delivered. `shared`: a grouped opening,
+    whose thread the incidents share. `success`: goes to the success destination. `after_head`: a list part of a
+    compact digest, sent in the thread of the Outgoing just before it when that one landed in a thread."""
+
+    message: Message | None
+    items: list[tuple[Work, Notice]] = field(default_factory=list)
+    shared: bool = False
+    success: bool = False
+    after_head: bool = False
+    head: bool = False
+
+
+@dataclass(slots=True)
+class Options:
+    """What the planner needs from the settings and the notifiers."""
+
+    mention: str = ""
+    success_notices: str = "digest"
+    threaded_successes: bool = False
+    permalink: Callable[[ThreadRef], str | None] | None = None
+    mentioned: set[Kind] = field(default_factory=set)  # kinds already mentioned in this check (one page each)
+
+
+def _order(notice: Notice) -> tuple[int, int]:
+    return SEVERITY_ORDER[notice.severity], PHASE_ORDER[notice.phase]
+
+
+def _render_one(work: Work, notice: Notice, mention: str) -> Message:
+    if work.outage_region is not None:
+        return render_outage(notice, work.outage_region, mention=mention)
+    return render(notice, work.info, mention=mention)
+
+
+def plan(works: Sequence[Work], options: Options) -> list[Outgoing]:
+    """The messages of one batch, in sending order. Updates `options.mentioned`."""
+    groups: dict[tuple[Kind, Phase], list[tuple[Work, Notice]]] = {}
+    successes: list[tuple[Work, Notice]] = []
+    for work in works:
+        if work.evaluation is None:
+            continue
+        for notice in work.evaluation.notices:
+            if notice.kind is Kind.SUCCEEDED:
+                successes.append((work, notice))
+            else:
+                groups.setdefault((notice.kind, notice.phase), []).append((work, notice))
+    out: list[Outgoing] = []
+    for (kind, _phase), items in sorted(groups.items(), key=lambda kv: _order(kv[1][0][1])):
+        mention = options.mention if kind not in options.mentioned else ""
+        grouped = len(items) >= GROUP_AT and all(w.outage_region is None for w, _ in items)
+        if grouped:
+            parts = render_group([(n, w.info) for w, n in items], mention=mention, permalink=options.permalink)
+            if mention and any(n.mention for _, n in items):
+                options.mentioned.add(kind)
+            for part in parts:
+                out.append(
+                    Outgoing(part.message, [items[i] for i in part.items], shared=items[0][1].phase is Phase.OPEN)
+                )
+            continue
+        for work, notice in items:
+            say = options.mention if kind not in options.mentioned else ""
+            out.append(Outgoing(_render_one(work, notice, say), [(work, notice)]))
+            if say and notice.mention:
+                options.mentioned.add(kind)
+    out.extend(_successes(successes, options))
+    return out
+
+
+def _successes(items: list[tuple[Work, Notice]], options: Options) -> list[Outgoing]:
+    if not items:
+        return []
+    if options.success_notices == "off":
+        return [Outgoing(None, items, success=True)]
+    if options.success_notices == "each":
+        out = []
+        for work, notice in items:
+            link = work.links.get(notice.backup.id) if notice.backup else None
+            out.append(Outgoing(render_success(notice, work.info, link), [(work, notice)], success=True))
+        return out
+    listed = [(n, w.info, w.links.get(n.backup.id) if n.backup else None) for w, n in items]
+    parts = render_digest(listed, threaded=options.threaded_successes)
+    return [
+        Outgoing(
+            part.message,
+            [items[i] for i in part.items],
+            success=True,
+            after_head=part.in_thread,
+            head=not part.items,
+        )
+        for part in parts
+    ]

@@ -1,0 +1,101 @@
+"""Stage `inhibit`: one cause, one incident (Alertmanager's inhibit rules).
+
+When Scalingo's API fails for most databases of a region in one check, that is one incident for the region
+("Scalingo API failing in osc-fr1", critical, one mention), kept in its own record (`__outage__/<region>`), and
+the per-database "cannot check" notices of that region are held (their failure counts still grow). When most
+databases read again, the region's incident closes and what still fails is reported database by database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from backup_monitor.check.model import Clients, Summary, Work
+from backup_monitor.config import Settings, Target
+from backup_monitor.messages import DatabaseInfo
+from backup_monitor.records import Record
+from backup_monitor.rules import Evaluation, Kind, evaluate_outage, region_failing
+from backup_monitor.state.base import ConflictError, StateError
+
+logger = logging.getLogger(__name__)
+
+OUTAGE_KEY_PREFIX = "__outage__/"
+
+
+def outage_key(region: str) -> str:
+    return OUTAGE_KEY_PREFIX + region
+
+
+def _read(work: Work) -> bool:
+    """Whether this check tried to read the database (and so counts as evidence about its region's API)."""
+    return not work.left and not work.gone and (work.evaluation is not None or work.failed)
+
+
+def hold_and_judge(
+    works: Sequence[Work],
+    final: list[Work],
+    settings: Settings,
+    clients: Clients,
+    now: datetime,
+    owner: str,
+    dry_run: bool,
+    claim_ttl: float,
+    summary: Summary,
+) -> list[Work]:
+    """The final batch: each region's outage record first, with "cannot check" notices held where one cause
+    explains them."""
+    regions = sorted({w.target.region for w in works})
+    try:
+        stored = clients.store.load_many([outage_key(r) for r in regions])
+    except StateError as exc:
+        logger.warning("could not read the outage records; judging databases one by one", extra={"error": str(exc)})
+        return final
+    outages: list[Work] = []
+    for region in regions:
+        mine = [w for w in works if w.target.region == region and _read(w)]
+        failing = [w for w in mine if w.failed and w.api_failed]
+        record = stored.get(outage_key(region)) or Record(key=outage_key(region))
+        sample = failing[0].failure if failing else ""
+        evaluation = evaluate_outage(record, region, len(failing), len(mine), sample, now, settings.policy)
+        is_open = Kind.API_OUTAGE.value in evaluation.next_record.incidents
+        if region_failing(len(failing), len(mine)) or (is_open and failing):
+            for work in failing:
+                if work.evaluation is not None and work.evaluation.notices:
+                    summary.held += len(work.evaluation.notices)
+                    work.evaluation = replace(work.evaluation, notices=())
+        outage = _outage_work(region, record, evaluation, clients, now, owner, dry_run, claim_ttl)
+        if outage is not None:
+            outages.append(outage)
+    return [*outages, *final]
+
+
+def _outage_work(
+    region: str,
+    record: Record,
+    evaluation: Evaluation,
+    clients: Clients,
+    now: datetime,
+    owner: str,
+    dry_run: bool,
+    claim_ttl: float,
+) -> Work | None:
+    target = Target(region, "Scalingo API", "outage")
+    work = Work(target, record, DatabaseInfo(region, "Scalingo API", ""), outage_region=region)
+    if dry_run:
+        work.evaluation = evaluation
+        return work if evaluation.notices else None
+    try:
+        if evaluation.notices:
+            work.claimed = clients.store.claim(record, owner, now.timestamp(), ttl=claim_ttl)
+            work.evaluation = evaluation
+            return work
+        if evaluation.base.content() != record.content():
+            clients.store.save(replace(evaluation.base, version=record.version), now.timestamp())
+    except ConflictError:
+        logger.info("another check holds the outage record", extra={"target": record.key})
+    except StateError as exc:
+        logger.error("cannot write the outage record", extra={"target": record.key, "error": str(exc)})
+    return None

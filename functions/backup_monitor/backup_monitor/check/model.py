@@ -1,0 +1,127 @@
+"""The data that flows through a check's stages: the clients, one database's work item, the summary."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from backup_monitor.config import Target
+from backup_monitor.messages import DatabaseInfo
+from backup_monitor.notifiers import Notifier
+from backup_monitor.records import Record
+from backup_monitor.rules import Evaluation
+from backup_monitor.scalingo.client import ScalingoClient
+from backup_monitor.scalingo.models import Backup, Database
+from backup_monitor.state.base import StateStore
+
+
+@dataclass(slots=True)
+class Clients:
+    """The outside parties of a check (built once per cold start or command run).
+
+    `success_notifier`: where success notices and download links go (SLACK_SUCCESS_CHANNEL or
+    SLACK_SUCCESS_WEBHOOK_URL); None: the same place as the alerts."""
+
+    scalingo: ScalingoClient
+    store: StateStore
+    notifier: Notifier
+    success_notifier: Notifier | None = None
+
+
+@dataclass(slots=True)
+class Summary:
+    """What a check did; decides the exit status and feeds the metrics."""
+
+    targets: int = 0
+    checked: int = 0
+    unchecked: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    excluded: int = 0
+    gone: list[str] = field(default_factory=list)
+    findings: Counter[str] = field(default_factory=Counter)
+    sent: int = 0
+    undelivered: int = 0
+    error: str | None = None
+    dry_run: bool = False
+    given_up: int = 0
+    delivery_error: str | None = None
+    left: int = 0
+    rate_limited: int = 0  # Slack's 429 answers met (each waited out, or the rest left for the next check)
+    held: int = 0  # per-database "cannot check" notices held by an open Scalingo API outage
+    out_of_time: bool = False  # sending stopped because the budget could not cover a wait
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.error is None
+            and not self.unchecked
+            and self.undelivered == 0
+            and self.given_up == 0
+            and self.delivery_error is None
+        )
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def line(self) -> str:
+        """One human line for standard error and the logs."""
+        found = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in sorted(self.findings.items()))
+        parts = [
+            f"{self.checked}/{self.targets} databases checked",
+            f"findings: {found or 'none'}",
+            f"messages {'printed' if self.dry_run else 'sent'}: {self.sent}",
+        ]
+        if self.undelivered:
+            parts.append(f"undelivered: {self.undelivered} (retried next check)")
+        if self.out_of_time:
+            parts.append("Slack sending stopped at the time limit (the rest goes first next check)")
+        if self.rate_limited:
+            parts.append(f"Slack rate limits met: {self.rate_limited}")
+        if self.given_up:
+            parts.append(f"given up: {self.given_up} (Slack refused them even as plain text; see the log)")
+        if self.delivery_error:
+            parts.append(self.delivery_error)
+        if self.unchecked:
+            parts.append(f"could not check: {', '.join(self.unchecked[:5])}{' …' if len(self.unchecked) > 5 else ''}")
+        if self.held:
+            parts.append(f"'cannot check' held by a Scalingo API outage: {self.held}")
+        if self.gone:
+            parts.append(f"no longer watched (deleted): {', '.join(self.gone[:5])}{' …' if len(self.gone) > 5 else ''}")
+        if self.excluded:
+            parts.append(f"excluded by EXCLUDE_APPS: {self.excluded}")
+        if self.skipped:
+            parts.append(f"skipped (another check holds them): {len(self.skipped)}")
+        if self.left:
+            parts.append(f"left for the next check (time limit): {self.left}")
+        if self.error:
+            parts.append(f"error: {self.error}")
+        return "; ".join(parts)
+
+
+@dataclass(slots=True)
+class Work:
+    """One database's progress through a check (or a region's API-outage record: `outage_region`)."""
+
+    target: Target
+    record: Record
+    info: DatabaseInfo
+    evaluation: Evaluation | None = None
+    links: dict[str, str] = field(default_factory=dict)
+    claimed: Record | None = None  # the record as this check holds it (its version moves with each write)
+    failed: bool = False
+    failure: str = ""  # why the read failed (a ScalingoError's text)
+    failure_api: str = ""  # which Scalingo API failed ("auth", "main", "db"), when known
+    api_failed: bool = False  # Scalingo's API failed for it (not a 404, not our state): evidence of an outage
+    left: bool = False
+    not_found: str | None = None
+    gone: bool = False
+    backups: list[Backup] = field(default_factory=list)
+    database: Database | None = None
+    outage_region: str | None = None
+    done: bool = False  # committed (claim released) in this check
+
+    @property
+    def key(self) -> str:
+        """The state record's key."""
+        return self.record.key

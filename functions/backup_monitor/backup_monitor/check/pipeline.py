@@ -1,0 +1,218 @@
+"""One check as a short pipeline of named stages, data flowing one way:
+
+    targets -> fetch+evaluate (concurrent) -> [group -> deliver] per batch -> inhibit -> [group -> deliver]
+            -> after (tokens, cursor, daily report, archive verification)
+
+Findings of databases already fetched go out after a short group wait (GROUP_WAIT_SECONDS), not after the
+slowest lane. Failed reads wait for the end of fetching: only then can the check tell one Scalingo outage
+(one incident for the region: the inhibit stage) from many databases failing on their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
+from datetime import datetime
+
+from backup_monitor.budget import (
+    deadline_after,
+    delivery_reserve,
+    left_keys,
+    order_for_check,
+    split_lanes,
+    time_budget,
+)
+from backup_monitor.check.after import daily_report, load_blobs, save_cursor, save_tokens, verify
+from backup_monitor.check.deliver import Deliverer
+from backup_monitor.check.fetch import database_info, evaluate_target, settle
+from backup_monitor.check.inhibit import hold_and_judge
+from backup_monitor.check.model import Clients, Summary, Work
+from backup_monitor.check.targets import resolve_targets, watched
+from backup_monitor.config import Settings
+from backup_monitor.records import Record
+from backup_monitor.rules import Phase, evaluate_failure, evaluate_gone
+from backup_monitor.scalingo.errors import OutOfTimeError, ScalingoError
+from backup_monitor.state.base import CLAIM_SECONDS, StateError
+
+logger = logging.getLogger(__name__)
+
+GONE_REASON = "its addon or its app was deleted (Scalingo answers 404 and discovery no longer lists it)"
+CLAIM_MARGIN_SECONDS = 60.0  # a claim outlives its check's deadline by this much, then it was abandoned
+
+
+def run_check(
+    settings: Settings,
+    clients: Clients,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    only: Sequence[str] = (),
+    remaining_seconds: float | None = None,
+) -> Summary:
+    """Check every target once; one database's failure never stops the others.
+
+    `remaining_seconds` is the Lambda's remaining time: with CHECK_TIME_LIMIT_SECONDS it bounds the whole check
+    (fetching stops early enough to deliver; Slack's waits count against it); what is left goes first next time.
+    """
+    summary = Summary(dry_run=dry_run)
+    owner = f"check-{uuid.uuid4().hex[:12]}"
+    started = time.monotonic()
+    budget = time_budget(settings.check_time_limit, remaining_seconds)
+    deadline = deadline_after(budget, started)
+    fetch_deadline = None if deadline is None or budget is None else deadline - delivery_reserve(budget)
+    clients.scalingo.begin_check(fetch_deadline)
+    claim_ttl = CLAIM_SECONDS if budget is None else budget + CLAIM_MARGIN_SECONDS
+
+    # -- targets ---------------------------------------------------------------------------------------------
+    try:
+        targets = resolve_targets(settings, clients, now, summary=summary)
+    except (ScalingoError, StateError) as exc:
+        summary.error = f"could not list the databases to check: {exc}"
+        logger.error("could not list databases", extra={"error": str(exc)})
+        return summary
+    if only:
+        wanted = set(only)
+        targets = [t for t in targets if t.key in wanted or f"{t.app}/{t.addon_id}" in wanted]
+        unknown = sorted(wanted - {t.key for t in targets} - {f"{t.app}/{t.addon_id}" for t in targets})
+        if unknown:  # a typo must not pass for a successful check of nothing
+            summary.error = f"unknown databases (not monitored): {', '.join(unknown)}"
+            return summary
+    try:
+        records = clients.store.load_many([t.key for t in targets])
+    except StateError as exc:
+        summary.error = str(exc)
+        logger.error("could not read state", extra={"error": str(exc)})
+        return summary
+    # A deleted database was said once to be no longer watched: nothing more about it, ever (no token read either).
+    targets = [t for t in targets if watched(records.get(t.key), settings, t)]
+    summary.targets = len(targets)
+    blobs = load_blobs(clients, targets, with_cursor=not only)
+    left_before = left_keys(blobs)
+    needs_token = {t.key for t in targets if clients.scalingo.needs_token(t)}
+    targets = order_for_check(targets, left_before, lambda t: t.key in needs_token, clients.scalingo.token_expiry)
+    works = [Work(t, records.get(t.key) or Record(key=t.key), database_info(t, None)) for t in targets]
+    rank = {id(w): i for i, w in enumerate(works)}
+
+    deliverer = Deliverer(
+        clients,
+        summary,
+        owner,
+        now,
+        dry_run,
+        deadline,
+        mention=settings.slack_mention,
+        success_notices=settings.policy.success_notices,
+        claim_ttl=claim_ttl,
+    )
+
+    # -- fetch + evaluate, with early delivery of what is ready ---------------------------------------------------
+    def examine(work: Work) -> None:
+        if fetch_deadline is not None and time.monotonic() >= fetch_deadline:
+            work.left = True
+            return
+        evaluation = evaluate_target(work, settings, clients, now)
+        if evaluation is not None:
+            settle(work, evaluation, settings, clients, now, owner, dry_run, claim_ttl)
+
+    held_back: list[Work] = []  # failed reads: judged after fetching (one outage, or each its own)
+    lanes = split_lanes(
+        [w for w in works if w.target.key not in needs_token],
+        [w for w in works if w.target.key in needs_token],
+        settings.max_workers,
+    )
+    with ExitStack() as stack:
+        futures: dict[Future[None], Work] = {}
+        for i, (lane, workers) in enumerate(lanes):
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"check-{i}"))
+            futures.update({pool.submit(examine, w): w for w in lane})
+        ready: list[Work] = []
+        first_ready: float | None = None
+        pending = set(futures)
+        while pending:
+            timeout = None if first_ready is None else max(0.0, first_ready + settings.group_wait - time.monotonic())
+            done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()
+                work = futures[future]
+                if work.failed or work.not_found is not None:
+                    held_back.append(work)
+                elif work.evaluation is not None:
+                    ready.append(work)
+                    first_ready = time.monotonic() if first_ready is None else first_ready
+            if ready and first_ready is not None and time.monotonic() - first_ready >= settings.group_wait:
+                deliverer.deliver(sorted(ready, key=lambda w: rank[id(w)]))
+                ready, first_ready = [], None
+
+    # -- rediscovery for 404s, then one cause one incident ----------------------------------------------------
+    deferred = [w for w in held_back if w.not_found is not None]
+    if deferred:
+        _decide_not_found(deferred, settings, clients, now, owner, dry_run, claim_ttl)
+    final = [*ready, *sorted(held_back, key=lambda w: rank[id(w)])]
+    if not only:
+        final = hold_and_judge(works, final, settings, clients, now, owner, dry_run, claim_ttl, summary)
+    deliverer.deliver(final)
+    deliverer.close()
+
+    # -- after -------------------------------------------------------------------------------------------------
+    if not dry_run:
+        save_tokens(clients)
+        if not only:
+            save_cursor(clients.store, left_before, [w.target.key for w in works if w.left], now)
+    _count(works, summary)
+    if not only:  # a manual check of a few databases does not stand for the day's report
+        daily_report(settings, clients, targets, now, owner, summary, dry_run, deliverer)
+    if not dry_run:
+        verify(settings, clients, works, now, owner, summary, deadline, deliverer)
+    return summary
+
+
+def _count(works: Sequence[Work], summary: Summary) -> None:
+    for work in works:
+        if work.left:
+            summary.left += 1
+        elif work.gone:
+            summary.gone.append(f"{work.target.app}/{work.target.addon_id}")
+        elif work.failed:
+            summary.unchecked.append(f"{work.target.app}/{work.target.addon_id}")
+        elif work.evaluation is None:
+            summary.skipped.append(work.target.key)
+        else:
+            summary.checked += 1
+            for notice in work.evaluation.notices:
+                if notice.phase in (Phase.OPEN, Phase.UPDATE, Phase.NOTICE):
+                    summary.findings[notice.kind.value] += 1
+
+
+def _decide_not_found(
+    works: list[Work],
+    settings: Settings,
+    clients: Clients,
+    now: datetime,
+    owner: str,
+    dry_run: bool,
+    claim_ttl: float,
+) -> None:
+    """Scalingo answered 404 for discovered databases: rediscover (ignoring the cache) before deciding."""
+    try:
+        current: set[str] | None = {t.key for t in resolve_targets(settings, clients, now, force=True)}
+    except OutOfTimeError:  # no time left to rediscover: these databases are left for the next check
+        for work in works:
+            work.left = True
+        return
+    except (ScalingoError, StateError) as exc:
+        logger.warning("rediscovery failed; the 404s count as failed reads", extra={"error": str(exc)})
+        current = None
+    for work in works:
+        if current is not None and work.target.key not in current:
+            logger.warning("database deleted, no longer watched", extra={"target": work.target.key})
+            evaluation = evaluate_gone(work.record, now, GONE_REASON)
+            work.gone = True
+        else:
+            work.failed = True
+            work.failure = work.not_found or "not found"
+            evaluation = evaluate_failure(work.record, work.failure, now, settings.policy, permanent=False)
+        settle(work, evaluation, settings, clients, now, owner, dry_run, claim_ttl)
