@@ -6,6 +6,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import requests
 from urllib3.exceptions import HTTPError, ProtocolError, ReadTimeoutError
@@ -18,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 MAX_REDIRECTS = 5
+MIN_WAIT = 0.01  # a socket timeout of 0 would mean non-blocking
 _QUERY = re.compile(r"\?[^\s\"']*")
 
 
@@ -47,19 +49,56 @@ def too_big(size: int, max_bytes: int) -> Verdict:
     )
 
 
-def _chunks(response: requests.Response) -> Iterator[bytes]:
-    """The raw body (no content decoding: the bytes are the archive's), network faults as CannotVerifyError."""
+def _socket_of(response: requests.Response) -> Any:
+    """The socket under a streamed response (urllib3 keeps its connection on it), or None if it cannot be had."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    return sock if callable(getattr(sock, "settimeout", None)) else None
+
+
+def _out_of_time(received: int, seconds: float) -> CannotVerifyError:
+    return CannotVerifyError("out_of_time", f"out of time after {received / 1_000_000:.1f} MB in {seconds:.0f} s")
+
+
+def _chunks(
+    response: requests.Response,
+    *,
+    start: float,
+    deadline: float,
+    read_timeout: float,
+    clock: Callable[[], float],
+) -> Iterator[bytes]:
+    """The raw body (no content decoding: the bytes are the archive's), network faults as CannotVerifyError.
+
+    Each read takes what has arrived (at most CHUNK bytes) and waits at most `read_timeout`, never past
+    `deadline`, which is checked after every read: a server dripping bytes cannot stretch the download."""
     received = 0
-    try:
-        for chunk in response.raw.stream(CHUNK, decode_content=False):
-            received += len(chunk)
-            yield chunk
-    except ReadTimeoutError:
-        raise CannotVerifyError("stalled", f"the download stalled after {received} bytes") from None
-    except (ProtocolError, HTTPError, OSError) as exc:
-        raise CannotVerifyError(
-            "interrupted", f"the download broke off after {received} bytes ({type(exc).__name__})"
-        ) from None
+    sock = _socket_of(response)
+    while True:
+        left = deadline - clock()
+        if left <= 0:
+            raise _out_of_time(received, clock() - start)
+        wait = min(read_timeout, left)
+        if sock is not None:
+            sock.settimeout(max(wait, MIN_WAIT))
+        try:
+            chunk = response.raw.read1(CHUNK, decode_content=False)
+        except ReadTimeoutError:
+            if wait < read_timeout:  # the deadline, not the server's silence, cut this wait short
+                raise _out_of_time(received, clock() - start) from None
+            raise CannotVerifyError("stalled", f"the download stalled after {received} bytes") from None
+        except (ProtocolError, HTTPError, OSError) as exc:
+            raise CannotVerifyError(
+                "interrupted", f"the download broke off after {received} bytes ({type(exc).__name__})"
+            ) from None
+        if not chunk:
+            return
+        received += len(chunk)
+        yield chunk
+
+
+def _bounded(timeout: float, deadline: float, clock: Callable[[], float]) -> float:
+    """A socket timeout that ends no later than `deadline`."""
+    return max(min(timeout, deadline - clock()), MIN_WAIT)
 
 
 def download_and_verify(
@@ -79,12 +118,13 @@ def download_and_verify(
     _redact_urllib3_logs()
     if listed_size is not None and listed_size > max_bytes:
         return too_big(listed_size, max_bytes)
+    deadline = start + time_limit
     session.max_redirects = MAX_REDIRECTS
     try:
         response = session.get(
             url,
             stream=True,
-            timeout=(connect_timeout, read_timeout),
+            timeout=(_bounded(connect_timeout, deadline, clock), _bounded(read_timeout, deadline, clock)),
             allow_redirects=True,
             headers={"Accept": "*/*", "Accept-Encoding": "identity"},
         )
@@ -107,11 +147,11 @@ def download_and_verify(
             if length > max_bytes:
                 return too_big(length, max_bytes)
         verdict = verify_chunks(
-            _chunks(response),
+            _chunks(response, start=start, deadline=deadline, read_timeout=read_timeout, clock=clock),
             type_name=type_name,
             listed_size=listed_size,
             max_bytes=max_bytes,
-            deadline=start + time_limit,
+            deadline=deadline,
             clock=clock,
         )
     logger.info(
