@@ -1,4 +1,4 @@
-"""Streams an archive from its download link into the verifier: redirects followed, bytes never stored."""
+"""Streams an archive from its download link into the verifier: redirects kept on its origin, bytes never stored."""
 
 from __future__ import annotations
 
