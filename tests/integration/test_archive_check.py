@@ -85,6 +85,18 @@ def test_a_good_archive_is_verified_once_and_the_notice_says_what_was_checked(wo
     assert (world.fake.count("download"), len(world.texts()), world.store.writes) == (1, 1, 0)
 
 
+def test_an_archive_redirected_within_the_database_api_is_verified(world: World) -> None:
+    # GIVEN a download link that redirects to an object-store path on the database API's own host
+    backup = world.backup(TODAY_1AM, good("postgresql"))
+    world.fake.set_archive(backup, good("postgresql"), redirect=True)
+    # WHEN checked THEN the redirect is followed and the archive verified
+    world.check(NOW)
+    assert [r.status for r in world.fake.requests if r.api == "download"] == [302, 200]
+    verified = world.record().verified
+    assert verified is not None
+    assert verified.outcome == "ok"
+
+
 def test_a_corrupt_archive_is_a_critical_incident_until_a_later_one_passes(world: World) -> None:
     # GIVEN a backup whose archive has one byte flipped
     world.backup(TODAY_1AM, variants("mysql")["byte flipped"].data)

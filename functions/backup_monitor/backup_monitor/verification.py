@@ -213,6 +213,7 @@ def _verdict(
         max_bytes=policy.max_bytes,
         time_limit=limit,
         read_timeout=max(settings.http_timeout, 30.0),
+        allowed_origin=clients.scalingo.db_api_base(candidate.target.region),
     )
 
 
