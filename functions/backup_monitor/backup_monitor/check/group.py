@@ -22,7 +22,7 @@ from backup_monitor.messages import (
 from backup_monitor.records import ThreadRef
 from backup_monitor.rules import Kind, Notice, Phase, Severity
 
-GROUP_AT = 4  # this many notices of one kind and phase in a batch are announced together
+GROUP_AT = 5  # this many notices of one kind and phase in a batch are announced together
 PHASE_ORDER = {Phase.OPEN: 0, Phase.UPDATE: 1, Phase.NOTICE: 2, Phase.REMIND: 3, Phase.RESOLVE: 4}
 SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
