@@ -19,8 +19,10 @@ from backup_monitor.state.base import (
     ConflictError,
     RequestCounter,
     StateError,
+    UnreadableRecordError,
     dump,
     load_data,
+    read_records,
 )
 
 SCHEMA = """
@@ -83,12 +85,9 @@ class SqliteStateStore(RequestCounter):
         finally:
             conn.close()
 
-    def load_many(self, keys: Sequence[str]) -> dict[str, Record]:
+    def load_many(self, keys: Sequence[str], *, unreadable: dict[str, str] | None = None) -> dict[str, Record]:
         rows = self._select_by_keys("SELECT pk, version, data, claim_owner, claim_expires_at FROM records", keys)
-        return {
-            pk: record_from_json(pk, load_data(data, pk), int(version), owner, expires)
-            for pk, version, data, owner, expires in rows
-        }
+        return read_records(rows, lambda row: str(row[0]), _record_of_row, unreadable)
 
     def _select_by_keys(self, select: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
         """`select ... WHERE pk IN (keys)`, in chunks SQLite accepts; one counted read per chunk."""
@@ -203,3 +202,13 @@ class SqliteStateStore(RequestCounter):
         except sqlite3.Error as exc:
             raise StateError(f"cannot write the state file: {exc}") from None
         self._count(writes=1)
+
+
+def _record_of_row(row: tuple[Any, ...]) -> Record:
+    pk, version, data, owner, expires = row
+    try:
+        number = int(version)
+        until = float(expires) if expires is not None else None
+    except (TypeError, ValueError):
+        raise UnreadableRecordError(pk, "has no valid version or claim expiry") from None
+    return record_from_json(pk, load_data(data, pk), number, str(owner) if owner is not None else None, until)
