@@ -39,13 +39,18 @@ FREE_OR_EXPIRED = "(attribute_not_exists(claim_owner) OR claim_expires_at < :now
 
 
 def default_client(timeout: float = 10.0) -> DynamoDBClient:
-    """A DynamoDB client with timeouts and adaptive retries (endpoint and region from the environment)."""
+    """A DynamoDB client with timeouts and adaptive retries (endpoint and region from the environment).
+
+    StateError when boto3 cannot build one (no region, a malformed endpoint): nothing is contacted here."""
     config = Config(
         connect_timeout=min(timeout, 5.0),
         read_timeout=timeout,
         retries={"max_attempts": 5, "mode": "adaptive"},
     )
-    return boto3.client("dynamodb", config=config)
+    try:
+        return boto3.client("dynamodb", config=config)
+    except (BotoCoreError, ValueError) as exc:
+        raise StateError(f"cannot set up a DynamoDB client: {exc}") from None
 
 
 class DynamoStateStore(RequestCounter):
