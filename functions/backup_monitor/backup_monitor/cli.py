@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from backup_monitor import __version__
-from backup_monitor.config import ConfigError, Settings
+from backup_monitor.config import ConfigError, Settings, log_level
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _EXTRA_FIELDS = ("target", "error", "call", "count", "permanent", "kind")
@@ -24,13 +24,18 @@ class _PlainFormatter(logging.Formatter):
         return f"backup-monitor: {record.levelname.lower()}: {record.getMessage()}" + (f" ({fields})" if fields else "")
 
 
-def _setup_logging() -> None:
+def _setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_PlainFormatter())
     root = logging.getLogger("backup_monitor")
     root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("LOG_LEVEL", "WARNING").upper())
+    root.setLevel(level)
     root.propagate = False
+
+
+def _configuration_error(exc: ConfigError) -> int:
+    print(f"backup-monitor: configuration error: {exc}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,14 +68,15 @@ def check(dry_run: bool, json_lines: bool = False, show_links: bool = False) -> 
     """One check with the environment's configuration."""
     from backup_monitor.monitor import run_check
     from backup_monitor.notifiers import ConsoleNotifier
-    from backup_monitor.wiring import build_clients, resolve_secrets
+    from backup_monitor.wiring import build_clients, build_store, resolve_secrets
 
     try:
-        settings = resolve_secrets(Settings.from_env(os.environ))
-        clients = build_clients(settings, dry_run=dry_run)
+        settings = Settings.from_env(os.environ)
+        store = build_store(settings)  # a state file that cannot be written is a bad STATE_PATH: said before SSM
+        settings = resolve_secrets(settings)
+        clients = build_clients(settings, dry_run=dry_run, store=store)
     except ConfigError as exc:
-        print(f"backup-monitor: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _configuration_error(exc)
     if isinstance(clients.notifier, ConsoleNotifier):
         clients.notifier = ConsoleNotifier(json_lines=json_lines, show_links=show_links)
     summary = run_check(settings, clients, datetime.now(UTC), dry_run=dry_run)
@@ -90,8 +96,7 @@ def status() -> int:
         settings = Settings.from_env(env)
         text = read_status(settings, datetime.now(UTC))
     except ConfigError as exc:
-        print(f"backup-monitor: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _configuration_error(exc)
     except StatusError as exc:
         print(f"backup-monitor: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -105,7 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    _setup_logging()
+    try:
+        _setup_logging(log_level(os.environ))
+    except ConfigError as exc:
+        return _configuration_error(exc)
     if args.command == "demo":
         from backup_monitor.demo import run_demo
 

@@ -22,6 +22,8 @@ SUCCESS_NOTICE_MODES = ("each", "digest", "off")
 DEFAULT_DAILY_REPORT_AT = "08:00 UTC"
 # Scalingo review apps are named `<parent app>-pr<number>`: short-lived, their databases are not watched.
 DEFAULT_EXCLUDE_APPS = ("*-pr[0-9]*",)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # what `logging` accepted before they were checked
 
 
 class ConfigError(ValueError):
@@ -395,6 +397,17 @@ class _Reader:
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(name, f"{report.zone!r} is not a known time zone (IANA name like Europe/Paris)") from None
         return report
+
+
+def log_level(env: Mapping[str, str]) -> str:
+    """LOG_LEVEL, the command's log level on standard error (any case; unset = WARNING)."""
+    raw = env.get("LOG_LEVEL", "").strip()
+    if not raw:
+        return "WARNING"
+    level = _LOG_LEVEL_ALIASES.get(raw.upper(), raw.upper())
+    if level not in LOG_LEVELS:
+        raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
 
 
 def parse_report_time(raw: str) -> ReportTime | None:

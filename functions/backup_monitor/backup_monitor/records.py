@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from backup_monitor.scalingo.errors import PayloadError
 from backup_monitor.scalingo.models import Database, parse_time
 
 RECORD_FORMAT = 1
@@ -198,7 +199,36 @@ def record_from_json(
     claim_owner: str | None = None,
     claim_expires_at: float | None = None,
 ) -> Record:
-    """The inverse of record_to_json."""
+    """The inverse of record_to_json; UnreadableRecordError (a StateError naming the record) when it cannot be read.
+
+    A record of a newer format is refused: this version would misread it, and must never rewrite it."""
+    from backup_monitor.state.base import UnreadableRecordError  # state.base imports this module
+
+    fmt = data.get("format", RECORD_FORMAT)
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        raise UnreadableRecordError(key, "has no valid format number")
+    if fmt > RECORD_FORMAT:
+        raise UnreadableRecordError(
+            key, f"was written by a newer version of the monitor (format {fmt}, this one reads up to {RECORD_FORMAT})"
+        )
+    try:
+        return _record_from_data(key, data, version, claim_owner, claim_expires_at)
+    except _PARSE_ERRORS as exc:
+        # The reason names the kind of fault only: the record's content (thread ids, names) stays out of logs.
+        raise UnreadableRecordError(key, f"has a field of the wrong type or shape ({type(exc).__name__})") from None
+
+
+# What a field of the wrong type or shape raises while a record is parsed (PayloadError: an unreadable time).
+_PARSE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, PayloadError)
+
+
+def _record_from_data(
+    key: str,
+    data: dict[str, Any],
+    version: int,
+    claim_owner: str | None,
+    claim_expires_at: float | None,
+) -> Record:
     incidents = {}
     for inc_key, raw in (data.get("incidents") or {}).items():
         thread = raw.get("thread")

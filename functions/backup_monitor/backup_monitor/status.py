@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from backup_monitor.config import Settings, Target
+from backup_monitor.config import ConfigError, Settings, Target
 from backup_monitor.daily_report import report_key
 from backup_monitor.monitor import DISCOVERY_KEY_PREFIX
 from backup_monitor.records import Record
@@ -32,8 +32,12 @@ def known_targets(settings: Settings, discovery: Record | None) -> tuple[list[Ta
 
 
 def read_status(settings: Settings, now: datetime) -> str:
-    """The report as terminal text; StatusError when the state cannot say anything yet."""
+    """The report as terminal text; StatusError when the state cannot say anything yet, ConfigError when
+    STATE_PATH (or STATE_TABLE) cannot be opened."""
     if not settings.state_table and not Path(settings.state_path).exists():
+        directory = Path(settings.state_path).absolute().parent
+        if not directory.is_dir():  # a wrong STATE_PATH, not a state yet to be made
+            raise ConfigError("STATE_PATH", f"no state file at {settings.state_path}: no directory {directory}")
         raise StatusError(f"no state file at {settings.state_path}: run `backup-monitor check` first")
     from backup_monitor.wiring import build_store
 

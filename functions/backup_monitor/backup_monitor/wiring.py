@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 
-from backup_monitor.config import Settings
+from backup_monitor.config import ConfigError, Settings
 from backup_monitor.monitor import Clients
 from backup_monitor.notifiers import BotNotifier, ConsoleNotifier, Notifier, WebhookNotifier
 from backup_monitor.scalingo.client import ScalingoClient
 from backup_monitor.secrets import SecretReader
-from backup_monitor.state.base import StateStore
+from backup_monitor.state.base import StateError, StateStore
 
 
 @cache
@@ -43,13 +43,21 @@ def resolve_secrets(settings: Settings, reader: SecretReader | None = None) -> S
 
 
 def build_store(settings: Settings) -> StateStore:
+    """The state store; a state file (or DynamoDB client) that cannot be opened is a ConfigError naming
+    STATE_PATH (or STATE_TABLE): a bad setting, found at start before anything is contacted."""
     if settings.state_table:
         from backup_monitor.state.dynamodb import DynamoStateStore, default_client
 
-        return DynamoStateStore(settings.state_table, default_client(settings.http_timeout))
+        try:
+            return DynamoStateStore(settings.state_table, default_client(settings.http_timeout))
+        except StateError as exc:
+            raise ConfigError("STATE_TABLE", str(exc)) from None
     from backup_monitor.state.sqlite import SqliteStateStore
 
-    return SqliteStateStore(settings.state_path)
+    try:
+        return SqliteStateStore(settings.state_path)
+    except StateError as exc:
+        raise ConfigError("STATE_PATH", str(exc)) from None
 
 
 def build_notifier(settings: Settings) -> Notifier:
@@ -74,11 +82,11 @@ def build_scalingo(settings: Settings, renew_token: Callable[[], str | None] | N
     return ScalingoClient.from_settings(settings, renew_token=renew_token)
 
 
-def build_clients(settings: Settings, *, dry_run: bool = False) -> Clients:
-    """Everything a check talks to; `dry_run` prints instead of sending."""
+def build_clients(settings: Settings, *, dry_run: bool = False, store: StateStore | None = None) -> Clients:
+    """Everything a check talks to; `dry_run` prints instead of sending; `store` if already opened."""
     return Clients(
         scalingo=build_scalingo(settings),
-        store=build_store(settings),
+        store=store if store is not None else build_store(settings),
         notifier=ConsoleNotifier() if dry_run else build_notifier(settings),
         success_notifier=None if dry_run else build_success_notifier(settings),
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from backup_monitor.records import Record, record_to_json
 
@@ -20,6 +20,17 @@ class StateError(Exception):
 
 class ConflictError(StateError):
     """The record changed since it was read, or another check holds a live claim on it."""
+
+
+class UnreadableRecordError(StateError):
+    """One stored record cannot be read (corrupt, of the wrong shape, or written by a newer version).
+
+    The message names the record's key and the fault, never the record's content."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"state record {key!r} {problem}")
+        self.key = key
+        self.problem = problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +67,12 @@ class StateStore(Protocol):
     reads: int
     writes: int
 
-    def load_many(self, keys: Sequence[str]) -> dict[str, Record]:
-        """The stored records of `keys` (absent keys are left out)."""
+    def load_many(self, keys: Sequence[str], *, unreadable: dict[str, str] | None = None) -> dict[str, Record]:
+        """The stored records of `keys` (absent keys are left out).
+
+        A record that cannot be read raises UnreadableRecordError; with `unreadable` given it is left out instead
+        and reported there (`unreadable[key] = reason`), and the others are returned. It is still stored: an
+        insert over it (version 0) fails with ConflictError, so this version never overwrites it."""
         ...
 
     def save(self, record: Record, now: float) -> Record:
@@ -90,13 +105,38 @@ def dump(record: Record) -> str:
 
 
 def load_data(raw: Any, key: str) -> dict[str, Any]:
-    """Parse a stored JSON document; a corrupt one is a StateError naming the record."""
-    if raw in (None, ""):
+    """Parse a stored JSON document; a corrupt one is an UnreadableRecordError naming the record."""
+    if raw is None or raw == "":
         return {}
+    if not isinstance(raw, str):
+        raise UnreadableRecordError(key, f"has data of the wrong type ({type(raw).__name__}, not JSON text)")
     try:
         data = json.loads(raw)
-    except ValueError:
-        raise StateError(f"state record {key!r} is not valid JSON") from None
+    except (ValueError, RecursionError):
+        raise UnreadableRecordError(key, "is not valid JSON") from None
     if not isinstance(data, dict):
-        raise StateError(f"state record {key!r} is not an object")
+        raise UnreadableRecordError(key, "is not a JSON object")
     return data
+
+
+Row = TypeVar("Row")
+
+
+def read_records(
+    rows: Iterable[Row],
+    key_of: Callable[[Row], str],
+    parse: Callable[[Row], Record],
+    unreadable: dict[str, str] | None,
+) -> dict[str, Record]:
+    """Each stored row as its record; one that cannot be read raises, or with `unreadable` is reported there."""
+    found: dict[str, Record] = {}
+    for row in rows:
+        try:
+            record = parse(row)
+        except UnreadableRecordError as exc:
+            if unreadable is None:
+                raise
+            unreadable[key_of(row)] = str(exc)
+            continue
+        found[key_of(row)] = record
+    return found

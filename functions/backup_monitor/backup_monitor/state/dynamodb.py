@@ -23,8 +23,10 @@ from backup_monitor.state.base import (
     ConflictError,
     RequestCounter,
     StateError,
+    UnreadableRecordError,
     dump,
     load_data,
+    read_records,
 )
 
 if TYPE_CHECKING:
@@ -37,13 +39,18 @@ FREE_OR_EXPIRED = "(attribute_not_exists(claim_owner) OR claim_expires_at < :now
 
 
 def default_client(timeout: float = 10.0) -> DynamoDBClient:
-    """A DynamoDB client with timeouts and adaptive retries (endpoint and region from the environment)."""
+    """A DynamoDB client with timeouts and adaptive retries (endpoint and region from the environment).
+
+    StateError when boto3 cannot build one (no region, a malformed endpoint): nothing is contacted here."""
     config = Config(
         connect_timeout=min(timeout, 5.0),
         read_timeout=timeout,
         retries={"max_attempts": 5, "mode": "adaptive"},
     )
-    return boto3.client("dynamodb", config=config)
+    try:
+        return boto3.client("dynamodb", config=config)
+    except (BotoCoreError, ValueError) as exc:
+        raise StateError(f"cannot set up a DynamoDB client: {exc}") from None
 
 
 class DynamoStateStore(RequestCounter):
@@ -57,8 +64,8 @@ class DynamoStateStore(RequestCounter):
     def __repr__(self) -> str:
         return f"DynamoStateStore({self.table!r})"
 
-    def load_many(self, keys: Sequence[str]) -> dict[str, Record]:
-        return {item["pk"]["S"]: _from_item(item) for item in self._batch_get(keys)}
+    def load_many(self, keys: Sequence[str], *, unreadable: dict[str, str] | None = None) -> dict[str, Record]:
+        return read_records(self._batch_get(keys), lambda item: str(item["pk"]["S"]), _from_item, unreadable)
 
     def load_blobs(self, keys: Sequence[str]) -> dict[str, Blob]:
         found: dict[str, Blob] = {}
@@ -199,11 +206,17 @@ class DynamoStateStore(RequestCounter):
 
 
 def _from_item(item: dict[str, Any]) -> Record:
-    key = item["pk"]["S"]
-    owner = item.get("claim_owner", {}).get("S")
-    until = item.get("claim_expires_at", {}).get("N")
-    data = load_data(item.get("data", {}).get("S"), key)
-    return record_from_json(key, data, int(item["version"]["N"]), owner, float(until) if until else None)
+    key = str(item["pk"]["S"])
+    try:
+        version = int(item["version"]["N"])
+        until = item.get("claim_expires_at", {}).get("N")
+        claim_expires_at = float(until) if until else None
+        owner = item.get("claim_owner", {}).get("S")
+        # An attribute of another DynamoDB type must not read as absent: the record would be rewritten empty.
+        raw = item["data"]["S"] if "data" in item else None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise UnreadableRecordError(key, "has no valid version, claim or data attribute") from None
+    return record_from_json(key, load_data(raw, key), version, owner, claim_expires_at)
 
 
 def _reason(exc: Exception) -> str:

@@ -19,8 +19,10 @@ from backup_monitor.state.base import (
     ConflictError,
     RequestCounter,
     StateError,
+    UnreadableRecordError,
     dump,
     load_data,
+    read_records,
 )
 
 SCHEMA = """
@@ -48,13 +50,11 @@ class SqliteStateStore(RequestCounter):
     """The same contract as the DynamoDB store, in one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
+        """Open (or create) the state file; StateError saying what is wrong when it cannot be read and written."""
         self.path = str(path)
         super().__init__()
-        if self.path != ":memory:" and not os.path.exists(self.path):
-            # The state holds Slack thread ids and sealed tokens: readable by its owner only (SQLite's WAL
-            # and shared-memory files take the database file's permissions).
-            with suppress(FileExistsError):
-                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        if self.path != ":memory:":
+            self._create_if_missing()
         # Switching to WAL takes an exclusive lock and SQLite does not wait on its busy timeout for it:
         # two processes opening a new file at once retry briefly instead of failing.
         for attempt in range(50):
@@ -62,15 +62,39 @@ class SqliteStateStore(RequestCounter):
                 with self._connect() as conn:
                     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                         conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("BEGIN IMMEDIATE")
                     conn.execute(SCHEMA)
                     conn.execute(BLOB_SCHEMA)
+                    conn.execute("COMMIT")
+                    # SQLite opens a read-only file (or one in a read-only directory) and fails only at the
+                    # first write, deep in a check: one write, rolled back, finds out now.
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute("CREATE TABLE write_probe (x)")
+                    conn.execute("ROLLBACK")
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == 49:
-                    raise StateError(f"cannot open the state file {self.path}: {exc}") from None
+                    raise StateError(_open_problem(self.path, exc)) from None
                 time.sleep(0.1)
             except sqlite3.Error as exc:
-                raise StateError(f"cannot open the state file {self.path}: {exc}") from None
+                raise StateError(_open_problem(self.path, exc)) from None
+
+    def _create_if_missing(self) -> None:
+        if os.path.isdir(self.path):
+            raise StateError(f"{self.path} is a directory, not a state file")
+        if os.path.exists(self.path):
+            return
+        # The state holds Slack thread ids and sealed tokens: readable by its owner only (SQLite's WAL
+        # and shared-memory files take the database file's permissions).
+        try:
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            pass  # another process created it meanwhile
+        except FileNotFoundError:
+            directory = os.path.dirname(os.path.abspath(self.path))
+            raise StateError(f"cannot create the state file {self.path}: no directory {directory}") from None
+        except OSError as exc:
+            raise StateError(f"cannot create the state file {self.path}: {exc.strerror or exc}") from None
 
     def __repr__(self) -> str:
         return f"SqliteStateStore({self.path!r})"
@@ -83,12 +107,9 @@ class SqliteStateStore(RequestCounter):
         finally:
             conn.close()
 
-    def load_many(self, keys: Sequence[str]) -> dict[str, Record]:
+    def load_many(self, keys: Sequence[str], *, unreadable: dict[str, str] | None = None) -> dict[str, Record]:
         rows = self._select_by_keys("SELECT pk, version, data, claim_owner, claim_expires_at FROM records", keys)
-        return {
-            pk: record_from_json(pk, load_data(data, pk), int(version), owner, expires)
-            for pk, version, data, owner, expires in rows
-        }
+        return read_records(rows, lambda row: str(row[0]), _record_of_row, unreadable)
 
     def _select_by_keys(self, select: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
         """`select ... WHERE pk IN (keys)`, in chunks SQLite accepts; one counted read per chunk."""
@@ -207,3 +228,23 @@ class SqliteStateStore(RequestCounter):
         except sqlite3.Error as exc:
             raise StateError(f"cannot write the state file: {exc}") from None
         self._count(writes=1)
+
+
+def _record_of_row(row: tuple[Any, ...]) -> Record:
+    pk, version, data, owner, expires = row
+    try:
+        number = int(version)
+        until = float(expires) if expires is not None else None
+    except (TypeError, ValueError):
+        raise UnreadableRecordError(pk, "has no valid version or claim expiry") from None
+    return record_from_json(pk, load_data(data, pk), number, str(owner) if owner is not None else None, until)
+
+
+def _open_problem(path: str, exc: sqlite3.Error) -> str:
+    """What is wrong with the state file, in words (SQLite's own are terse)."""
+    text = str(exc)
+    if "readonly" in text:
+        return f"the state file {path} cannot be written (a read-only file or directory)"
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+        return f"{path} is not an SQLite state file ({text})"
+    return f"cannot open the state file {path}: {text}"
