@@ -61,7 +61,7 @@ def _order(notice: Notice) -> tuple[int, int]:
 def _render_one(work: Work, notice: Notice, mention: str) -> Message:
     if work.outage_region is not None:
         return render_outage(notice, work.outage_region, mention=mention)
-    return render(notice, work.info, mention=mention)
+    return render(notice, work.info_for(notice.incident_key), mention=mention)
 
 
 def plan(works: Sequence[Work], options: Options) -> list[Outgoing]:
@@ -81,7 +81,9 @@ def plan(works: Sequence[Work], options: Options) -> list[Outgoing]:
         mention = options.mention if kind not in options.mentioned else ""
         grouped = len(items) >= GROUP_AT and all(w.outage_region is None for w, _ in items)
         if grouped:
-            parts = render_group([(n, w.info) for w, n in items], mention=mention, permalink=options.permalink)
+            parts = render_group(
+                [(n, w.info_for(n.incident_key)) for w, n in items], mention=mention, permalink=options.permalink
+            )
             if mention and any(n.mention for _, n in items):
                 options.mentioned.add(kind)
             for part in parts:

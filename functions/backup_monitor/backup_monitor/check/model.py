@@ -120,6 +120,12 @@ class Work:
     database: Database | None = None
     outage_region: str | None = None
     done: bool = False  # committed (claim released) in this check
+    # A record whose notices are about several databases (the unreadable records): who each incident key is.
+    infos: dict[str, DatabaseInfo] = field(default_factory=dict)
+
+    def info_for(self, incident_key: str | None) -> DatabaseInfo:
+        """Which database a notice of this work is about."""
+        return self.infos.get(incident_key or "", self.info)
 
     @property
     def key(self) -> str:

@@ -32,6 +32,7 @@ from backup_monitor.check.fetch import database_info, evaluate_target, settle
 from backup_monitor.check.inhibit import hold_and_judge
 from backup_monitor.check.model import Clients, Summary, Work
 from backup_monitor.check.targets import resolve_targets, watched
+from backup_monitor.check.unreadable import unreadable_work
 from backup_monitor.config import Settings
 from backup_monitor.records import Record
 from backup_monitor.rules import Phase, evaluate_failure, evaluate_gone
@@ -81,8 +82,9 @@ def run_check(
         if unknown:  # a typo must not pass for a successful check of nothing
             summary.error = f"unknown databases (not monitored): {', '.join(unknown)}"
             return summary
+    unreadable: dict[str, str] = {}
     try:
-        records = clients.store.load_many([t.key for t in targets])
+        records = clients.store.load_many([t.key for t in targets], unreadable=unreadable)
     except StateError as exc:
         summary.error = str(exc)
         logger.error("could not read state", extra={"error": str(exc)})
@@ -90,6 +92,10 @@ def run_check(
     # A deleted database was said once to be no longer watched: nothing more about it, ever (no token read either).
     targets = [t for t in targets if watched(records.get(t.key), settings, t)]
     summary.targets = len(targets)
+    # An unreadable record is its database's problem: not checked (nothing may overwrite it), said once.
+    broken = {t.key: t for t in targets if t.key in unreadable}
+    summary.unchecked.extend(f"{t.app}/{t.addon_id}" for t in broken.values())
+    targets = [t for t in targets if t.key not in broken]
     blobs = load_blobs(clients, targets, with_cursor=not only)
     left_before = left_keys(blobs)
     needs_token = {t.key for t in targets if clients.scalingo.needs_token(t)}
@@ -154,6 +160,10 @@ def run_check(
     final = [*ready, *sorted(held_back, key=lambda w: rank[id(w)])]
     if not only:
         final = hold_and_judge(works, final, settings, clients, now, owner, dry_run, claim_ttl, summary)
+    checked = {w.target.key: w.target for w in works} | broken
+    side = unreadable_work(settings, clients, checked, unreadable, now, owner, dry_run, claim_ttl)
+    if side is not None:
+        final.insert(0, side)
     deliverer.deliver(final)
     deliverer.close()
 

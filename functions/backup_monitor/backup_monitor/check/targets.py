@@ -32,7 +32,10 @@ def resolve_targets(
     if settings.monitored:
         return list(settings.monitored)
     key = discovery_key(settings)
-    cached = clients.store.load_many([key]).get(key)
+    broken: dict[str, str] = {}
+    cached = clients.store.load_many([key], unreadable=broken).get(key)
+    if broken:  # rediscovered at every check until it reads again (it is not overwritten)
+        logger.warning("the cached discovery cannot be read, discovering again", extra={"error": broken[key]})
     max_age = timedelta(hours=settings.discovery_every_hours)
     if not force and cached and cached.database_fetched_at and now - cached.database_fetched_at < max_age:
         return _kept(settings, cached.discovered, cached.excluded_apps, summary)
