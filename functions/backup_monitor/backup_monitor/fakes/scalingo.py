@@ -2,6 +2,8 @@
 
 It enforces the three-token flow (API token -> bearer -> addon token), can add latency, answer 5xx, 429,
 malformed bodies or missing fields, expire tokens and limit the main API's rate, and records every request.
+Hostile answers too (see `fail`): a body dripped one byte at a time, a huge generated body, any headers (a
+redirect elsewhere); and backup entries of any shape beside valid ones (`add_raw_backup`).
 Paths may carry a leading region segment (``http://127.0.0.1:PORT/osc-fr1/v1/apps``) so one server can
 stand for several regions; without one, the region is ``osc-fr1``.
 """
@@ -14,7 +16,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,7 +41,13 @@ class RecordedRequest:
 
 @dataclass
 class Fault:
-    """An answer to give instead of the real one, `times` times, to requests whose path contains `match`."""
+    """An answer to give instead of the real one, `times` times, to requests whose path contains `match`.
+
+    `headers` are added (a `Location` makes a redirect). `drip_seconds` sends the body one byte at a time,
+    that many seconds apart, after headers announcing its full length (a slow-loris server). `size` replaces
+    the body with a valid backups list of about that many bytes, generated while it is sent (never held
+    whole), with a Content-Length header unless `announce_length` is false (then the end is the connection's
+    close)."""
 
     match: str
     status: int
@@ -48,6 +56,20 @@ class Fault:
     retry_after: str | None = None
     method: str | None = None
     content_type: str = "application/json"
+    headers: dict[str, str] | None = None
+    drip_seconds: float = 0.0
+    size: int | None = None
+    announce_length: bool = True
+
+
+@dataclass
+class StreamedBody:
+    """A body sent in chunks, `delay` seconds apart; `length` is the Content-Length sent (None: none, and the
+    connection closes at the end)."""
+
+    chunks: Callable[[], Iterable[bytes]]
+    length: int | None
+    delay: float = 0.0
 
 
 @dataclass
@@ -58,7 +80,7 @@ class FakeAddon:
     provider: str
     resource_id: str
     database: dict[str, Any]
-    backups: list[dict[str, Any]] = field(default_factory=list)
+    backups: list[Any] = field(default_factory=list)  # dicts, but add_raw_backup may put anything
 
 
 @dataclass
@@ -221,6 +243,12 @@ class FakeScalingo:
             addon.backups.append(backup)
             return backup
 
+    def add_raw_backup(self, addon_id: str, entry: Any) -> Any:
+        """Put `entry` as is in a database's backups list (any JSON value: a malformed entry, a duplicate)."""
+        with self._lock:
+            self._addons[addon_id].backups.append(entry)
+            return entry
+
     def remove_database(self, addon_id: str) -> None:
         """Delete a database addon (its app stays): Scalingo answers 404 for it from now on."""
         with self._lock:
@@ -245,7 +273,7 @@ class FakeScalingo:
         """The raw database object of an addon, to change in place."""
         return self._addons[addon_id].database
 
-    def backups(self, addon_id: str) -> list[dict[str, Any]]:
+    def backups(self, addon_id: str) -> list[Any]:
         """The raw backup list of an addon, to change in place."""
         return self._addons[addon_id].backups
 
@@ -259,10 +287,29 @@ class FakeScalingo:
         retry_after: str | None = None,
         method: str | None = None,
         content_type: str = "application/json",
-    ) -> None:
-        """Answer `status` (with `body`) to the next `times` requests whose path contains `match`."""
+        headers: dict[str, str] | None = None,
+        drip_seconds: float = 0.0,
+        size: int | None = None,
+        announce_length: bool = True,
+    ) -> Fault:
+        """Answer `status` (with `body`) to the next `times` requests whose path contains `match` (the other
+        options: see Fault)."""
+        fault = Fault(
+            match,
+            status,
+            body,
+            times,
+            retry_after,
+            method,
+            content_type,
+            headers,
+            drip_seconds,
+            size,
+            announce_length,
+        )
         with self._lock:
-            self.faults.append(Fault(match, status, body, times, retry_after, method, content_type))
+            self.faults.append(fault)
+        return fault
 
     def expire_tokens(self, kind: str | None = None) -> None:
         """Make every issued token (or every one of `kind`: "bearer" or "addon") expired server-side."""
@@ -424,8 +471,10 @@ class FakeScalingo:
         self._main_window.append(now)
         return False
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str]) -> tuple[int, str, dict[str, str]]:
-        """Route one request; returns status, body and extra headers."""
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str]
+    ) -> tuple[int, str | StreamedBody, dict[str, str]]:
+        """Route one request; returns status, body (text, or chunks to stream) and extra headers."""
         path = urlsplit(raw_path).path
         segments = [s for s in path.split("/") if s]
         region = DEFAULT_REGION
@@ -440,7 +489,7 @@ class FakeScalingo:
 
     def _route(
         self, method: str, path: str, region: str, api: str, headers: dict[str, str]
-    ) -> tuple[int, str, dict[str, str]]:
+    ) -> tuple[int, str | StreamedBody, dict[str, str]]:
         if api == "main" and self._rate_limited():
             extra = {"Retry-After": self.rate_limit_retry_after} if self.rate_limit_retry_after else {}
             return 429, "Retry later", {"Content-Type": "text/plain", **extra}
@@ -449,8 +498,8 @@ class FakeScalingo:
             extra = {"Content-Type": fault.content_type}
             if fault.retry_after is not None:
                 extra["Retry-After"] = fault.retry_after
-            body = fault.body if fault.body is not None else json.dumps({"error": "fake fault"})
-            return fault.status, body, extra
+            extra.update(fault.headers or {})
+            return fault.status, _fault_body(fault), extra
         auth = headers.get("authorization")
         segments = path.strip("/").split("/")
         if api == "auth":
@@ -515,10 +564,10 @@ class FakeScalingo:
             return _json(200, {"database": addon.database})
         if rest == ["backups"]:
             # Newest first, as Scalingo appears to list them.
-            ordered = sorted(addon.backups, key=lambda b: str(b.get("created_at")), reverse=True)
+            ordered = sorted(addon.backups, key=_created_at, reverse=True)
             return _json(200, {"database_backups": ordered})
         if len(rest) == 3 and rest[0] == "backups" and rest[2] == "archive":
-            if not any(b.get("id") == rest[1] for b in addon.backups):
+            if not any(isinstance(b, dict) and b.get("id") == rest[1] for b in addon.backups):
                 return _json(404, {"resource": "backup", "error": "not found"})
             base = self.link_base or f"{self.url}/{region}"
             token = "dl-" + secrets.token_hex(self.link_token_chars)[: self.link_token_chars - 3]
@@ -544,6 +593,53 @@ def _download_route(raw_path: str) -> tuple[str, str, str, str] | None:
 
 def _json(status: int, body: Any) -> tuple[int, str, dict[str, str]]:
     return status, json.dumps(body), {"Content-Type": "application/json"}
+
+
+def _created_at(entry: Any) -> str:
+    """The sort key of a backup entry, whatever its shape."""
+    return str(entry.get("created_at")) if isinstance(entry, dict) else ""
+
+
+def _fault_body(fault: Fault) -> str | StreamedBody:
+    if fault.size is not None:
+        chunks, length = generated_backups(fault.size)
+        return StreamedBody(chunks, length if fault.announce_length else None, fault.drip_seconds)
+    body = fault.body if fault.body is not None else json.dumps({"error": "fake fault"})
+    if fault.drip_seconds:
+        data = body.encode()
+        return StreamedBody(lambda: (data[i : i + 1] for i in range(len(data))), len(data), fault.drip_seconds)
+    return body
+
+
+def generated_backups(size: int, batch: int = 1000) -> tuple[Callable[[], Iterable[bytes]], int]:
+    """A valid backups list of about `size` bytes (at least one entry), as chunks made while they are sent,
+    and its exact length."""
+    entry = json.dumps(
+        {
+            "id": "bk" + "0" * 22,
+            "created_at": "2026-01-01T01:00:00.000+00:00",
+            "started_at": "2026-01-01T01:00:00.000+00:00",
+            "name": "20260101010000_generated",
+            "size": 50_000_000,
+            "status": "done",
+            "database_id": "db" + "0" * 22,
+            "method": "periodic",
+        }
+    ).encode()
+    head, tail = b'{"database_backups": [', b"]}"
+    count = max(1, (size - len(head) - len(tail) + 1) // (len(entry) + 1))
+    length = len(head) + count * (len(entry) + 1) - 1 + len(tail)
+
+    def chunks() -> Iterator[bytes]:
+        yield head
+        sent = 0
+        while sent < count:
+            n = min(batch, count - sent)
+            yield (b"," if sent else b"") + b",".join([entry] * n)
+            sent += n
+        yield tail
+
+    return chunks, length
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -572,13 +668,32 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(self.owner.latency)
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, body, extra = self.owner.handle(self.command, self.path, headers)
-        data = body.encode()
         self.send_response(status)
         for name, value in extra.items():
             self.send_header(name, value)
+        if isinstance(body, StreamedBody):
+            self._send_streamed(body)
+            return
+        data = body.encode()
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _send_streamed(self, body: StreamedBody) -> None:
+        if body.length is not None:
+            self.send_header("Content-Length", str(body.length))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True  # a client that gave up halfway leaves the connection unusable
+        try:
+            for chunk in body.chunks():
+                self.wfile.write(chunk)
+                if body.delay:
+                    self.wfile.flush()
+                    time.sleep(body.delay)
+        except OSError:
+            pass  # the client gave up: part of what the fake is for
 
     do_GET = _serve
     do_POST = _serve

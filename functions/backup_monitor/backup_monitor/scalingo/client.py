@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
-from urllib.parse import quote, urlsplit
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import InvalidHeader, ReadTimeoutError
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
+from urllib3.util.timeout import Timeout
 
 from backup_monitor import __version__
 from backup_monitor.config import Settings, Target
@@ -20,20 +26,24 @@ from backup_monitor.scalingo.errors import (
     AuthenticationError,
     LinkRejectedError,
     NotFoundError,
+    OutOfTimeError,
     PayloadError,
+    RedirectRefusedError,
     ScalingoError,
     UnavailableError,
 )
 from backup_monitor.scalingo.limiter import RateLimiter
 from backup_monitor.scalingo.models import (
     Backup,
+    BackupListing,
     Database,
     DiscoveredDatabase,
     parse_addons,
     parse_apps,
-    parse_backups,
+    parse_backup_listing,
     parse_database,
     parse_token,
+    usable_backups,
 )
 from backup_monitor.scalingo.tokens import BEARER_KEY, TokenCache, addon_key
 from backup_monitor.sealing import TokenSealer
@@ -47,14 +57,112 @@ RATE_LIMITED_ATTEMPTS = 5
 USER_AGENT = f"scalingo-backup-monitor/{__version__}"
 
 
+# Every Scalingo JSON answer is read into memory up to this size, no further: 8 MiB. Retention keeps a list
+# under a hundred backups (about 300 bytes each) and discovery pages hold one account's apps or one app's
+# addons, so a real answer is a few hundred kB at most; more is a broken or hostile server.
+MAX_JSON_BYTES = 8 * 1024 * 1024
+# The check's deadline (begin_check) is when no new database starts; the reads of one started just before it
+# may go on after it, by this much at most. The Lambda keeps 60 s past that deadline for in-flight calls,
+# sending and saving (budget.LAMBDA_SAFETY_MARGIN_SECONDS); without this bound a slow call could use it all.
+IN_FLIGHT_GRACE_SECONDS = 20.0
+# At most this many redirects are followed per call, and only on the same scheme, host and port.
+MAX_REDIRECTS = 5
+# Bytes asked of the socket per read of an answer's body (the deadline is checked between reads).
+READ_CHUNK_BYTES = 64 * 1024
+# The connect timeout of one attempt never exceeds this (nor what is left of the call's deadline).
+CONNECT_TIMEOUT_SECONDS = 5.0
+_MIN_SOCKET_TIMEOUT = 0.001  # urllib3 refuses 0: the deadline itself is checked before and after every read
+
+# The wall-clock deadline of the call the current thread is making (time.monotonic()), read by the retry
+# policy so that a back-off never sleeps past it. None outside a Scalingo API call (archive downloads).
+_CALL = threading.local()
+
+
+class _NoTimeToRetry(Exception):
+    """urllib3 wanted to retry, but its back-off would end past the call's deadline."""
+
+    def __init__(self, status: int | None) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 class _CappedRetry(Retry):
-    """urllib3 Retry that honours Retry-After but never sleeps longer than a Lambda can afford."""
+    """urllib3 Retry that honours Retry-After but never sleeps longer than a Lambda can afford, nor past the
+    deadline of the Scalingo call being made (it gives up instead: the call fails at once)."""
 
     def get_retry_after(self, response: Any) -> float | None:
         retry_after = super().get_retry_after(response)
         if retry_after is None:
             return None
         return min(retry_after, MAX_RETRY_AFTER_SECONDS)
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        pause: float | None = None
+        if self.respect_retry_after_header and response is not None:
+            pause = self.get_retry_after(response)
+        if not pause:
+            pause = self.get_backoff_time()
+        deadline: float | None = getattr(_CALL, "deadline", None)
+        if deadline is not None and time.monotonic() + pause >= deadline:
+            raise _NoTimeToRetry(response.status if response is not None else None)
+        if pause > 0:
+            time.sleep(pause)
+
+
+class _DeadlineTimeout(Timeout):
+    """A urllib3 Timeout bound to a wall-clock deadline. urllib3 clones the timeout for every attempt
+    (retries included); each clone allows only what is left until the deadline, for connecting and for the
+    answer's headers. The body is read under the same deadline by the client."""
+
+    def __init__(self, deadline: float, connect: float) -> None:
+        super().__init__(connect=connect, read=connect)
+        self.deadline = deadline
+        self.connect_cap = connect
+
+    def clone(self) -> Timeout:
+        left = max(self.deadline - time.monotonic(), _MIN_SOCKET_TIMEOUT)
+        return Timeout(connect=min(self.connect_cap, left), read=left, total=left)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """One answer, read whole (the body only for a 2xx, within MAX_JSON_BYTES); the connection is released."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+
+@contextmanager
+def _for_api(api: str) -> Iterator[None]:
+    """Errors raised inside name `api`, unless a call nested inside (a token fetch) named its own."""
+    try:
+        yield
+    except ScalingoError as exc:
+        if not exc.api:
+            exc.api = api
+        raise
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1  # unreadable: never equal to a real origin
+    return scheme, parts.hostname or "", port or {"http": 80, "https": 443}.get(scheme)
+
+
+def _host_of(url: str) -> str:
+    """The host (and port) of a URL for an error message: no user info, path or query."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = (parts.hostname or "?")[:100]
+    return f"{host}:{port}" if port else host
 
 
 def build_session(retries: int = 3, backoff_factor: float = 0.5, pool_size: int = 16) -> requests.Session:
@@ -88,7 +196,12 @@ def redact_url(url: str) -> str:
 
 
 class ScalingoClient:
-    """Talks to the three Scalingo hosts with cached tokens; every call has a timeout."""
+    """Talks to the three Scalingo hosts with cached tokens.
+
+    Every call (connect, urllib3's retries and back-offs, every redirect and the whole answer) ends by a
+    wall-clock deadline: `timeout` seconds (HTTP_TIMEOUT_SECONDS) after it starts, or the check's deadline plus
+    IN_FLIGHT_GRACE_SECONDS (`begin_check`) when sooner. An answer is read up to MAX_JSON_BYTES, and redirects
+    are followed only on the same scheme, host and port."""
 
     def __init__(
         self,
@@ -113,13 +226,14 @@ class ScalingoClient:
         self._auth_url = auth_url.rstrip("/")
         self._api_url = api_url
         self._db_api_url = db_api_url
-        self._timeout = (min(5.0, timeout), timeout)
+        self._timeout = timeout
         self._session = session or build_session()
         self.limiter = limiter or RateLimiter(rate_limit_per_minute, window=window_seconds)
         self._window = window_seconds
         self._host_limiters: dict[str, RateLimiter] = {}
         self._host_guard = threading.Lock()
         self._deadline: float | None = None
+        self._hard_deadline: float | None = None
         self.tokens = TokenCache(clock=clock)
         self.sealer = TokenSealer(api_token)
         self.main_api_requests = 0
@@ -157,10 +271,12 @@ class ScalingoClient:
 
     # -- one check -----------------------------------------------------------------------------------------
 
-    def begin_check(self, deadline: float | None = None) -> None:
+    def begin_check(self, deadline: float | None = None, grace: float = IN_FLIGHT_GRACE_SECONDS) -> None:
         """A new check: limits back to their configured values; no main-API request starts after `deadline`
-        (a `time.monotonic()` value, None for no limit)."""
+        (a `time.monotonic()` value, None for no limit), and no request at all runs past `deadline + grace`
+        (a call cut by it, or starting past it, is an OutOfTimeError)."""
         self._deadline = deadline
+        self._hard_deadline = None if deadline is None else deadline + max(grace, 0.0)
         self.limiter.reset()
         with self._host_guard:
             for limiter in self._host_limiters.values():
@@ -198,22 +314,44 @@ class ScalingoClient:
 
     # -- public calls ------------------------------------------------------------------------------------
 
+    def read_backups(self, target: Target) -> BackupListing:
+        """The database's backups, newest first, with the entries that could not be read skipped and counted
+        (and logged: index and field, never the body). An unusable answer as a whole is a PayloadError."""
+        with _for_api("db"):
+            listing = parse_backup_listing(self._db_get(target, "/backups"))
+        if not listing.complete:
+            logger.warning(
+                "backup entries skipped",
+                extra={
+                    "target": target.key,
+                    "skipped": listing.skipped,
+                    "duplicates": listing.duplicates,
+                    "problems": list(listing.problems),
+                },
+            )
+        return listing
+
     def list_backups(self, target: Target) -> list[Backup]:
-        """The database's backups, newest first."""
-        return parse_backups(self._db_get(target, "/backups"))
+        """The database's readable backups, newest first (see `read_backups`); a PayloadError when the list
+        had entries and none could be read."""
+        listing = self.read_backups(target)
+        with _for_api("db"):
+            return usable_backups(listing)
 
     def get_database(self, target: Target) -> Database:
         """The database: whether periodic backups are on and their UTC hours."""
-        return parse_database(self._db_get(target, ""))
+        with _for_api("db"):
+            return parse_database(self._db_get(target, ""))
 
     def archive_link(self, target: Target, backup_id: str) -> str:
         """The temporary download URL of one backup, only if it points at the configured database API."""
-        payload = self._db_get(target, f"/backups/{quote(backup_id, safe='')}/archive")
-        if not isinstance(payload, dict) or not isinstance(payload.get("download_url"), str):
-            raise PayloadError("archive response: field 'download_url' is missing")
-        url: str = payload["download_url"]
-        self._check_link(url, target.region)
-        return url
+        with _for_api("db"):
+            payload = self._db_get(target, f"/backups/{quote(backup_id, safe='')}/archive")
+            if not isinstance(payload, dict) or not isinstance(payload.get("download_url"), str):
+                raise PayloadError("archive response: field 'download_url' is missing")
+            url: str = payload["download_url"]
+            self._check_link(url, target.region)
+            return url
 
     def discover(
         self,
@@ -227,15 +365,16 @@ class ScalingoClient:
         Apps for which `exclude` is true cost no request; their names are appended to `excluded`.
         """
         found: list[DiscoveredDatabase] = []
-        for region in regions:
-            apps = parse_apps(self._main("GET", region, "/v1/apps"))
-            for app in apps:
-                if exclude is not None and exclude(app):
-                    if excluded is not None:
-                        excluded.append(app)
-                    continue
-                payload = self._main("GET", region, f"/v1/apps/{quote(app, safe='')}/addons")
-                found.extend(parse_addons(payload, region, app))
+        with _for_api("main"):
+            for region in regions:
+                apps = parse_apps(self._main("GET", region, "/v1/apps"))
+                for app in apps:
+                    if exclude is not None and exclude(app):
+                        if excluded is not None:
+                            excluded.append(app)
+                        continue
+                    payload = self._main("GET", region, f"/v1/apps/{quote(app, safe='')}/addons")
+                    found.extend(parse_addons(payload, region, app))
         return found
 
     # -- links -------------------------------------------------------------------------------------------
@@ -257,26 +396,28 @@ class ScalingoClient:
     # -- tokens ------------------------------------------------------------------------------------------
 
     def _exchange(self) -> str:
-        url = f"{self._auth_url}/v1/tokens/exchange"
-        limiter = self._host_limiter(url)
-        response = self._limited(limiter, "auth", "POST", url, "token exchange", auth=("", self._api_token))
-        if response.status_code in (401, 403):
-            renewed = self._renew_token() if self._renew_token else None
-            if renewed and renewed != self._api_token:  # rotated: exchange the new token (refused again: error)
-                self._api_token = renewed
-                self.sealer = TokenSealer(renewed)  # tokens stored from now on open with the new API token
-                return self._exchange()
-            raise AuthenticationError("token exchange: the Scalingo API token was refused")
-        return parse_token(self._json(response, "token exchange"), "token exchange")
+        with _for_api("auth"):
+            url = f"{self._auth_url}/v1/tokens/exchange"
+            limiter = self._host_limiter(url)
+            reply = self._limited(limiter, "auth", "POST", url, "token exchange", auth=("", self._api_token))
+            if reply.status in (401, 403):
+                renewed = self._renew_token() if self._renew_token else None
+                if renewed and renewed != self._api_token:  # rotated: exchange the new token (refused again: error)
+                    self._api_token = renewed
+                    self.sealer = TokenSealer(renewed)  # tokens stored from now on open with the new API token
+                    return self._exchange()
+                raise AuthenticationError("token exchange: the Scalingo API token was refused")
+            return parse_token(self._json(reply, "token exchange"), "token exchange")
 
     def _bearer(self) -> str:
         return self.tokens.get(BEARER_KEY, self._exchange)
 
     def _addon_token(self, target: Target) -> str:
         def fetch() -> str:
-            path = f"/v1/apps/{quote(target.app, safe='')}/addons/{quote(target.addon_id, safe='')}/token"
-            payload = self._main("POST", target.region, path)
-            return parse_token(payload, f"addon token of {target.app}/{target.addon_id}", ("addon", "token"))
+            with _for_api("main"):
+                path = f"/v1/apps/{quote(target.app, safe='')}/addons/{quote(target.addon_id, safe='')}/token"
+                payload = self._main("POST", target.region, path)
+                return parse_token(payload, f"addon token of {target.app}/{target.addon_id}", ("addon", "token"))
 
         return self.tokens.get(addon_key(target.key), fetch)
 
@@ -287,14 +428,15 @@ class ScalingoClient:
         what = f"{method} {path}"
         for attempt in (1, 2):
             bearer = self._bearer()
-            url = f"{self.api_base(region)}{path}"
-            headers = {"Authorization": f"Bearer {bearer}"}
-            response = self._limited(self.limiter, "main", method, url, what, self._deadline, headers=headers)
-            if response.status_code == 401 and attempt == 1:
-                logger.info("bearer refused, renewing", extra={"call": what})
-                self.tokens.drop(BEARER_KEY, bearer)
-                continue
-            return self._json(response, what)
+            with _for_api("main"):
+                url = f"{self.api_base(region)}{path}"
+                headers = {"Authorization": f"Bearer {bearer}"}
+                reply = self._limited(self.limiter, "main", method, url, what, self._deadline, headers=headers)
+                if reply.status == 401 and attempt == 1:
+                    logger.info("bearer refused, renewing", extra={"call": what})
+                    self.tokens.drop(BEARER_KEY, bearer)
+                    continue
+                return self._json(reply, what)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _db_get(self, target: Target, suffix: str) -> Any:
@@ -303,14 +445,15 @@ class ScalingoClient:
         what = f"GET {path} ({target.app})"
         for attempt in (1, 2):
             token = self._addon_token(target)
-            url = f"{self.db_api_base(target.region)}{path}"
-            headers = {"Authorization": f"Bearer {token}"}
-            response = self._limited(self._host_limiter(url), "db", "GET", url, what, headers=headers)
-            if response.status_code == 401 and attempt == 1:
-                logger.info("addon token refused, renewing", extra={"call": what})
-                self.tokens.drop(addon_key(target.key), token)
-                continue
-            return self._json(response, what)
+            with _for_api("db"):
+                url = f"{self.db_api_base(target.region)}{path}"
+                headers = {"Authorization": f"Bearer {token}"}
+                reply = self._limited(self._host_limiter(url), "db", "GET", url, what, headers=headers)
+                if reply.status == 401 and attempt == 1:
+                    logger.info("addon token refused, renewing", extra={"call": what})
+                    self.tokens.drop(addon_key(target.key), token)
+                    continue
+                return self._json(reply, what)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _limited(
@@ -322,18 +465,18 @@ class ScalingoClient:
         what: str,
         deadline: float | None = None,
         **kwargs: Any,
-    ) -> requests.Response:
+    ) -> _Reply:
         """One call under `limiter`; a 429 pauses every worker on that limiter, then the call is tried again."""
         for _ in range(RATE_LIMITED_ATTEMPTS):
             sent_at = limiter.acquire(deadline)
             self._counted(api)
-            response = self._send(method, url, what, **kwargs)
-            if response.status_code != 429:
+            reply = self._send(api, method, url, what, **kwargs)
+            if reply.status != 429:
                 limiter.succeeded()
-                return response
-            pause = limiter.back_off(sent_at, _retry_after(response))
+                return reply
+            pause = limiter.back_off(sent_at, _retry_after(reply))
             logger.info("rate limited, every worker pauses", extra={"call": what, "pause_s": round(pause, 1)})
-        return response
+        return reply
 
     def _counted(self, api: str) -> None:
         with self._host_guard:
@@ -344,37 +487,140 @@ class ScalingoClient:
             else:
                 self.auth_requests += 1
 
-    def _send(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
+    def _call_deadline(self, what: str) -> tuple[float, bool]:
+        """The deadline of a call starting now, and whether it is the check's (rather than the timeout's).
+
+        OutOfTimeError when the check's time, grace included, is spent already: the call is not made."""
+        now = time.monotonic()
+        own = now + self._timeout
+        check = self._hard_deadline
+        if check is None or own <= check:
+            return own, False
+        if check <= now:
+            raise OutOfTimeError(f"{what}: the check's time budget is spent")
+        return check, True
+
+    def _send(self, api: str, method: str, url: str, what: str, **kwargs: Any) -> _Reply:
+        """One call, read whole under its deadline; same-origin redirects are followed, others refused."""
+        deadline, by_check = self._call_deadline(what)
+
+        def late() -> ScalingoError:
+            if by_check:
+                return OutOfTimeError(f"{what}: the check's time budget ran out before Scalingo answered")
+            return UnavailableError(f"{what}: Scalingo did not answer in time")
+
+        headers = {"Accept-Encoding": "identity", **kwargs.pop("headers", {})}
+        connect = min(CONNECT_TIMEOUT_SECONDS, self._timeout)
+        _CALL.deadline = deadline
         try:
-            return self._session.request(method, url, timeout=self._timeout, **kwargs)
-        except requests.Timeout:
-            raise UnavailableError(f"{what}: Scalingo did not answer in time") from None
-        except requests.RequestException as exc:
-            # After the last retry, requests wraps a read timeout in a ConnectionError.
-            if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError):
-                raise UnavailableError(f"{what}: Scalingo did not answer in time") from None
-            raise UnavailableError(f"{what}: Scalingo could not be reached ({type(exc).__name__})") from None
+            for hop in range(MAX_REDIRECTS + 1):
+                if hop:
+                    self._counted(api)
+                try:
+                    response = self._session.request(
+                        method,
+                        url,
+                        headers=headers,
+                        # urllib3 takes its own Timeout where requests' annotations say float or tuple.
+                        timeout=cast(Any, _DeadlineTimeout(deadline, connect)),
+                        stream=True,
+                        allow_redirects=False,
+                        **kwargs,
+                    )
+                except _NoTimeToRetry as exc:
+                    if exc.status is None:
+                        raise late() from None
+                    raise UnavailableError(
+                        f"{what}: Scalingo answered {exc.status}, with no time left to retry"
+                    ) from None
+                except requests.Timeout:
+                    raise late() from None
+                except requests.RequestException as exc:
+                    # After the last retry, requests wraps a read timeout in a ConnectionError.
+                    if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError):
+                        raise late() from None
+                    raise UnavailableError(f"{what}: Scalingo could not be reached ({type(exc).__name__})") from None
+                with response:
+                    if response.is_redirect:
+                        url, method = _redirect_target(response, url, method, what)
+                        continue
+                    status = response.status_code
+                    body = _read_body(response, deadline, what, late) if 200 <= status < 300 else b""
+                    return _Reply(status, response.headers, body)
+            raise RedirectRefusedError(f"{what}: more than {MAX_REDIRECTS} redirects, not followed")
+        finally:
+            _CALL.deadline = None
 
     @staticmethod
-    def _json(response: requests.Response, what: str) -> Any:
-        status = response.status_code
+    def _json(reply: _Reply, what: str) -> Any:
+        status = reply.status
         if status in (401, 403):
             raise AuthenticationError(f"{what}: refused ({status})")
         if status == 404:
             raise NotFoundError(f"{what}: not found")
         if status == 429 or status >= 500:
             raise UnavailableError(f"{what}: Scalingo kept answering {status} after retries")
-        if status >= 400:
+        if status >= 300:
             raise ScalingoError(f"{what}: Scalingo answered {status}")
         try:
-            return response.json()
-        except ValueError:
+            return json.loads(reply.body)
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
             raise PayloadError(f"{what}: the answer is not valid JSON") from None
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _redirect_target(response: requests.Response, url: str, method: str, what: str) -> tuple[str, str]:
+    """Where a redirect leads and with which method; RedirectRefusedError unless it stays on `url`'s origin
+    (scheme, host and port): the Authorization header is never offered to anyone else."""
+    target = urljoin(url, response.headers.get("Location", ""))
+    if _origin(target) != _origin(url):
+        raise RedirectRefusedError(
+            f"{what}: Scalingo redirected the call to {_host_of(target)}, another host: not followed"
+        )
+    status = response.status_code
+    if status == 303 or (status in (301, 302) and method == "POST"):
+        method = "GET"  # what browsers (and requests) do
+    return target, method
+
+
+def _read_body(response: requests.Response, deadline: float, what: str, late: Callable[[], ScalingoError]) -> bytes:
+    """The body, at most MAX_JSON_BYTES, read in chunks before `deadline`: each socket read may wait only
+    for what is left of it, and nothing past the cap is read."""
+    announced = response.headers.get("Content-Length", "").strip()
+    if announced.isdigit() and int(announced) > MAX_JSON_BYTES:
+        raise PayloadError(f"{what}: the answer ({announced} bytes announced) exceeded {MAX_JSON_BYTES} bytes")
+    raw = response.raw
+    # read1 returns what one socket read brings (urllib3 >= 2.3); read(n) waits for n bytes, however slowly sent.
+    read: Callable[..., bytes] = getattr(raw, "read1", None) or raw.read
+    body = bytearray()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise late()
+        _set_read_timeout(raw, left)
+        try:
+            chunk = read(READ_CHUNK_BYTES, decode_content=True)
+        except ReadTimeoutError:
+            raise late() from None
+        except (Urllib3Error, OSError) as exc:
+            raise UnavailableError(f"{what}: the answer broke off ({type(exc).__name__})") from None
+        if not chunk:
+            return bytes(body)
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            raise PayloadError(f"{what}: the answer exceeded {MAX_JSON_BYTES} bytes")
+
+
+def _set_read_timeout(raw: Any, seconds: float) -> None:
+    """The socket under a streamed answer waits at most `seconds` for its next bytes."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is not None:
+        with suppress(OSError):  # closed under us: the read reports it
+            sock.settimeout(max(seconds, _MIN_SOCKET_TIMEOUT))
+
+
+def _retry_after(reply: _Reply) -> float | None:
     """Retry-After in seconds (a number or an HTTP date), capped; None when absent or unreadable."""
-    value = response.headers.get("Retry-After")
+    value = reply.headers.get("Retry-After")
     if not value:
         return None
     try:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 
 class ScalingoError(Exception):
-    """Base of every Scalingo client error; `str()` is safe to log and to show on-call."""
+    """Base of every Scalingo client error; `str()` is safe to log and to show on-call.
 
-    def __init__(self, message: str) -> None:
+    `api` names the Scalingo API whose call failed: "auth" (the token exchange), "main" (api.<region>: discovery,
+    addon tokens) or "db" (the database API); "" when the error did not come from a request."""
+
+    def __init__(self, message: str, *, api: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.api = api
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
@@ -28,6 +32,10 @@ class UnavailableError(ScalingoError):
 
 class PayloadError(ScalingoError):
     """Scalingo answered, but not with the shape documented: malformed JSON, a missing or mistyped field."""
+
+
+class RedirectRefusedError(ScalingoError):
+    """An API call was redirected to another scheme, host or port: not followed, so no credential leaves home."""
 
 
 class LinkRejectedError(ScalingoError):

@@ -39,6 +39,27 @@ class Backup:
         return self.status in KNOWN_STATUSES
 
 
+# At most this many reasons are kept in a BackupListing (the counts cover every entry).
+MAX_LISTED_PROBLEMS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class BackupListing:
+    """A database's backups list as read: the usable backups (newest first, one per id), how many entries
+    could not be read (`skipped`) or repeated an id already seen (`duplicates`), and short reasons for the
+    first few of those (`problems`: index and field, never the entry itself)."""
+
+    backups: tuple[Backup, ...]
+    skipped: int = 0
+    duplicates: int = 0
+    problems: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Whether every entry of the answer was read and kept."""
+        return not self.skipped and not self.duplicates
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
     """What the monitor needs to know about one database."""
@@ -158,11 +179,11 @@ def parse_time(value: Any, where: str) -> datetime:
         raise PayloadError(f"{where}: expected an ISO 8601 time, got {type(value).__name__}")
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 with a positive offset has no UTC equivalent
         raise PayloadError(f"{where}: {value[:40]!r} is not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 # Go's zero time (0001-01-01) and other placeholders: no real backup or database predates this.
@@ -201,13 +222,50 @@ def parse_backup(item: Any, where: str) -> Backup:
     )
 
 
-def parse_backups(payload: Any) -> list[Backup]:
-    """The `database_backups` list, sorted newest first (the API's order is not documented)."""
+def parse_backup_listing(payload: Any) -> BackupListing:
+    """The `database_backups` list, sorted newest first (the API's order is not documented).
+
+    One entry that cannot be read (not an object, a missing or mistyped `id`, `created_at` or `status`) is
+    skipped and counted, the rest kept; a repeated id counts once (the first entry in the answer is kept).
+    A body that is not an object, or a `database_backups` that is not a list, is a PayloadError."""
     body = _object(payload, "backups response")
     items = _list(_field(body, "database_backups", list, "backups response"), "database_backups")
-    backups = [parse_backup(item, f"database_backups[{index}]") for index, item in enumerate(items)]
+    backups: list[Backup] = []
+    seen: set[str] = set()
+    skipped = duplicates = 0
+    problems: list[str] = []
+    for index, item in enumerate(items):
+        where = f"database_backups[{index}]"
+        try:
+            backup = parse_backup(item, where)
+        except PayloadError as exc:
+            skipped += 1
+            problem = exc.message
+        else:
+            if backup.id not in seen:
+                seen.add(backup.id)
+                backups.append(backup)
+                continue
+            duplicates += 1
+            problem = f"{where}: duplicate id, the first entry with it is kept"
+        if len(problems) < MAX_LISTED_PROBLEMS:
+            problems.append(problem)
     backups.sort(key=lambda backup: (backup.created_at, backup.id), reverse=True)
-    return backups
+    return BackupListing(tuple(backups), skipped, duplicates, tuple(problems))
+
+
+def usable_backups(listing: BackupListing) -> list[Backup]:
+    """The backups of a listing; a PayloadError when it had entries and not one of them could be read."""
+    if listing.skipped and not listing.backups:
+        more = f" (and {listing.skipped - 1} more)" if listing.skipped > 1 else ""
+        first = listing.problems[0] if listing.problems else "unreadable entries"
+        raise PayloadError(f"no backup entry could be read: {first}{more}")
+    return list(listing.backups)
+
+
+def parse_backups(payload: Any) -> list[Backup]:
+    """The readable backups, newest first: `parse_backup_listing` without the counts (see `usable_backups`)."""
+    return usable_backups(parse_backup_listing(payload))
 
 
 def parse_database(payload: Any) -> Database:
