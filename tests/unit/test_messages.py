@@ -215,7 +215,8 @@ def test_a_digest_of_any_size_fits_slack_and_lists_every_backup(count: int, toke
     compact = count > DIGEST_COMPACT_AFTER
     lists = [p for p in parts if p.items]
     if compact:  # a count first, then the list parts
-        assert not parts[0].items and f"{count:,} new successful backups" in parts[0].message.text
+        assert not parts[0].items
+        assert f"{count:,} new successful backups" in parts[0].message.text
     for number, part in enumerate(lists, start=1):
         assert_valid(part.message)
         blocks = json.dumps(part.message.blocks)

@@ -127,7 +127,8 @@ def storm(kind: Kind, phase: Phase, count: int = 6) -> list[tuple[Notice, Databa
     """The same notice on `count` databases, as one check of a storm makes them."""
     one = notice(kind, phase)
     return [
-        (one, DatabaseInfo("osc-fr1", f"shop-{i}", f"ad-shop-{i}", f"shop-{i}-1234", "postgresql")) for i in range(count)
+        (one, DatabaseInfo("osc-fr1", f"shop-{i}", f"ad-shop-{i}", f"shop-{i}-1234", "postgresql"))
+        for i in range(count)
     ]
 
 
@@ -160,7 +161,9 @@ def cases() -> dict[str, Callable[[], dict[str, Any]]]:
     found["digest_without_links"] = lambda: dump(render_digest(successes(3, links=False))[0].message)
     found["digest_compact_count"] = lambda: dump(render_digest(successes(60, links=True), threaded=True)[0].message)
     found["digest_compact_part_1"] = lambda: dump(render_digest(successes(60, links=True), threaded=True)[1].message)
-    found["group_failed_open"] = lambda: dump(render_group(storm(Kind.FAILED, Phase.OPEN), mention="<!here>")[0].message)
+    found["group_failed_open"] = lambda: dump(
+        render_group(storm(Kind.FAILED, Phase.OPEN), mention="<!here>")[0].message
+    )
     found["group_failed_remind"] = lambda: dump(
         render_group(storm(Kind.FAILED, Phase.REMIND), permalink=permalink)[0].message
     )

@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 EDIT_ATTEMPTS = 4  # an edit that keeps failing is tried at this many checks, then given up
 GIVEN_UP = Delivery()  # refused even as plain text: recorded as handled, never retried
 EDIT_PACE_SECONDS = 1.2  # chat.update is Tier 3 (about 50 a minute)
-SEND_RESERVE_SECONDS = 2.0  # the least time a send needs before the deadline (the request itself)
 SERVER_ERROR_PAUSE_SECONDS = 1.0
 MAX_WAITS_PER_MESSAGE = 2  # 429/5xx waits for one message; then it is left for the next check
 
@@ -97,9 +96,12 @@ class Outbox:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
     def _wait(self, seconds: float, why: str) -> bool:
-        """Wait `seconds` if that leaves time for the request; otherwise stop sending (the budget is spent)."""
+        """Wait `seconds` if that ends before the deadline; otherwise stop sending (the budget is spent).
+
+        A send started before the deadline may end after it, by at most its request timeout (bounded by the
+        notifier): the Lambda keeps a margin beyond the budget for that (budget.LAMBDA_SAFETY_MARGIN_SECONDS)."""
         left = self.left()
-        if left is not None and seconds + SEND_RESERVE_SECONDS > left:
+        if left is not None and (left <= 0 or seconds >= left):
             if not self.out_of_time:
                 logger.warning(
                     "no time left to wait for slack, the rest goes at the next check",
