@@ -11,6 +11,14 @@ It refuses what Slack refuses, with Slack's status and body:
   never posted: `message_not_found`.
 The Web API answers HTTP 200 with `{"ok": false, "error": ...}`; the webhook answers 400 (403, 404, 410) with the
 error string as a plain-text body. `fail_next` injects other answers (outages, revoked destinations).
+
+Optional, as a bad night brings them:
+- `rate_per_channel`: Slack's one message a second per channel, enforced: a post to a channel (a webhook's is its
+  own) sooner than that after the last accepted one answers 429 with `Retry-After: retry_after`;
+- `archived`: channels that answer `is_archived`;
+- `reset_after_accept`: the next N accepted posts are recorded, then the connection is closed without an answer
+  (Slack took the message, the sender cannot know); `slow_after_accept`: the answer comes after that many seconds.
+`auth.test` answers with the workspace URL (`https://fake-workspace.slack.com/`).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ class SlackCall:
     path: str
     body: dict[str, Any]
     status: int
+    received_at: float = field(default_factory=time.monotonic)
 
 
 def _units(text: str) -> int:
@@ -126,6 +135,13 @@ class FakeSlack:
     failures: list[tuple[int, str]] = field(default_factory=list)  # (http status, error) consumed one per call
     failure_paths: list[str | None] = field(default_factory=list)  # the method each failure is for (None: any)
     posted: dict[str, str] = field(default_factory=dict)  # ts -> channel of every accepted chat.postMessage
+    rate_per_channel: float | None = None  # seconds between two posts to one channel, or no limit
+    retry_after: float = 1.0
+    archived: set[str] = field(default_factory=set)
+    reset_after_accept: int = 0
+    slow_after_accept: float = 0.0
+    workspace_url: str = "https://fake-workspace.slack.com/"
+    _last_post: dict[str, float] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
     _ts: float = 1_700_000_000.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -165,6 +181,14 @@ class FakeSlack:
             if not c.path.endswith("chat.update") and (c.status != 200 or not c.body.get("__ok", True))
         ]
 
+    def rate_limited(self) -> int:
+        """How many calls were answered 429."""
+        return sum(1 for c in self.calls if c.status == 429)
+
+    def mentions(self, mention: str = "<!here>") -> int:
+        """Accepted posts whose notification text carries `mention`."""
+        return sum(1 for m in self.messages() if mention in str(m.get("text", "")))
+
     def updates(self) -> list[dict[str, Any]]:
         return [c.body for c in self.calls if c.path.endswith("chat.update") and c.status == 200 and c.body["__ok"]]
 
@@ -188,11 +212,17 @@ class FakeSlack:
                 else:
                     body = {k: v[0] for k, v in parse_qs(raw).items()}
                 status, payload, ctype_out = fake.handle(self.path, body, self.headers.get("Authorization"))
+                if status == 200 and fake._take_reset():
+                    self.close_connection = True  # accepted, then the connection drops: no answer at all
+                    self.connection.shutdown(2)
+                    return
+                if status == 200 and fake.slow_after_accept:
+                    time.sleep(fake.slow_after_accept)
                 data = payload.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", ctype_out)
                 if status == 429:
-                    self.send_header("Retry-After", "0")
+                    self.send_header("Retry-After", f"{fake.retry_after:g}")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -212,6 +242,24 @@ class FakeSlack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _take_reset(self) -> bool:
+        with self._lock:
+            if self.reset_after_accept <= 0:
+                return False
+            self.reset_after_accept -= 1
+            return True
+
+    def _paced(self, channel: str) -> bool:
+        """Whether a post to `channel` now stays within `rate_per_channel` (and, if so, counts it)."""
+        if self.rate_per_channel is None:
+            return True
+        now = time.monotonic()
+        last = self._last_post.get(channel)
+        if last is not None and now - last < self.rate_per_channel:
+            return False
+        self._last_post[channel] = now
+        return True
 
     def _take_failure(self, path: str) -> tuple[int, str] | None:
         for i, only in enumerate(self.failure_paths):
@@ -242,6 +290,8 @@ class FakeSlack:
         refused = refusal(body)
         if refused:
             return 400, refused[0], "text/plain"
+        if not self._paced(path):
+            return 429, "rate_limited", "text/plain"
         return 200, "ok", "text/plain"
 
     def _api(
@@ -251,13 +301,20 @@ class FakeSlack:
             return _api_error("invalid_auth")
         if failure:
             return failure[0], json.dumps({"ok": False, "error": failure[1]}), "application/json"
+        if path.endswith("/auth.test"):
+            answer = {"ok": True, "url": self.workspace_url, "team": "Fake", "user": "backups", "user_id": "U0BOT"}
+            return 200, json.dumps(answer), "application/json"
         if not path.endswith(("/chat.postMessage", "/chat.update")):
             return 404, json.dumps({"ok": False, "error": "unknown_method"}), "application/json"
         if not body.get("channel"):
             return _api_error("channel_not_found")
+        if str(body["channel"]) in self.archived:
+            return _api_error("is_archived")
         refused = refusal(body)
         if refused:
             return _api_error(*refused)
+        if path.endswith("/chat.postMessage") and not self._paced(str(body["channel"])):
+            return 429, json.dumps({"ok": False, "error": "ratelimited"}), "application/json"
         if path.endswith("/chat.update"):
             if self.posted.get(str(body.get("ts"))) != body.get("channel"):
                 return _api_error("message_not_found")

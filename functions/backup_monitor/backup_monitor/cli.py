@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from backup_monitor import __version__
 from backup_monitor.config import ConfigError, Settings, log_level
@@ -60,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-links", action="store_true", help="print download links whole (their token is hidden by default)"
     )
     sub.add_parser("demo", help="the whole story offline, against a local fake Scalingo API")
-    sub.add_parser("status", help="print the daily report from the state alone (no API call, nothing sent)")
+    status_parser = sub.add_parser(
+        "status", help="print the daily report from the state alone (no API call, nothing sent)"
+    )
+    status_parser.add_argument(
+        "--problems", action="store_true", help="list only the databases with an open incident (every one of them)"
+    )
     return parser
 
 
@@ -79,13 +87,42 @@ def check(dry_run: bool, json_lines: bool = False, show_links: bool = False) -> 
         return _configuration_error(exc)
     if isinstance(clients.notifier, ConsoleNotifier):
         clients.notifier = ConsoleNotifier(json_lines=json_lines, show_links=show_links)
-    summary = run_check(settings, clients, datetime.now(UTC), dry_run=dry_run)
+    with _Interrupts() as interrupts:
+        summary = run_check(settings, clients, datetime.now(UTC), dry_run=dry_run, stop=interrupts.stop)
     prefix = "dry run: " if dry_run else ""
     print(f"backup-monitor: {prefix}{summary.line()}", file=sys.stderr)
+    if interrupts.signal is not None:
+        return 128 + interrupts.signal  # 130 for Ctrl-C (SIGINT), 143 for SIGTERM, as shells expect
     return summary.exit_code
 
 
-def status() -> int:
+class _Interrupts:
+    """Ctrl-C or SIGTERM asks the check to stop (no new database, no new message; what was delivered is saved,
+    tokens too); a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        self.signal = signum
+        self.stop.set()
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def status(problems: bool = False) -> int:
     """The daily report and one line per database, from the state alone (no API call, no Slack)."""
     from backup_monitor.status import StatusError, read_status
 
@@ -94,7 +131,7 @@ def status() -> int:
         env["SCALINGO_API_TOKEN_PARAMETER"] = "(unused by status)"  # noqa: S105  (a name, not a secret: never read)
     try:
         settings = Settings.from_env(env)
-        text = read_status(settings, datetime.now(UTC))
+        text = read_status(settings, datetime.now(UTC), problems=problems)
     except ConfigError as exc:
         return _configuration_error(exc)
     except StatusError as exc:
@@ -119,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo()
     if args.command == "status":
-        return status()
+        return status(args.problems)
     return check(args.dry_run, args.json, args.show_links)
 
 

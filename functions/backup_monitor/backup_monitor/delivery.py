@@ -15,13 +15,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from backup_monitor.messages import Message, plain_fallback
 from backup_monitor.notifiers import Delivery, DeliveryError, ErrorKind, Notifier
+from backup_monitor.pacing import Pacer
 from backup_monitor.records import PendingEdit, ThreadRef
 
 logger = logging.getLogger(__name__)
@@ -31,28 +31,7 @@ GIVEN_UP = Delivery()  # refused even as plain text: recorded as handled, never 
 EDIT_PACE_SECONDS = 1.2  # chat.update is Tier 3 (about 50 a minute)
 SERVER_ERROR_PAUSE_SECONDS = 1.0
 MAX_WAITS_PER_MESSAGE = 2  # 429/5xx waits for one message; then it is left for the next check
-
-
-class Pacer:
-    """The earliest moment the next message may go to each channel (time.monotonic())."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._next: dict[str, float] = {}
-        self._clock = clock
-        self._lock = threading.Lock()
-
-    def wait_for(self, channel: str) -> float:
-        with self._lock:
-            return max(0.0, self._next.get(channel, 0.0) - self._clock())
-
-    def sent(self, channel: str, interval: float) -> None:
-        with self._lock:
-            self._next[channel] = max(self._next.get(channel, 0.0), self._clock() + interval)
-
-    def hold(self, channel: str, seconds: float) -> None:
-        """Slack asked to wait (Retry-After): nothing goes to `channel` before then."""
-        with self._lock:
-            self._next[channel] = max(self._next.get(channel, 0.0), self._clock() + seconds)
+TRANSIENT_FAILURES_TO_STOP = 2  # Slack failing this many messages in a row: the rest goes at the next check
 
 
 @dataclass(slots=True)
@@ -67,12 +46,16 @@ class Outbox:
     undelivered: int = 0
     given_up: int = 0
     rate_limited: int = 0
+    failing_in_a_row: int = 0
     stopped: str | None = None
     out_of_time: bool = False
     pacer: Pacer = field(default_factory=Pacer)
     sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
+        shared = getattr(self.notifier, "pacer", None)
+        if isinstance(shared, Pacer):  # the notifier's own: pacing spans the checks of one process
+            self.pacer = shared
         set_deadline = getattr(self.notifier, "set_deadline", None)
         if callable(set_deadline):
             set_deadline(self.deadline)
@@ -159,6 +142,7 @@ class Outbox:
                     raise
                 continue
             self.sent += 1
+            self.failing_in_a_row = 0
             return delivery
 
     def edit(self, pending: PendingEdit) -> PendingEdit | None:
@@ -193,6 +177,10 @@ class Outbox:
             self.stopped = str(exc)
         elif exc.retry_after is not None:  # still rate limited after waiting: posting on would risk the app
             self.stopped = f"{exc} (rate limited; the rest goes at the next check)"
+        else:
+            self.failing_in_a_row += 1
+            if self.failing_in_a_row >= TRANSIENT_FAILURES_TO_STOP:  # Slack is down: no point hammering it
+                self.stopped = f"{exc} ({self.failing_in_a_row} messages in a row; the rest goes at the next check)"
 
 
 class _OutOfTime(DeliveryError):

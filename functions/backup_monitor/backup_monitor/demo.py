@@ -73,6 +73,20 @@ def seed_archives(fake: FakeScalingo, now: datetime) -> tuple[Target, ...]:
     return tuple(names)
 
 
+def seed_storm(fake: FakeScalingo, now: datetime) -> tuple[Target, ...]:
+    """Thirty databases of one fleet whose backups all failed in the same slot (a Scalingo-side incident)."""
+    slot = (now - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    targets = []
+    for i in range(30):
+        app, addon = f"shop-eu-{i:02d}", f"ad-shop-eu-{i:02d}"
+        fake.add_database(app, addon, provider="postgresql", scheduled_hours=[slot.hour])
+        for day in range(7, 0, -1):
+            fake.add_backup(addon, slot - timedelta(days=day), size=200_000_000)
+        fake.add_backup(addon, slot, "error", size=None)
+        targets.append(Target("osc-fr1", app, addon))
+    return tuple(targets)
+
+
 def banner(text: str) -> None:
     print(f"\n{'=' * 100}\n{text}\n{'=' * 100}\n", flush=True)
 
@@ -105,7 +119,8 @@ def run_demo() -> int:
             "  crm        today's dump is 93% smaller     sessions   periodic backups switched off\n"
             "  shop-prod-pr42  a review app, never backed up: excluded by default (EXCLUDE_APPS)\n"
             "A database pages once per outage: when a failed backup also leaves its slot without a usable\n"
-            "backup, the second message carries no mention."
+            "backup, the second message carries no mention. Later, a storm of 30 failures is one message, and\n"
+            "Scalingo's API failing for every database is one incident."
         )
         banner("Check 1 - first sight: every problem is announced, successes in one digest, then the daily report")
         first = run_check(settings, clients, now)
@@ -133,6 +148,22 @@ def run_demo() -> int:
         )
         print(f"summary: {sixth.line()}")
 
+        banner("Check 7 - a Scalingo-side night: 30 more databases' backups all failed: one message, one mention")
+        storm = seed_storm(fake, now + timedelta(hours=3))
+        quiet_successes = replace(settings.policy, success_notices="off")
+        paging = replace(settings, monitored=storm, slack_mention="<!here>", policy=quiet_successes)
+        seventh = run_check(paging, clients, now + timedelta(hours=3))
+        print(f"summary: {seventh.line()}")
+
+        banner("Checks 8 to 11 - Scalingo's database API fails for every database: one incident, then it clears")
+        fake.fail("/backups", 500, times=1_000_000)
+        outage = [run_check(paging, clients, now + timedelta(hours=3, minutes=15 * i)) for i in range(1, 4)]
+        for number, summary in enumerate(outage, start=8):
+            print(f"summary of check {number}: {summary.line()}")
+        fake.faults.clear()
+        cleared = run_check(paging, clients, now + timedelta(hours=4))
+        print(f"summary of check 11: {cleared.line()}")
+
         requests = len(fake.requests)
         print(
             f"\nThe fake API saw {requests} requests in all. State lives in DynamoDB in AWS, in SQLite here.\n"
@@ -146,6 +177,11 @@ def run_demo() -> int:
         and fifth.sent == 0
         and fifth.ok
         and sixth.findings["archive_unreadable"] == 1
+        and seventh.findings["failed"] == 30
+        and seventh.sent <= 2
+        and [o.sent for o in outage] == [0, 0, 1]
+        and outage[-1].held > 0
+        and cleared.sent == 1
     )
     if not story_holds:
         print("demo: the story did not go as told; this is a bug", file=sys.stderr)

@@ -436,10 +436,11 @@ def title(notice: Notice) -> str:
     base = TITLES.get((notice.kind, notice.phase)) or TITLES.get((notice.kind, Phase.OPEN))
     if base is None:
         base = notice.kind.value.replace("_", " ").capitalize()
+    lowered = base if base.startswith("Scalingo") else f"{base[0].lower()}{base[1:]}"  # a name keeps its capital
     if notice.phase is Phase.REMIND:
-        return f"Still open: {base[0].lower()}{base[1:]}"
+        return f"Still open: {lowered}"
     if notice.phase is Phase.RESOLVE:
-        return f"Resolved: {base[0].lower()}{base[1:]}"
+        return f"Resolved: {lowered}"
     return base
 
 
@@ -613,23 +614,30 @@ def render_group(
 
 
 def render_outage(notice: Notice, region: str, *, mention: str = "") -> Message:
-    """The one incident of a region whose Scalingo API fails for most databases (reply/edit as any incident)."""
-    db = DatabaseInfo(region, "Scalingo API", "", "", "all databases")
-    message = render(notice, db, mention=mention)
-    # The dashboard link of an app makes no sense here: the facts and the next step are what matter.
-    blocks = [b for b in message.blocks if b.get("type") != "context"]
-    next_step = NEXT_STEPS[Kind.API_OUTAGE] if notice.phase is not Phase.RESOLVE else ONE_INCIDENT_EACH
-    blocks.append(context(f"Next: {next_step}" if notice.phase is not Phase.RESOLVE else next_step))
-    return Message(
-        message.text,
-        blocks,
-        message.thread,
-        message.edit,
-        message.edit_text,
-        message.plain,
-        message.console,
-        message.broadcast,
-    )
+    """The one incident of a region whose Scalingo API fails for most databases (threads, reminders, resolution
+    and the edit of its first message as for any incident)."""
+    icon, console_icon = _icon(notice.severity)
+    lead = f"{mention} " if mention and notice.mention else ""
+    first = _Line()
+    first.md.append(f"{lead}{icon} ")
+    first.con.append(f"{lead}{console_icon} ")
+    first.bold(title(notice)).say(" in ").data(region, REGION_MAX)
+    lines = [first, *(_Line().say("• ").extend(f) for f in _facts(notice))]
+    if notice.phase is Phase.RESOLVE:
+        footer = "From now on, a database that still cannot be read is reported on its own."
+    else:
+        footer = f"Next: {NEXT_STEPS[Kind.API_OUTAGE]}"
+    blocks = [section(t) for t in pack_sections([x.mrkdwn for x in lines])]
+    blocks.append(context(footer))
+    plain = "\n".join([*(x.mrkdwn for x in lines), footer])
+    console = "\n".join([*(x.console for x in lines), f"  {footer}"])
+    text = f"{lead}{title(notice)} in {safe(region, REGION_MAX)}"
+    if notice.phase is Phase.RESOLVE and notice.thread is not None:
+        edit_text = f"{title(notice)} in {safe(region, REGION_MAX)}"
+        return Message(text, blocks, notice.thread, notice.thread, edit_text, plain, console)
+    thread = notice.thread if notice.phase in (Phase.REMIND, Phase.UPDATE) else None
+    broadcast = thread is not None and notice.phase is Phase.REMIND
+    return Message(text, blocks, thread=thread, plain=plain, console=console, broadcast=broadcast)
 
 
 # -- the digest ---------------------------------------------------------------------------------------------------
@@ -757,7 +765,8 @@ def _compact_digest(items: Sequence[tuple[Notice, DatabaseInfo, str | None]], *,
     where = "in this message's thread" if threaded else "in the next messages"
     total = len(items)
     heading_text = f"{total:,} new successful backups"
-    follow = f"The list{' with download links' if any_link else ''} follows {where} ({len(groups)} parts)."
+    parts_count = f"{len(groups)} part{'s' if len(groups) != 1 else ''}"
+    follow = f"The list{' with download links' if any_link else ''} follows {where} (in {parts_count})."
     head_md = f":white_check_mark: *{heading_text}*"
     summary = [head_md, counts, follow]
     head = Message(

@@ -21,6 +21,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
 from backup_monitor.messages import Message, console_text, edit_blocks, mask_links
+from backup_monitor.pacing import Pacer
 from backup_monitor.records import ThreadRef
 
 logger = logging.getLogger(__name__)
@@ -161,7 +162,8 @@ class Notifier(Protocol):
 
 
 # Slack's chat.postMessage allows about one message a second per channel (bursts tolerated); webhooks the same.
-PACE_SECONDS = 1.0
+# A little more than a second between two posts, so network jitter never makes two arrive within one.
+PACE_SECONDS = 1.05
 # The errors a reply meets when its thread's channel (not the configured one) is gone or closed to the bot.
 THREAD_CHANNEL_ERRORS = frozenset({"is_archived", "channel_is_archived", "channel_not_found", "not_in_channel"})
 MIN_TIMEOUT_SECONDS = 1
@@ -228,6 +230,7 @@ class _Timed:
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
         self._deadline: float | None = None
+        self.pacer = Pacer()  # kept with the notifier: a warm process paces across its checks
 
     def set_deadline(self, deadline: float | None) -> None:
         self._deadline = deadline

@@ -368,8 +368,9 @@ def render_slack(report: Report, permalink: Callable[[ThreadRef], str | None] | 
     return Message(text, blocks)
 
 
-def render_text(report: Report, *, per_database: bool = True) -> str:
-    """The report for a terminal: the headline facts, then one line per database."""
+def render_text(report: Report, *, per_database: bool = True, problems_only: bool = False) -> str:
+    """The report for a terminal: the headline facts, then one line per database (`problems_only`: only the
+    databases with an open incident, however many: what the Slack report points to when it cannot list all)."""
     lines = [f"Backup report · {_local_title(report)}", *summary_lines(report, slack=False)]
     if report.incidents:
         lines.append("")
@@ -380,9 +381,10 @@ def render_text(report: Report, *, per_database: bool = True) -> str:
                 f"  [{inc.severity.value.upper()}] {inc.title} on {_plain(inc.database)}"
                 f" ({inc.database.region}), open {human_age(inc.age)}{thread}"
             )
-    if per_database and report.databases:
+    databases = [db for db in report.databases if db.incidents] if problems_only else list(report.databases)
+    if per_database and databases:
         rows = [("DATABASE", "LAST USABLE BACKUP", "LAST VERIFICATION", "OPEN INCIDENTS")]
-        for db in report.databases:
+        for db in databases:
             rows.append((db.key, _usable_cell(db, report.now), _verification_cell(db, report), _incidents_cell(db)))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines.append("")

@@ -31,7 +31,7 @@ def known_targets(settings: Settings, discovery: Record | None) -> tuple[list[Ta
     return [t for t in found if not settings.excluded(t.app)], len(excluded_apps)
 
 
-def read_status(settings: Settings, now: datetime) -> str:
+def read_status(settings: Settings, now: datetime, *, problems: bool = False) -> str:
     """The report as terminal text; StatusError when the state cannot say anything yet, ConfigError when
     STATE_PATH (or STATE_TABLE) cannot be opened."""
     if not settings.state_table and not Path(settings.state_path).exists():
@@ -52,7 +52,7 @@ def read_status(settings: Settings, now: datetime) -> str:
         records = store.load_many([t.key for t in targets])
     except StateError as exc:
         raise StatusError(f"cannot read the state: {exc}") from None
-    text = render_text(build_report(settings, targets, records, now, excluded=excluded))
+    text = render_text(build_report(settings, targets, records, now, excluded=excluded), problems_only=problems)
     last = special.get(report_key(settings))
     if settings.daily_report is None:
         footer = "Daily report: off (DAILY_REPORT_AT is empty)"

@@ -85,6 +85,7 @@ def verify_archives(
     session: requests.Session | None = None,
     time_limit: float = TIME_LIMIT_SECONDS,
     outbox: Outbox | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Verify the due archives, oldest verification first, one at a time, while time remains.
 
@@ -100,6 +101,8 @@ def verify_archives(
     started = time.monotonic()
 
     def left() -> float:
+        if stop is not None and stop.is_set():
+            return 0.0
         if remaining is not None:
             return remaining()
         return time_limit - (time.monotonic() - started)

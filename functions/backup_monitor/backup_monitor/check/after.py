@@ -4,6 +4,7 @@ archive verification (last: it may take minutes and must never delay an alert)."
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -87,13 +88,23 @@ def verify(
     summary: Summary,
     deadline: float | None,
     deliverer: Deliverer,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Archive verification of the databases read successfully, within what is left of the budget."""
+    """Archive verification of the databases read successfully, within what is left of the budget (none once
+    `stop` is set: a download in progress ends at its next read)."""
     from backup_monitor.verification import Candidate, verify_archives
 
     done = [w for w in works if w.evaluation is not None and not w.failed and not w.gone and w.outage_region is None]
     candidates = [Candidate(w.target, w.info, w.record, w.backups) for w in done]
     remaining = None if deadline is None else (lambda: deadline - time.monotonic())
     verify_archives(
-        settings, clients, candidates, now, summary, owner=owner, remaining=remaining, outbox=deliverer.outbox
+        settings,
+        clients,
+        candidates,
+        now,
+        summary,
+        owner=owner,
+        remaining=remaining,
+        outbox=deliverer.outbox,
+        stop=stop,
     )

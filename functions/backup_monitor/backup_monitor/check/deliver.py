@@ -148,6 +148,11 @@ class Deliverer:
             return
         self._write(work, record, release=True)
 
+    def interrupt(self) -> None:
+        """Send nothing more (what is not sent is found again by the next check); writes still go on."""
+        for box in (self.outbox, self.success_outbox):
+            box.stopped = box.stopped or "interrupted"
+
     # -- after the last batch -----------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -158,8 +163,8 @@ class Deliverer:
             self.summary.undelivered += box.undelivered
             self.summary.given_up += box.given_up
             self.summary.out_of_time = self.summary.out_of_time or box.out_of_time
-            if box.stopped and not self.summary.delivery_error:
-                self.summary.delivery_error = f"Slack refused the messages: {box.stopped}"
+            if box.stopped and box.stopped != "interrupted" and not self.summary.delivery_error:
+                self.summary.delivery_error = f"Slack delivery stopped: {box.stopped}"
         self.summary.rate_limited = sum(b.rate_limited for b in boxes)
 
     def thread_link(self, thread: ThreadRef) -> str | None:

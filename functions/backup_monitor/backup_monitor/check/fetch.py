@@ -105,8 +105,7 @@ def evaluate_target(work: Work, settings: Settings, clients: Clients, now: datet
 
 
 def _failed(work: Work, exc: ScalingoError, now: datetime, settings: Settings, *, permanent: bool) -> Evaluation:
-    logger.warning("cannot check database", extra={"target": work.target.key, "error": str(exc)})
-    work.failed = True
+    work.failed = True  # logged once the check knows whether one outage explains it (pipeline)
     work.failure = str(exc)
     work.failure_api = str(getattr(exc, "api", "") or "")
     work.api_failed = not isinstance(exc, NotFoundError)

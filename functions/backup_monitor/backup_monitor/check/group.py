@@ -58,6 +58,12 @@ def _order(notice: Notice) -> tuple[int, int]:
     return SEVERITY_ORDER[notice.severity], PHASE_ORDER[notice.phase]
 
 
+def _by_name(item: tuple[Work, Notice]) -> tuple[str, str, str]:
+    """Databases in a grouped message read in order: region, app, resource."""
+    info = item[0].info_for(item[1].incident_key)
+    return info.region, info.app, info.resource_id
+
+
 def _render_one(work: Work, notice: Notice, mention: str) -> Message:
     if work.outage_region is not None:
         return render_outage(notice, work.outage_region, mention=mention)
@@ -77,7 +83,8 @@ def plan(works: Sequence[Work], options: Options) -> list[Outgoing]:
             else:
                 groups.setdefault((notice.kind, notice.phase), []).append((work, notice))
     out: list[Outgoing] = []
-    for (kind, _phase), items in sorted(groups.items(), key=lambda kv: _order(kv[1][0][1])):
+    for (kind, _phase), unsorted in sorted(groups.items(), key=lambda kv: _order(kv[1][0][1])):
+        items = sorted(unsorted, key=_by_name)
         mention = options.mention if kind not in options.mentioned else ""
         grouped = len(items) >= GROUP_AT and all(w.outage_region is None for w, _ in items)
         if grouped:

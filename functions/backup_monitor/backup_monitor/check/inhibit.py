@@ -62,7 +62,12 @@ def hold_and_judge(
         evaluation = evaluate_outage(record, region, len(failing), len(mine), sample, now, settings.policy)
         is_open = Kind.API_OUTAGE.value in evaluation.next_record.incidents
         if region_failing(len(failing), len(mine)) or (is_open and failing):
+            logger.warning(
+                "scalingo's api fails for most databases of the region: one incident, not one each",
+                extra={"target": region, "count": len(failing), "error": sample},
+            )
             for work in failing:
+                work.held = True
                 if work.evaluation is not None and work.evaluation.notices:
                     summary.held += len(work.evaluation.notices)
                     work.evaluation = replace(work.evaluation, notices=())

@@ -49,6 +49,7 @@ class Summary:
     rate_limited: int = 0  # Slack's 429 answers met (each waited out, or the rest left for the next check)
     held: int = 0  # per-database "cannot check" notices held by an open Scalingo API outage
     out_of_time: bool = False  # sending stopped because the budget could not cover a wait
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM (the command's exit status says which)
 
     @property
     def ok(self) -> bool:
@@ -96,6 +97,8 @@ class Summary:
             parts.append(f"left for the next check (time limit): {self.left}")
         if self.error:
             parts.append(f"error: {self.error}")
+        if self.interrupted:
+            parts.insert(0, "interrupted (what was delivered is saved; the next check does the rest)")
         return "; ".join(parts)
 
 
@@ -113,6 +116,7 @@ class Work:
     failure: str = ""  # why the read failed (a ScalingoError's text)
     failure_api: str = ""  # which Scalingo API failed ("auth", "main", "db"), when known
     api_failed: bool = False  # Scalingo's API failed for it (not a 404, not our state): evidence of an outage
+    held: bool = False  # its "cannot check" is held by its region's API outage
     left: bool = False
     not_found: str | None = None
     gone: bool = False

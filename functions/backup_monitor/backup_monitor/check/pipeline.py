@@ -11,6 +11,7 @@ slowest lane. Failed reads wait for the end of fetching: only then can the check
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 GONE_REASON = "its addon or its app was deleted (Scalingo answers 404 and discovery no longer lists it)"
 CLAIM_MARGIN_SECONDS = 60.0  # a claim outlives its check's deadline by this much, then it was abandoned
+STOP_POLL_SECONDS = 0.25  # how often the dispatcher looks at the stop signal while databases are fetched
 
 
 def run_check(
@@ -53,12 +55,16 @@ def run_check(
     dry_run: bool = False,
     only: Sequence[str] = (),
     remaining_seconds: float | None = None,
+    stop: threading.Event | None = None,
 ) -> Summary:
     """Check every target once; one database's failure never stops the others.
 
     `remaining_seconds` is the Lambda's remaining time: with CHECK_TIME_LIMIT_SECONDS it bounds the whole check
     (fetching stops early enough to deliver; Slack's waits count against it); what is left goes first next time.
+    `stop` (Ctrl-C, SIGTERM): no database is started and no message sent after it is set; what was delivered is
+    committed, the claims released and the tokens saved.
     """
+    stop = stop or threading.Event()
     summary = Summary(dry_run=dry_run)
     owner = f"check-{uuid.uuid4().hex[:12]}"
     started = time.monotonic()
@@ -117,7 +123,7 @@ def run_check(
 
     # -- fetch + evaluate, with early delivery of what is ready ---------------------------------------------------
     def examine(work: Work) -> None:
-        if fetch_deadline is not None and time.monotonic() >= fetch_deadline:
+        if stop.is_set() or (fetch_deadline is not None and time.monotonic() >= fetch_deadline):
             work.left = True
             return
         evaluation = evaluate_target(work, settings, clients, now)
@@ -138,9 +144,17 @@ def run_check(
         ready: list[Work] = []
         first_ready: float | None = None
         pending = set(futures)
+        interrupted = False
         while pending:
-            timeout = None if first_ready is None else max(0.0, first_ready + settings.group_wait - time.monotonic())
+            timeout = STOP_POLL_SECONDS
+            if first_ready is not None:
+                timeout = min(timeout, max(0.0, first_ready + settings.group_wait - time.monotonic()))
             done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            if stop.is_set() and not interrupted:
+                interrupted = True
+                logger.warning("check interrupted: no new database, no new message")
+                clients.scalingo.interrupt()
+                deliverer.interrupt()
             for future in done:
                 future.result()
                 work = futures[future]
@@ -160,12 +174,20 @@ def run_check(
     final = [*ready, *sorted(held_back, key=lambda w: rank[id(w)])]
     if not only:
         final = hold_and_judge(works, final, settings, clients, now, owner, dry_run, claim_ttl, summary)
+    for work in held_back:
+        if work.failed and not work.held:
+            logger.warning("cannot check database", extra={"target": work.target.key, "error": work.failure})
+        elif work.failed:
+            logger.info("cannot check database (one outage)", extra={"target": work.target.key, "error": work.failure})
     checked = {w.target.key: w.target for w in works} | broken
     side = unreadable_work(settings, clients, checked, unreadable, now, owner, dry_run, claim_ttl)
     if side is not None:
         final.insert(0, side)
-    deliverer.deliver(final)
+    if stop.is_set():
+        deliverer.interrupt()
+    deliverer.deliver(final)  # interrupted: nothing is sent, but every claimed record is committed and released
     deliverer.close()
+    summary.interrupted = stop.is_set()
 
     # -- after -------------------------------------------------------------------------------------------------
     if not dry_run:
@@ -173,10 +195,12 @@ def run_check(
         if not only:
             save_cursor(clients.store, left_before, [w.target.key for w in works if w.left], now)
     _count(works, summary)
+    if stop.is_set():
+        return summary
     if not only:  # a manual check of a few databases does not stand for the day's report
         daily_report(settings, clients, targets, now, owner, summary, dry_run, deliverer)
     if not dry_run:
-        verify(settings, clients, works, now, owner, summary, deadline, deliverer)
+        verify(settings, clients, works, now, owner, summary, deadline, deliverer, stop)
     return summary
 
 

@@ -282,6 +282,12 @@ class ScalingoClient:
             for limiter in self._host_limiters.values():
                 limiter.reset()
 
+    def interrupt(self) -> None:
+        """The check was interrupted: no call starts from now on (calls in flight end by their own deadline)."""
+        now = time.monotonic()
+        self._deadline = now
+        self._hard_deadline = now
+
     def needs_token(self, target: Target) -> bool:
         """Whether checking `target` now costs a main-API request (its addon token is absent or due)."""
         return not self.tokens.is_fresh(addon_key(target.key))
