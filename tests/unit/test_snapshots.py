@@ -78,6 +78,12 @@ def notice(kind: Kind, phase: Phase) -> Notice:
         return Notice(kind, phase, detail="Scalingo answered 500 (3 checks in a row)", **common)
     if kind is Kind.PERIODIC_OFF:
         return Notice(kind, phase, **common)
+    if kind is Kind.ENTRIES_SKIPPED:
+        detail = (
+            "2 entries of Scalingo's backup list could not be read and were skipped (first: "
+            "database_backups[3]: field 'id' has the wrong type (int)); the others were judged"
+        )
+        return Notice(kind, phase, detail=detail, **common)
     if kind is Kind.STUCK:
         return Notice(kind, phase, backup=backup(0, "running", None), **common)
     if kind is Kind.SUSPICIOUS:
@@ -139,7 +145,8 @@ def permalink(thread: ThreadRef) -> str:
 def cases() -> dict[str, Callable[[], dict[str, Any]]]:
     found: dict[str, Callable[[], dict[str, Any]]] = {}
     incidents = sorted({k for k, p in TITLES if p is Phase.OPEN})
-    reminded = [k for k in incidents if k is not Kind.VERIFY_SKIPPED]  # said once: no reminder, no resolution
+    # said once: no reminder (a skipped verification has no resolution either; skipped entries close silently here)
+    reminded = [k for k in incidents if k not in (Kind.VERIFY_SKIPPED, Kind.ENTRIES_SKIPPED)]
     pairs = [*TITLES, *((k, p) for k in reminded for p in (Phase.REMIND, Phase.RESOLVE))]
     for kind, phase in pairs:
         if kind in (Kind.SUCCEEDED, Kind.ARCHIVE_VERIFIED):

@@ -416,6 +416,7 @@ TITLES = {
     (Kind.VERIFY_SKIPPED, Phase.OPEN): "Backup archive not verified",
     (Kind.ARCHIVE_VERIFIED, Phase.NOTICE): "Backup archive verified",
     (Kind.API_OUTAGE, Phase.OPEN): "Scalingo API failing",
+    (Kind.ENTRIES_SKIPPED, Phase.OPEN): "Backup list partly unreadable",
 }
 NEXT_STEPS = {
     Kind.FAILED: "Look at the backup in the dashboard and start a manual backup once the cause is fixed.",

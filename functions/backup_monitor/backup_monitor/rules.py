@@ -37,6 +37,7 @@ class Kind(StrEnum):
     ARCHIVE_VERIFIED = "archive_verified"
     GONE = "gone"  # the database's addon or app was deleted: no longer watched
     API_OUTAGE = "api_outage"  # Scalingo's API failed for most databases of a region: one incident, not one each
+    ENTRIES_SKIPPED = "entries_skipped"  # some entries of the backups list could not be read: said once
 
 
 class Phase(StrEnum):
@@ -66,6 +67,7 @@ SEVERITY = {
     Kind.ARCHIVE_VERIFIED: Severity.INFO,
     Kind.GONE: Severity.WARNING,
     Kind.API_OUTAGE: Severity.CRITICAL,
+    Kind.ENTRIES_SKIPPED: Severity.WARNING,
 }
 # The incidents that mean "this database has no usable backup": one page per outage, whichever comes first.
 BACKUP_OUTAGE = frozenset({Kind.FAILED, Kind.MISSING})
@@ -414,9 +416,17 @@ def with_database(record: Record, database: Database, now: datetime) -> Record:
 
 
 def evaluate(
-    record: Record, database: Database, backups: Sequence[Backup], now: datetime, policy: Policy
+    record: Record,
+    database: Database,
+    backups: Sequence[Backup],
+    now: datetime,
+    policy: Policy,
+    *,
+    skipped: int = 0,
+    problems: Sequence[str] = (),
 ) -> Evaluation:
-    """Decide what to announce for one database after a successful API read."""
+    """Decide what to announce for one database after a successful API read (`skipped` entries of the list
+    could not be read: `problems` says why, for the first few)."""
     b = _Builder(now, policy)
     view = _View.of(backups, now, policy)
     ordered = view.ordered
@@ -508,6 +518,16 @@ def evaluate(
                 Kind.MISSING, Phase.OPEN, missing_key, slot=slot, detail=detail, reasons=_skip_reasons(database, slot)
             )
         )
+
+    # Entries of the list that could not be read: said once (the others were judged), closed when all read.
+    entries_key = Kind.ENTRIES_SKIPPED.value
+    if skipped and entries_key not in incidents:
+        entries = f"{skipped} entr{'y' if skipped == 1 else 'ies'}"
+        why = f" (first: {problems[0]})" if problems else ""
+        detail = f"{entries} of Scalingo's backup list could not be read and were skipped{why}; the others were judged"
+        b.notices.append(Notice(Kind.ENTRIES_SKIPPED, Phase.OPEN, entries_key, detail=detail))
+    elif not skipped and entries_key in incidents:
+        b.resolve(entries_key, incidents[entries_key], "Every entry of the backup list can be read again")
 
     # A successful read ends a "cannot check" incident and the failure count.
     cannot_key = Kind.CANNOT_CHECK.value

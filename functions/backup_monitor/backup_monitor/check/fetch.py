@@ -27,6 +27,7 @@ from backup_monitor.scalingo.errors import (
     AuthenticationError,
     NotFoundError,
     OutOfTimeError,
+    PayloadError,
     ScalingoError,
     UnavailableError,
 )
@@ -73,18 +74,22 @@ def evaluate_target(work: Work, settings: Settings, clients: Clients, now: datet
             database = clients.scalingo.get_database(target)
             record = with_database(record, database, now)
         work.info = database_info(target, database)
-        backups = clients.scalingo.list_backups(target)
+        listing = clients.scalingo.read_backups(target)
+        if listing.skipped and not listing.backups:
+            raise PayloadError(f"{target.app}/{target.addon_id}: none of the {listing.skipped} backup entries reads")
+        backups = list(listing.backups)
         work.backups = backups
+        skipped, problems = listing.skipped, listing.problems
         problem = implausible_answer(record, backups)
         if problem is not None:
             raise UnavailableError(f"{target.app}/{target.addon_id}: {problem}")
-        evaluation = evaluate(record, database, backups, now, policy)
+        evaluation = evaluate(record, database, backups, now, policy, skipped=skipped, problems=problems)
         if not fresh and _needs_fresh_info(evaluation):
             # The cached schedule may be a day old: a moved or re-enabled schedule must not page.
             database = clients.scalingo.get_database(target)
             record = with_database(record, database, now)
             work.info = database_info(target, database)
-            evaluation = evaluate(record, database, backups, now, policy)
+            evaluation = evaluate(record, database, backups, now, policy, skipped=skipped, problems=problems)
         work.database = database
         return bounded(with_archive_notices(evaluation, policy))
     except OutOfTimeError:  # no main-API request may start now: nothing was done, the next check does it
