@@ -167,19 +167,11 @@ class FakeSlack:
 
     def messages(self) -> list[dict[str, Any]]:
         """Accepted posts (webhook or chat.postMessage), in order."""
-        return [
-            c.body
-            for c in self.calls
-            if c.status == 200 and not c.path.endswith("chat.update") and c.body.get("__ok", True)
-        ]
+        return [c.body for c in self.calls if _is_post(c.path) and c.status == 200 and c.body.get("__ok", True)]
 
     def refused(self) -> list[dict[str, Any]]:
         """Posts Slack did not accept, in order."""
-        return [
-            c.body
-            for c in self.calls
-            if not c.path.endswith("chat.update") and (c.status != 200 or not c.body.get("__ok", True))
-        ]
+        return [c.body for c in self.calls if _is_post(c.path) and (c.status != 200 or not c.body.get("__ok", True))]
 
     def rate_limited(self) -> int:
         """How many calls were answered 429."""
@@ -323,6 +315,11 @@ class FakeSlack:
         ts = f"{self._ts:.6f}"
         self.posted[ts] = str(body["channel"])
         return 200, json.dumps({"ok": True, "channel": body["channel"], "ts": ts}), "application/json"
+
+
+def _is_post(path: str) -> bool:
+    """A message post: the webhook, or chat.postMessage (not chat.update, not auth.test)."""
+    return path.startswith("/services/") or path.endswith("/chat.postMessage")
 
 
 def _api_error(error: str, details: list[str] | None = None) -> tuple[int, str, str]:

@@ -158,9 +158,10 @@ def test_a_check_killed_during_delivery_repeats_at_most_one_message(
     fake_scalingo: FakeScalingo, slack: FakeSlack, tmp_path: Path
 ) -> None:
     # GIVEN ten databases with one new success each, announced one message each (paced: one a second)
+    now = datetime.now(UTC).replace(microsecond=0)  # the command runs on the real clock
     for i in range(10):
         fake_scalingo.add_database(f"db-{i}", f"ad-db-{i}", scheduled_hours=[])
-        fake_scalingo.add_backup(f"ad-db-{i}", NOW - timedelta(hours=1), size=10_000_000, name=f"backup-of-db-{i}")
+        fake_scalingo.add_backup(f"ad-db-{i}", now - timedelta(hours=1), size=10_000_000, name=f"backup-of-db-{i}")
     env = env_for(
         fake_scalingo,
         SUCCESS_NOTICES="each",
@@ -228,9 +229,8 @@ def test_retry_after_30_with_a_60_second_budget_ends_in_time_and_later_checks_de
         assert delivered >= 1
         # WHEN Slack refuses again with 30 s to wait and 25 s left THEN sending stops, the rest goes next time
         slack.fail_next(1, 429, "rate_limited")
-        for i in range(12, 24):
-            fake_scalingo.add_database(f"db-{i}", f"ad-db-{i}", scheduled_hours=[])
-            fake_scalingo.add_backup(f"ad-db-{i}", NOW, size=10_000_000, name=f"backup-of-db-{i}")
+        for i in range(12):  # a second new backup on each database
+            fake_scalingo.add_backup(f"ad-db-{i}", NOW, size=10_000_000, name=f"backup-of-db-{i + 12}")
         short = replace(settings, check_time_limit=25.0)
         started = time.monotonic()
         second = run_check(short, clients_for(short, store, notifier), NOW + timedelta(minutes=15))
