@@ -1,7 +1,8 @@
 # make demo  - the whole story offline (fake Scalingo API on loopback, messages on the console)
 # make test  - everything CI checks: ruff, mypy, template checks (cfn-lint, sam validate, sam build), pytest
 # make bench - the benchmarks: 200 and 2,000 databases per token, each check a new process (about 15
-#              minutes), verifying a 1 GB archive, and cold-start import times
+#              minutes), a storm of 300 failures and how soon an alert reaches Slack in a big fleet (about
+#              8 minutes), verifying a 1 GB archive, and cold-start import times
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -70,6 +71,7 @@ test: lint typecheck template pytest
 
 bench: $(BIN)/.installed node_modules/.installed template  # cold_start.py measures the sam build output
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/storm_bench.py
 	$(BIN)/python bench/archive_bench.py
 	$(BIN)/python bench/cold_start.py --python "$(PY313)" --build-dir .aws-sam/build
 
@@ -78,6 +80,8 @@ build-BackupMonitorFunction:
 	@test -n "$(PY313_BIN)" || { echo "the build needs python3.13"; exit 1; }
 	cp -R "$(ROOT)/functions/backup_monitor/." "$(ARTIFACTS_DIR)/"
 	rm -rf "$(ARTIFACTS_DIR)"/*.egg-info
+	# The fake Scalingo and the demo are for `backup-monitor demo`, the tests and the benchmarks: not shipped.
+	rm -rf "$(ARTIFACTS_DIR)/backup_monitor/fakes" "$(ARTIFACTS_DIR)/backup_monitor/demo.py"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
 	"$(PY313)" $(COMPILEALL) "$(ARTIFACTS_DIR)"
 

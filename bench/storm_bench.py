@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import uuid
@@ -156,6 +157,7 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=120.0, help="the alerts-first check's time budget (s)")
     args = parser.parse_args()
     local = dynamodb_local.start()
+    os.environ.update(dynamodb_local.aws_test_env(local.endpoint))
     started = time.perf_counter()
     try:
         storms = [storm(local.endpoint, kind) for kind in ("webhook", "bot")]

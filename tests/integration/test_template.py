@@ -246,6 +246,9 @@ def test_the_built_function_ships_unchecked_hash_bytecode(template: dict[str, An
     assert function / "app.py" in sources
     assert {pyc_flags(source) for source in sources} == {1}
     assert not list(function.glob("*.egg-info"))
+    # the fake Scalingo and the demo stay out of the Lambda's artifact
+    assert not (function / "backup_monitor" / "fakes").exists()
+    assert not (function / "backup_monitor" / "demo.py").exists()
 
 
 def test_the_built_layer_ships_bytecode_and_leaves_boto_to_the_runtime() -> None:
