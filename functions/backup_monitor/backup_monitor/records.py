@@ -192,6 +192,17 @@ def _verification_from_json(raw: Any) -> Verification | None:
     )
 
 
+class RecordFormatError(ValueError):
+    """A stored record cannot be read: corrupt, of the wrong shape, or written by a newer version.
+
+    The message names the record's key and the fault, never the record's content."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"state record {key!r} {problem}")
+        self.key = key
+        self.problem = problem
+
+
 def record_from_json(
     key: str,
     data: dict[str, Any],
@@ -199,23 +210,22 @@ def record_from_json(
     claim_owner: str | None = None,
     claim_expires_at: float | None = None,
 ) -> Record:
-    """The inverse of record_to_json; UnreadableRecordError (a StateError naming the record) when it cannot be read.
+    """The inverse of record_to_json; RecordFormatError naming the record when it cannot be read (the stores
+    report it as an UnreadableRecordError, a StateError).
 
     A record of a newer format is refused: this version would misread it, and must never rewrite it."""
-    from backup_monitor.state.base import UnreadableRecordError  # state.base imports this module
-
     fmt = data.get("format", RECORD_FORMAT)
     if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
-        raise UnreadableRecordError(key, "has no valid format number")
+        raise RecordFormatError(key, "has no valid format number")
     if fmt > RECORD_FORMAT:
-        raise UnreadableRecordError(
+        raise RecordFormatError(
             key, f"was written by a newer version of the monitor (format {fmt}, this one reads up to {RECORD_FORMAT})"
         )
     try:
         return _record_from_data(key, data, version, claim_owner, claim_expires_at)
     except _PARSE_ERRORS as exc:
         # The reason names the kind of fault only: the record's content (thread ids, names) stays out of logs.
-        raise UnreadableRecordError(key, f"has a field of the wrong type or shape ({type(exc).__name__})") from None
+        raise RecordFormatError(key, f"has a field of the wrong type or shape ({type(exc).__name__})") from None
 
 
 # What a field of the wrong type or shape raises while a record is parsed (PayloadError: an unreadable time).

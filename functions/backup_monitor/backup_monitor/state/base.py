@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from backup_monitor.records import Record, record_to_json
+from backup_monitor.records import Record, RecordFormatError, record_to_json
 
 RECORD_TTL_SECONDS = 30 * 24 * 3600  # refreshed by the daily database-info refresh; lets dropped databases expire
 CLAIM_SECONDS = 300.0
@@ -132,7 +132,10 @@ def read_records(
     found: dict[str, Record] = {}
     for row in rows:
         try:
-            record = parse(row)
+            try:
+                record = parse(row)
+            except RecordFormatError as exc:
+                raise UnreadableRecordError(exc.key, exc.problem) from None
         except UnreadableRecordError as exc:
             if unreadable is None:
                 raise
