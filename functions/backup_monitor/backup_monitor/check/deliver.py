@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from backup_monitor.check.group import Options, Outgoing, plan
-from backup_monitor.check.model import Clients, Summary, Work
+from backup_monitor.check.model import ClaimClock, Clients, Summary, Work
 from backup_monitor.delivery import GIVEN_UP, Outbox
 from backup_monitor.notifiers import BotNotifier, Delivery
 from backup_monitor.records import PendingEdit, Record, ThreadRef
@@ -36,7 +36,7 @@ class Deliverer:
     deadline: float | None
     mention: str = ""
     success_notices: str = "digest"
-    claim_ttl: float = CLAIM_SECONDS
+    claims: ClaimClock | None = None  # None: the check's `now`, CLAIM_SECONDS (tests of one batch)
     outbox: Outbox = field(init=False)
     success_outbox: Outbox = field(init=False)
     options: Options = field(init=False)
@@ -124,9 +124,9 @@ class Deliverer:
 
     def _write(self, work: Work, record: Record, *, release: bool) -> None:
         try:
-            written = self.clients.store.commit(
-                record, self.owner, self.now.timestamp(), release=release, ttl=self.claim_ttl
-            )
+            stamp = self.claims.stamp() if self.claims else self.now.timestamp()
+            ttl = self.claims.ttl() if self.claims else CLAIM_SECONDS
+            written = self.clients.store.commit(record, self.owner, stamp, release=release, ttl=ttl)
         except StateError as exc:
             logger.error("could not save what was delivered", extra={"target": work.target.key, "error": str(exc)})
             self.summary.undelivered += 1

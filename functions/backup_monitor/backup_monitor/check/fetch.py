@@ -9,7 +9,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from backup_monitor.check.model import Clients, Work
+from backup_monitor.check.model import ClaimClock, Clients, Work
 from backup_monitor.check.targets import named_in_settings
 from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo
@@ -140,7 +140,7 @@ def settle(
     now: datetime,
     owner: str,
     dry_run: bool,
-    claim_ttl: float,
+    claims: ClaimClock,
 ) -> None:
     """Fetch download links, then claim the record (something to send) or save it (only state changed)."""
     target = work.target
@@ -159,9 +159,9 @@ def settle(
         return
     try:
         if evaluation.notices or work.record.pending_edits:
-            work.claimed = clients.store.claim(work.record, owner, now.timestamp(), ttl=claim_ttl)
+            work.claimed = clients.store.claim(work.record, owner, claims.stamp(), ttl=claims.ttl())
         elif evaluation.base.content() != work.record.content():
-            clients.store.save(replace(evaluation.base, version=work.record.version), now.timestamp())
+            clients.store.save(replace(evaluation.base, version=work.record.version), claims.stamp())
     except ConflictError:
         logger.info("another check holds this database, skipping it", extra={"target": target.key})
         work.failed = False

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from backup_monitor.check.model import Clients, Summary, Work
+from backup_monitor.check.model import ClaimClock, Clients, Summary, Work
 from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo
 from backup_monitor.records import Record
@@ -42,7 +42,7 @@ def hold_and_judge(
     now: datetime,
     owner: str,
     dry_run: bool,
-    claim_ttl: float,
+    claims: ClaimClock,
     summary: Summary,
 ) -> list[Work]:
     """The final batch: each region's outage record first, with "cannot check" notices held where one cause
@@ -71,7 +71,7 @@ def hold_and_judge(
                 if work.evaluation is not None and work.evaluation.notices:
                     summary.held += len(work.evaluation.notices)
                     work.evaluation = replace(work.evaluation, notices=())
-        outage = _outage_work(region, record, evaluation, clients, now, owner, dry_run, claim_ttl)
+        outage = _outage_work(region, record, evaluation, clients, now, owner, dry_run, claims)
         if outage is not None:
             outages.append(outage)
     return [*outages, *final]
@@ -85,7 +85,7 @@ def _outage_work(
     now: datetime,
     owner: str,
     dry_run: bool,
-    claim_ttl: float,
+    claims: ClaimClock,
 ) -> Work | None:
     target = Target(region, "Scalingo API", "outage")
     work = Work(target, record, DatabaseInfo(region, "Scalingo API", ""), outage_region=region)
@@ -94,11 +94,11 @@ def _outage_work(
         return work if evaluation.notices else None
     try:
         if evaluation.notices:
-            work.claimed = clients.store.claim(record, owner, now.timestamp(), ttl=claim_ttl)
+            work.claimed = clients.store.claim(record, owner, claims.stamp(), ttl=claims.ttl())
             work.evaluation = evaluation
             return work
         if evaluation.base.content() != record.content():
-            clients.store.save(replace(evaluation.base, version=record.version), now.timestamp())
+            clients.store.save(replace(evaluation.base, version=record.version), claims.stamp())
     except ConflictError:
         logger.info("another check holds the outage record", extra={"target": record.key})
     except StateError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -12,7 +13,31 @@ from backup_monitor.records import Record
 from backup_monitor.rules import Evaluation
 from backup_monitor.scalingo.client import ScalingoClient
 from backup_monitor.scalingo.models import Backup, Database
-from backup_monitor.state.base import StateStore
+from backup_monitor.state.base import CLAIM_SECONDS, StateStore
+
+CLAIM_MARGIN_SECONDS = 60.0  # a claim outlives its check's budget by this much; past it, it was abandoned
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimClock:
+    """The check's clock for writes: `stamp()` is the check's `now` plus the time elapsed since it started (the
+    conditional writes compare claims on it), `ttl()` how long a claim taken or renewed now must last: to the
+    end of the budget plus a margin, or CLAIM_SECONDS from now without a budget (each write renews it)."""
+
+    start: float  # the check's `now`, epoch seconds
+    started: float  # time.monotonic() when the check started
+    budget: float | None
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def stamp(self) -> float:
+        return self.start + self.elapsed()
+
+    def ttl(self) -> float:
+        if self.budget is None:
+            return CLAIM_SECONDS
+        return max(CLAIM_MARGIN_SECONDS, self.budget + CLAIM_MARGIN_SECONDS - self.elapsed())
 
 
 @dataclass(slots=True)

@@ -31,19 +31,18 @@ from backup_monitor.check.after import daily_report, load_blobs, save_cursor, sa
 from backup_monitor.check.deliver import Deliverer
 from backup_monitor.check.fetch import database_info, evaluate_target, settle
 from backup_monitor.check.inhibit import hold_and_judge
-from backup_monitor.check.model import Clients, Summary, Work
+from backup_monitor.check.model import ClaimClock, Clients, Summary, Work
 from backup_monitor.check.targets import resolve_targets, watched
 from backup_monitor.check.unreadable import unreadable_work
 from backup_monitor.config import Settings
 from backup_monitor.records import Record
 from backup_monitor.rules import Phase, evaluate_failure, evaluate_gone
 from backup_monitor.scalingo.errors import OutOfTimeError, ScalingoError
-from backup_monitor.state.base import CLAIM_SECONDS, StateError
+from backup_monitor.state.base import StateError
 
 logger = logging.getLogger(__name__)
 
 GONE_REASON = "its addon or its app was deleted (Scalingo answers 404 and discovery no longer lists it)"
-CLAIM_MARGIN_SECONDS = 60.0  # a claim outlives its check's deadline by this much, then it was abandoned
 STOP_POLL_SECONDS = 0.25  # how often the dispatcher looks at the stop signal while databases are fetched
 
 
@@ -72,7 +71,7 @@ def run_check(
     deadline = deadline_after(budget, started)
     fetch_deadline = None if deadline is None or budget is None else deadline - delivery_reserve(budget)
     clients.scalingo.begin_check(fetch_deadline)
-    claim_ttl = CLAIM_SECONDS if budget is None else budget + CLAIM_MARGIN_SECONDS
+    claims = ClaimClock(now.timestamp(), started, budget)
 
     # -- targets ---------------------------------------------------------------------------------------------
     try:
@@ -118,7 +117,7 @@ def run_check(
         deadline,
         mention=settings.slack_mention,
         success_notices=settings.policy.success_notices,
-        claim_ttl=claim_ttl,
+        claims=claims,
     )
 
     # -- fetch + evaluate, with early delivery of what is ready ---------------------------------------------------
@@ -128,7 +127,7 @@ def run_check(
             return
         evaluation = evaluate_target(work, settings, clients, now)
         if evaluation is not None:
-            settle(work, evaluation, settings, clients, now, owner, dry_run, claim_ttl)
+            settle(work, evaluation, settings, clients, now, owner, dry_run, claims)
 
     held_back: list[Work] = []  # failed reads: judged after fetching (one outage, or each its own)
     lanes = split_lanes(
@@ -170,17 +169,17 @@ def run_check(
     # -- rediscovery for 404s, then one cause one incident ----------------------------------------------------
     deferred = [w for w in held_back if w.not_found is not None]
     if deferred:
-        _decide_not_found(deferred, settings, clients, now, owner, dry_run, claim_ttl)
+        _decide_not_found(deferred, settings, clients, now, owner, dry_run, claims)
     final = [*ready, *sorted(held_back, key=lambda w: rank[id(w)])]
     if not only:
-        final = hold_and_judge(works, final, settings, clients, now, owner, dry_run, claim_ttl, summary)
+        final = hold_and_judge(works, final, settings, clients, now, owner, dry_run, claims, summary)
     for work in held_back:
         if work.failed and not work.held:
             logger.warning("cannot check database", extra={"target": work.target.key, "error": work.failure})
         elif work.failed:
             logger.info("cannot check database (one outage)", extra={"target": work.target.key, "error": work.failure})
     checked = {w.target.key: w.target for w in works} | broken
-    side = unreadable_work(settings, clients, checked, unreadable, now, owner, dry_run, claim_ttl)
+    side = unreadable_work(settings, clients, checked, unreadable, now, owner, dry_run, claims)
     if side is not None:
         final.insert(0, side)
     if stop.is_set():
@@ -228,7 +227,7 @@ def _decide_not_found(
     now: datetime,
     owner: str,
     dry_run: bool,
-    claim_ttl: float,
+    claims: ClaimClock,
 ) -> None:
     """Scalingo answered 404 for discovered databases: rediscover (ignoring the cache) before deciding."""
     try:
@@ -249,4 +248,4 @@ def _decide_not_found(
             work.failed = True
             work.failure = work.not_found or "not found"
             evaluation = evaluate_failure(work.record, work.failure, now, settings.policy, permanent=False)
-        settle(work, evaluation, settings, clients, now, owner, dry_run, claim_ttl)
+        settle(work, evaluation, settings, clients, now, owner, dry_run, claims)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from backup_monitor.check.fetch import database_info
-from backup_monitor.check.model import Clients, Work
+from backup_monitor.check.model import ClaimClock, Clients, Work
 from backup_monitor.check.targets import target_from_key
 from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo
@@ -36,7 +36,7 @@ def unreadable_work(
     now: datetime,
     owner: str,
     dry_run: bool,
-    claim_ttl: float,
+    claims: ClaimClock,
 ) -> Work | None:
     """The work item that announces, reminds and resolves the unreadable records of `checked` targets."""
     key = unreadable_key(settings)
@@ -68,7 +68,7 @@ def unreadable_work(
         work.evaluation = evaluation
         return work
     try:
-        work.claimed = clients.store.claim(record, owner, now.timestamp(), ttl=claim_ttl)
+        work.claimed = clients.store.claim(record, owner, claims.stamp(), ttl=claims.ttl())
     except ConflictError:
         logger.info("another check holds the record of unreadable records")
         return None
