@@ -45,6 +45,8 @@ def _record_metrics(summary: Summary) -> None:
     metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=summary.undelivered + summary.given_up)
     metrics.add_metric(name="TargetsFailed", unit=MetricUnit.Count, value=len(summary.unchecked))
     metrics.add_metric(name="DatabasesLeft", unit=MetricUnit.Count, value=summary.left)
+    metrics.add_metric(name="SlackRateLimited", unit=MetricUnit.Count, value=summary.rate_limited)
+    metrics.add_metric(name="CannotCheckHeld", unit=MetricUnit.Count, value=summary.held)
     if summary.error is None:  # the check ran, even if Slack refused messages (delivery_error, MessagesFailed)
         metrics.add_metric(name="ChecksCompleted", unit=MetricUnit.Count, value=1)
 

@@ -108,6 +108,10 @@ class Outbox:
                 self._failed(exc)
                 return None
             logger.warning("slack refused a message, sending it as plain text", extra={"error": str(exc)})
+        except Exception as exc:  # a bug in a notifier costs this message (sent again next check), not the check
+            logger.exception("unexpected error sending a message")
+            self._failed(DeliveryError(f"internal error ({type(exc).__name__})", kind=ErrorKind.TRANSIENT))
+            return None
         try:
             return self._send_paced(plain_fallback(message))
         except DeliveryError as exc:

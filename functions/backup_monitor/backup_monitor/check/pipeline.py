@@ -125,9 +125,13 @@ def run_check(
         if stop.is_set() or (fetch_deadline is not None and time.monotonic() >= fetch_deadline):
             work.left = True
             return
-        evaluation = evaluate_target(work, settings, clients, now)
-        if evaluation is not None:
-            settle(work, evaluation, settings, clients, now, owner, dry_run, claims)
+        try:
+            evaluation = evaluate_target(work, settings, clients, now)
+            if evaluation is not None:
+                settle(work, evaluation, settings, clients, now, owner, dry_run, claims)
+        except Exception as exc:  # a bug costs this database only (its claim, if taken, expires)
+            logger.exception("unexpected error checking database", extra={"target": work.target.key})
+            work.failed, work.failure, work.evaluation = True, f"internal error ({type(exc).__name__})", None
 
     held_back: list[Work] = []  # failed reads: judged after fetching (one outage, or each its own)
     lanes = split_lanes(
