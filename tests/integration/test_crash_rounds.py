@@ -5,7 +5,6 @@ state record costs only its database, on SQLite and on DynamoDB Local. Real part
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -26,6 +25,7 @@ from backup_monitor.state.dynamodb import DynamoStateStore
 from backup_monitor.state.sqlite import SqliteStateStore
 from tests.fakes import FakeScalingo
 from tests.fakes.slack import FakeSlack
+from tests.support.processes import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -75,7 +75,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_repeats_at_most_one_message_
     for i in range(6):
         fake_scalingo.add_database(f"db-{i}", f"ad-db-{i}", scheduled_hours=[])
     names: list[str] = []
-    env = {**os.environ, **env_for(fake_scalingo, slack, tmp_path / "s.sqlite3")}
+    env = {**clean_env(), **env_for(fake_scalingo, slack, tmp_path / "s.sqlite3")}
     env["PYTHONPATH"] = str(ROOT / "functions/backup_monitor")
     kills = 0
     for round_ in range(ROUNDS):

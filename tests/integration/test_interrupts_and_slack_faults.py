@@ -5,7 +5,6 @@ Scalingo API, a fake Slack, SQLite."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from backup_monitor.scalingo.client import ScalingoClient, build_session
 from backup_monitor.state.sqlite import SqliteStateStore
 from tests.fakes import FakeScalingo
 from tests.fakes.slack import FakeSlack, wait_until
+from tests.support.processes import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -75,7 +75,7 @@ def test_ctrl_c_stops_the_check_within_seconds_and_keeps_what_it_did(
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "backup_monitor.cli", "check"],
-        env={**os.environ, **env, "PYTHONPATH": str(ROOT / "functions/backup_monitor")},
+        env={**clean_env(), **env, "PYTHONPATH": str(ROOT / "functions/backup_monitor")},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -5,7 +5,6 @@ that enforces one message a second per channel with 429 + Retry-After, SQLite an
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from backup_monitor.state.dynamodb import DynamoStateStore
 from backup_monitor.state.sqlite import SqliteStateStore
 from tests.fakes import FakeScalingo
 from tests.fakes.slack import FakeSlack, wait_until
+from tests.support.processes import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -95,7 +95,7 @@ def named(slack: FakeSlack, app: str) -> int:
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    full = {**os.environ, **env, "PYTHONPATH": str(ROOT / "functions/backup_monitor")}
+    full = {**clean_env(), **env, "PYTHONPATH": str(ROOT / "functions/backup_monitor")}
     return subprocess.Popen(
         [sys.executable, "-m", "backup_monitor.cli", *args],
         env=full,
@@ -184,7 +184,7 @@ def test_a_check_killed_during_delivery_repeats_at_most_one_message(
     assert later.exit_code == 0, later.line()
     # THEN every backup was announced, and at most one of them twice (the one in flight when killed)
     counts = [sum(f"backup-of-db-{i}`" in json.dumps(m) for m in slack.messages()) for i in range(10)]
-    assert all(c >= 1 for c in counts), counts
+    assert all(c >= 1 for c in counts), (counts, later.line())
     assert sum(c - 1 for c in counts) <= 1, counts
 
 
@@ -196,7 +196,16 @@ def test_two_overlapping_checks_over_a_storm_post_nothing_twice(
     # WHEN two checks start together (cron overlapping)
     procs = [run_cli(env, "check") for _ in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
+    # (both post to one channel: Slack's limit may leave some messages to the next check, exit status 1)
+    assert all(p.returncode in (0, 1) for p in procs), outputs
+    assert all("Traceback" not in err for _, err in outputs)
+    # AND a later check delivers what they left
+    settings = Settings.from_env(env)
+    store = SqliteStateStore(tmp_path / "s.sqlite3")
+    later = run_check(
+        settings, clients_for(settings, store, notifier_for(slack, "webhook")), NOW + timedelta(minutes=15)
+    )
+    assert later.exit_code == 0, later.line()
     # THEN each database is named exactly once, whichever check announced it
     assert all(named(slack, app) == 1 for app in apps), [a for a in apps if named(slack, a) != 1][:5]
     assert slack.mentions() <= 2
@@ -300,13 +309,13 @@ def test_the_database_api_down_for_every_database_is_one_incident(
         )
     during = slack.messages()[before:]
     # THEN one incident for the region, one mention, and no per-database "cannot check"
-    assert [m["text"] for m in during] == ["<!here> Scalingo API failing: Scalingo API (all databases, osc-fr1)"]
+    assert [m["text"] for m in during] == ["<!here> Scalingo API failing in osc-fr1"]
     assert not any("Cannot check" in json.dumps(m) for m in during)
     # WHEN it clears THEN the region's incident is resolved, and nothing else is said
     fake_scalingo.faults.clear()
     run_check(settings, clients_for(settings, store, notifier_for(slack, "webhook")), NOW + timedelta(minutes=90))
     after = slack.messages()[before + len(during) :]
-    assert [m["text"] for m in after] == ["Resolved: Scalingo API failing: Scalingo API (all databases, osc-fr1)"]
+    assert [m["text"] for m in after] == ["Resolved: Scalingo API failing in osc-fr1"]
     assert len(apps) == 12
 
 
