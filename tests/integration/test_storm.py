@@ -178,9 +178,8 @@ def test_a_check_killed_during_delivery_repeats_at_most_one_message(
     # AND a check runs once the dead check's claims have expired (a command's claims last 5 minutes)
     settings = Settings.from_env(env)
     store = SqliteStateStore(tmp_path / "s.sqlite3")
-    later = run_check(
-        settings, clients_for(settings, store, WebhookNotifier(slack.webhook_url)), NOW + timedelta(minutes=10)
-    )
+    after_claims = datetime.now(UTC) + timedelta(minutes=10)  # the command ran on the real clock
+    later = run_check(settings, clients_for(settings, store, WebhookNotifier(slack.webhook_url)), after_claims)
     assert later.exit_code == 0, later.line()
     # THEN every backup was announced, and at most one of them twice (the one in flight when killed)
     counts = [sum(f"backup-of-db-{i}`" in json.dumps(m) for m in slack.messages()) for i in range(10)]
@@ -202,9 +201,8 @@ def test_two_overlapping_checks_over_a_storm_post_nothing_twice(
     # AND a later check delivers what they left
     settings = Settings.from_env(env)
     store = SqliteStateStore(tmp_path / "s.sqlite3")
-    later = run_check(
-        settings, clients_for(settings, store, notifier_for(slack, "webhook")), NOW + timedelta(minutes=15)
-    )
+    after_claims = datetime.now(UTC) + timedelta(minutes=10)  # the commands ran on the real clock
+    later = run_check(settings, clients_for(settings, store, notifier_for(slack, "webhook")), after_claims)
     assert later.exit_code == 0, later.line()
     # THEN each database is named exactly once, whichever check announced it
     assert all(named(slack, app) == 1 for app in apps), [a for a in apps if named(slack, a) != 1][:5]
