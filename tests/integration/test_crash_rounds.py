@@ -25,7 +25,7 @@ from backup_monitor.state.dynamodb import DynamoStateStore
 from backup_monitor.state.sqlite import SqliteStateStore
 from tests.fakes import FakeScalingo
 from tests.fakes.slack import FakeSlack
-from tests.support.processes import clean_env
+from tests.support.processes import clean_env, scalingo_env
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -39,20 +39,17 @@ def slack() -> Iterator[FakeSlack]:
 
 
 def env_for(fake: FakeScalingo, slack: FakeSlack, path: Path) -> dict[str, str]:
-    return {
-        "SCALINGO_API_TOKEN": fake.api_token,
-        "SCALINGO_AUTH_URL": fake.url,
-        "SCALINGO_API_URL": fake.region_url(),
-        "SCALINGO_DB_API_URL": fake.region_url(),
-        "SCALINGO_API_RATE_LIMIT": "60000",
-        "SLACK_WEBHOOK_URL": slack.webhook_url,
-        "STATE_PATH": str(path),
-        "SUCCESS_NOTICES": "each",
-        "DOWNLOAD_LINKS": "false",
-        "VERIFY_ARCHIVES_EVERY_DAYS": "0",
-        "DAILY_REPORT_AT": "",
-        "GROUP_WAIT_SECONDS": "0",
-    }
+    return scalingo_env(
+        fake,
+        SCALINGO_API_RATE_LIMIT="60000",
+        SLACK_WEBHOOK_URL=slack.webhook_url,
+        STATE_PATH=str(path),
+        SUCCESS_NOTICES="each",
+        DOWNLOAD_LINKS="false",
+        VERIFY_ARCHIVES_EVERY_DAYS="0",
+        DAILY_REPORT_AT="",
+        GROUP_WAIT_SECONDS="0",
+    )
 
 
 def expire_claims(path: Path) -> None:

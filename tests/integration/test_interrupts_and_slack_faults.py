@@ -22,7 +22,7 @@ from backup_monitor.scalingo.client import ScalingoClient, build_session
 from backup_monitor.state.sqlite import SqliteStateStore
 from tests.fakes import FakeScalingo
 from tests.fakes.slack import FakeSlack, wait_until
-from tests.support.processes import clean_env
+from tests.support.processes import clean_env, scalingo_env
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -46,18 +46,15 @@ def seed_failures(fake: FakeScalingo, count: int) -> list[str]:
 
 
 def env_for(fake: FakeScalingo, **extra: str) -> dict[str, str]:
-    return {
-        "SCALINGO_API_TOKEN": fake.api_token,
-        "SCALINGO_AUTH_URL": fake.url,
-        "SCALINGO_API_URL": fake.region_url(),
-        "SCALINGO_DB_API_URL": fake.region_url(),
-        "SCALINGO_API_RATE_LIMIT": "60000",
-        "SUCCESS_NOTICES": "off",
-        "VERIFY_ARCHIVES_EVERY_DAYS": "0",
-        "DAILY_REPORT_AT": "",
-        "GROUP_WAIT_SECONDS": "0",
+    return scalingo_env(
+        fake,
+        SCALINGO_API_RATE_LIMIT="60000",
+        SUCCESS_NOTICES="off",
+        VERIFY_ARCHIVES_EVERY_DAYS="0",
+        DAILY_REPORT_AT="",
+        GROUP_WAIT_SECONDS="0",
         **extra,
-    }
+    )
 
 
 def named(slack: FakeSlack, app: str) -> int:

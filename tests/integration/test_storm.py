@@ -26,7 +26,7 @@ from backup_monitor.state.dynamodb import DynamoStateStore
 from backup_monitor.state.sqlite import SqliteStateStore
 from tests.fakes import FakeScalingo
 from tests.fakes.slack import FakeSlack, wait_until
-from tests.support.processes import clean_env
+from tests.support.processes import clean_env, scalingo_env
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -61,21 +61,18 @@ def seed_failures(fake: FakeScalingo, count: int, prefix: str = "app") -> list[s
 
 
 def env_for(fake: FakeScalingo, **extra: str) -> dict[str, str]:
-    return {
-        "SCALINGO_API_TOKEN": fake.api_token,
-        "SCALINGO_AUTH_URL": fake.url,
-        "SCALINGO_API_URL": fake.region_url(),
-        "SCALINGO_DB_API_URL": fake.region_url(),
-        "SCALINGO_API_RATE_LIMIT": "60000",
-        "SLACK_MENTION": "<!here>",
-        "SUCCESS_NOTICES": "off",
-        "MISSING_BACKUP_GRACE_HOURS": "12",  # the failed slot does not also turn "missing" while tests run
-        "VERIFY_ARCHIVES_EVERY_DAYS": "0",
-        "DAILY_REPORT_AT": "",
-        "GROUP_WAIT_SECONDS": "2",
-        "MAX_WORKERS": "16",
+    return scalingo_env(
+        fake,
+        SCALINGO_API_RATE_LIMIT="60000",
+        SLACK_MENTION="<!here>",
+        SUCCESS_NOTICES="off",
+        MISSING_BACKUP_GRACE_HOURS="12",  # the failed slot does not also turn "missing" while tests run
+        VERIFY_ARCHIVES_EVERY_DAYS="0",
+        DAILY_REPORT_AT="",
+        GROUP_WAIT_SECONDS="2",
+        MAX_WORKERS="16",
         **extra,
-    }
+    )
 
 
 def clients_for(settings: Settings, store: StateStore, notifier: Notifier) -> Clients:

@@ -1,9 +1,12 @@
-"""Environments for the command run as a subprocess: only what a shell would give it, nothing another test
-left in this process's os.environ (a leaked CHECK_TIME_LIMIT_SECONDS or STATE_TABLE would change the run)."""
+"""Environments for the monitor in tests: the fake Scalingo API's settings, and, for the command run as a
+subprocess, only what a shell would give it, nothing another test left in this process's os.environ (a
+leaked CHECK_TIME_LIMIT_SECONDS or STATE_TABLE would change the run)."""
 
 from __future__ import annotations
 
 import os
+
+from backup_monitor.fakes.scalingo import FakeScalingo
 
 KEPT = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
@@ -11,3 +14,14 @@ KEPT = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 def clean_env() -> dict[str, str]:
     """The variables a subprocess needs to start, without the monitor's or AWS's settings."""
     return {k: v for k, v in os.environ.items() if k in KEPT}
+
+
+def scalingo_env(fake: FakeScalingo, **extra: str) -> dict[str, str]:
+    """The settings that point the monitor at the fake Scalingo API (its token, its three URLs), plus `extra`."""
+    return {
+        "SCALINGO_API_TOKEN": fake.api_token,
+        "SCALINGO_AUTH_URL": fake.url,
+        "SCALINGO_API_URL": fake.region_url(),
+        "SCALINGO_DB_API_URL": fake.region_url(),
+        **extra,
+    }
