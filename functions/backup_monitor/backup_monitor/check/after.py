@@ -11,11 +11,13 @@ from datetime import datetime
 
 from backup_monitor.budget import CURSOR_KEY, save_cursor_if_changed
 from backup_monitor.check.deliver import Deliverer
-from backup_monitor.check.model import Clients, Summary, Work
-from backup_monitor.config import Settings, Target
+from backup_monitor.check.model import Clients, Run, Summary, Work
+from backup_monitor.config import Target
+from backup_monitor.daily_report import Outcome, send_daily_report
 from backup_monitor.state.base import Blob, StateError, StateStore
 from backup_monitor.state.tokens import restore_tokens, token_keys
 from backup_monitor.state.tokens import save_tokens as store_tokens
+from backup_monitor.verification import Candidate, verify_archives
 
 logger = logging.getLogger(__name__)
 
@@ -48,28 +50,18 @@ def save_cursor(store: StateStore, before: Sequence[str], left: Sequence[str], n
         logger.warning("time limit reached, databases left for the next check", extra={"count": len(left)})
 
 
-def daily_report(
-    settings: Settings,
-    clients: Clients,
-    targets: list[Target],
-    now: datetime,
-    owner: str,
-    summary: Summary,
-    dry: bool,
-    deliverer: Deliverer,
-) -> None:
+def daily_report(run: Run, targets: list[Target], summary: Summary, deliverer: Deliverer) -> None:
     """Once a day, the first check after DAILY_REPORT_AT sends the report (see daily_report.py)."""
-    from backup_monitor.daily_report import Outcome, send_daily_report
-
+    settings, clients = run.settings, run.clients
     excluded = None if settings.monitored else summary.excluded
     outcome = send_daily_report(
         settings,
         clients.store,
         clients.notifier,
         targets,
-        now,
-        owner,
-        dry_run=dry,
+        run.now,
+        run.owner,
+        dry_run=run.dry_run,
         excluded=excluded,
         outbox=deliverer.outbox,
     )
@@ -80,30 +72,25 @@ def daily_report(
 
 
 def verify(
-    settings: Settings,
-    clients: Clients,
+    run: Run,
     works: Sequence[Work],
-    now: datetime,
-    owner: str,
     summary: Summary,
     deadline: float | None,
     deliverer: Deliverer,
     stop: threading.Event | None = None,
 ) -> None:
-    """Archive verification of the databases read successfully, within what is left of the budget (none once
-    `stop` is set: a download in progress ends at its next read)."""
-    from backup_monitor.verification import Candidate, verify_archives
-
+    """Archive verification of the databases read successfully, within what is left of the budget (no new
+    archive once `stop` is set)."""
     done = [w for w in works if w.evaluation is not None and not w.failed and not w.gone and w.outage_region is None]
     candidates = [Candidate(w.target, w.info, w.record, w.backups) for w in done]
     remaining = None if deadline is None else (lambda: deadline - time.monotonic())
     verify_archives(
-        settings,
-        clients,
+        run.settings,
+        run.clients,
         candidates,
-        now,
+        run.now,
         summary,
-        owner=owner,
+        owner=run.owner,
         remaining=remaining,
         outbox=deliverer.outbox,
         stop=stop,

@@ -11,15 +11,14 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 
 from backup_monitor.check.group import Options, Outgoing, plan
-from backup_monitor.check.model import ClaimClock, Clients, Summary, Work
+from backup_monitor.check.model import Run, Summary, Work
 from backup_monitor.delivery import GIVEN_UP, Outbox
 from backup_monitor.notifiers import BotNotifier, Delivery
 from backup_monitor.records import PendingEdit, Record, ThreadRef
 from backup_monitor.rules import Notice, apply
-from backup_monitor.state.base import CLAIM_SECONDS, StateError
+from backup_monitor.state.base import StateError
 
 logger = logging.getLogger(__name__)
 
@@ -28,28 +27,23 @@ logger = logging.getLogger(__name__)
 class Deliverer:
     """The deliveries of one check (every batch goes through the same outboxes, pacing and mentions)."""
 
-    clients: Clients
+    run: Run
     summary: Summary
-    owner: str
-    now: datetime
-    dry_run: bool
     deadline: float | None
-    mention: str = ""
-    success_notices: str = "digest"
-    claims: ClaimClock | None = None  # None: the check's `now`, CLAIM_SECONDS (tests of one batch)
     outbox: Outbox = field(init=False)
     success_outbox: Outbox = field(init=False)
     options: Options = field(init=False)
     _current: dict[int, Record] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.outbox = Outbox(self.clients.notifier, self.deadline)
-        success = self.clients.success_notifier
+        clients, settings = self.run.clients, self.run.settings
+        self.outbox = Outbox(clients.notifier, self.deadline)
+        success = clients.success_notifier
         self.success_outbox = Outbox(success, self.deadline) if success is not None else self.outbox
         self.options = Options(
-            mention=self.mention,
-            success_notices=self.success_notices,
-            threaded_successes=isinstance(success or self.clients.notifier, BotNotifier),
+            mention=settings.slack_mention,
+            success_notices=settings.policy.success_notices,
+            threaded_successes=isinstance(success or clients.notifier, BotNotifier),
             permalink=self.outbox.permalink,
         )
 
@@ -73,7 +67,7 @@ class Deliverer:
             for work, notice in out.items:
                 if work not in touched:
                     touched.append(work)
-                if delivery is not None and (work.claimed is not None or self.dry_run):
+                if delivery is not None and (work.claimed is not None or self.run.dry_run):
                     self._record(work, notice, delivery, out)
             for work in touched:
                 left[id(work)] -= 1
@@ -87,7 +81,7 @@ class Deliverer:
         assert work.evaluation is not None
         base = work.evaluation.base
         pending = base.pending_edits
-        edits = list(pending) if self.dry_run else [e for e in (self.outbox.edit(p) for p in pending) if e]
+        edits = list(pending) if self.run.dry_run else [e for e in (self.outbox.edit(p) for p in pending) if e]
         version = work.claimed.version if work.claimed is not None else base.version
         self._current[id(work)] = replace(base, pending_edits=tuple(edits), version=version)
 
@@ -110,7 +104,7 @@ class Deliverer:
         thread = None if delivery is GIVEN_UP else delivery.thread
         if out.success or out.head:
             thread = None
-        record = apply(record, notice, self.now, thread, shared=out.shared and not delivery.moved)
+        record = apply(record, notice, self.run.now, thread, shared=out.shared and not delivery.moved)
         message = out.message
         if delivery.edit_error is not None and message is not None and message.edit is not None:
             first = PendingEdit(message.edit.channel, message.edit.ts, message.edit_text, attempts=0)
@@ -118,15 +112,16 @@ class Deliverer:
             if retry is not None:
                 record = replace(record, pending_edits=(*record.pending_edits, retry))
         self._current[id(work)] = record
-        if self.dry_run or work.claimed is None:
+        if self.run.dry_run or work.claimed is None:
             return
         self._write(work, record, release=False)
 
     def _write(self, work: Work, record: Record, *, release: bool) -> None:
+        run = self.run
         try:
-            stamp = self.claims.stamp() if self.claims else self.now.timestamp()
-            ttl = self.claims.ttl() if self.claims else CLAIM_SECONDS
-            written = self.clients.store.commit(record, self.owner, stamp, release=release, ttl=ttl)
+            written = run.clients.store.commit(
+                record, run.owner, run.claims.stamp(), release=release, ttl=run.claims.ttl()
+            )
         except StateError as exc:
             logger.error("could not save what was delivered", extra={"target": work.target.key, "error": str(exc)})
             self.summary.undelivered += 1
@@ -141,7 +136,7 @@ class Deliverer:
         if work.done:
             return
         work.done = True
-        if self.dry_run or work.claimed is None:
+        if self.run.dry_run or work.claimed is None:
             return
         record = self._current.get(id(work))
         if record is None:

@@ -9,7 +9,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from backup_monitor.check.model import ClaimClock, Clients, Work
+from backup_monitor.check.model import Clients, Run, Work
 from backup_monitor.check.targets import named_in_settings
 from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo
@@ -132,17 +132,9 @@ def bounded(evaluation: Evaluation) -> Evaluation:
     return replace(evaluation, notices=kept, base=apply_all(evaluation.base, silent, evaluation.now))
 
 
-def settle(
-    work: Work,
-    evaluation: Evaluation,
-    settings: Settings,
-    clients: Clients,
-    now: datetime,
-    owner: str,
-    dry_run: bool,
-    claims: ClaimClock,
-) -> None:
+def settle(work: Work, evaluation: Evaluation, run: Run) -> None:
     """Fetch download links, then claim the record (something to send) or save it (only state changed)."""
+    settings, clients = run.settings, run.clients
     target = work.target
     if settings.download_links and settings.policy.success_notices != "off" and not work.failed:
         wanted = [n for n in evaluation.notices if n.kind is Kind.SUCCEEDED and n.backup is not None]
@@ -154,14 +146,14 @@ def settle(
                 break
             except ScalingoError as exc:
                 logger.warning("download link dropped", extra={"target": target.key, "error": str(exc)})
-    if dry_run:
+    if run.dry_run:
         work.evaluation = evaluation
         return
     try:
         if evaluation.notices or work.record.pending_edits:
-            work.claimed = clients.store.claim(work.record, owner, claims.stamp(), ttl=claims.ttl())
+            work.claimed = run.claim(work.record)
         elif evaluation.base.content() != work.record.content():
-            clients.store.save(replace(evaluation.base, version=work.record.version), claims.stamp())
+            run.save(replace(evaluation.base, version=work.record.version))
     except ConflictError:
         logger.info("another check holds this database, skipping it", extra={"target": target.key})
         work.failed = False

@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
 
-from backup_monitor.check.model import ClaimClock, Clients, Summary, Work
-from backup_monitor.config import Settings, Target
+from backup_monitor.check.model import Run, Summary, Work
+from backup_monitor.config import Target
 from backup_monitor.messages import DatabaseInfo
 from backup_monitor.records import Record
 from backup_monitor.rules import Evaluation, Kind, evaluate_outage, region_failing
@@ -34,19 +33,10 @@ def _read(work: Work) -> bool:
     return not work.left and not work.gone and (work.evaluation is not None or work.failed)
 
 
-def hold_and_judge(
-    works: Sequence[Work],
-    final: list[Work],
-    settings: Settings,
-    clients: Clients,
-    now: datetime,
-    owner: str,
-    dry_run: bool,
-    claims: ClaimClock,
-    summary: Summary,
-) -> list[Work]:
+def hold_and_judge(works: Sequence[Work], final: list[Work], run: Run, summary: Summary) -> list[Work]:
     """The final batch: each region's outage record first, with "cannot check" notices held where one cause
     explains them."""
+    settings, clients, now = run.settings, run.clients, run.now
     regions = sorted({w.target.region for w in works})
     try:
         stored = clients.store.load_many([outage_key(r) for r in regions])
@@ -71,34 +61,25 @@ def hold_and_judge(
                 if work.evaluation is not None and work.evaluation.notices:
                     summary.held += len(work.evaluation.notices)
                     work.evaluation = replace(work.evaluation, notices=())
-        outage = _outage_work(region, record, evaluation, clients, now, owner, dry_run, claims)
+        outage = _outage_work(region, record, evaluation, run)
         if outage is not None:
             outages.append(outage)
     return [*outages, *final]
 
 
-def _outage_work(
-    region: str,
-    record: Record,
-    evaluation: Evaluation,
-    clients: Clients,
-    now: datetime,
-    owner: str,
-    dry_run: bool,
-    claims: ClaimClock,
-) -> Work | None:
+def _outage_work(region: str, record: Record, evaluation: Evaluation, run: Run) -> Work | None:
     target = Target(region, "Scalingo API", "outage")
     work = Work(target, record, DatabaseInfo(region, "Scalingo API", ""), outage_region=region)
-    if dry_run:
+    if run.dry_run:
         work.evaluation = evaluation
         return work if evaluation.notices else None
     try:
         if evaluation.notices:
-            work.claimed = clients.store.claim(record, owner, claims.stamp(), ttl=claims.ttl())
+            work.claimed = run.claim(record)
             work.evaluation = evaluation
             return work
         if evaluation.base.content() != record.content():
-            clients.store.save(replace(evaluation.base, version=record.version), claims.stamp())
+            run.save(replace(evaluation.base, version=record.version))
     except ConflictError:
         logger.info("another check holds the outage record", extra={"target": record.key})
     except StateError as exc:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from backup_monitor.config import Target
+from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo
 from backup_monitor.notifiers import Notifier
 from backup_monitor.records import Record
@@ -51,6 +52,27 @@ class Clients:
     store: StateStore
     notifier: Notifier
     success_notifier: Notifier | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What every stage of one check shares: its settings and clients, its `now`, who it is (the claims'
+    owner), whether it is a dry run, and its clock for claims and writes."""
+
+    settings: Settings
+    clients: Clients
+    now: datetime
+    owner: str
+    dry_run: bool
+    claims: ClaimClock
+
+    def claim(self, record: Record) -> Record:
+        """Claim `record` as read, until this check can no longer write (ConflictError: another check has it)."""
+        return self.clients.store.claim(record, self.owner, self.claims.stamp(), ttl=self.claims.ttl())
+
+    def save(self, record: Record) -> Record:
+        """Write `record` (conditional on its version and on no live claim) when only the state changed."""
+        return self.clients.store.save(record, self.claims.stamp())
 
 
 @dataclass(slots=True)

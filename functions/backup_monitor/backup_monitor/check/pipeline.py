@@ -31,7 +31,7 @@ from backup_monitor.check.after import daily_report, load_blobs, save_cursor, sa
 from backup_monitor.check.deliver import Deliverer
 from backup_monitor.check.fetch import database_info, evaluate_target, settle
 from backup_monitor.check.inhibit import hold_and_judge
-from backup_monitor.check.model import ClaimClock, Clients, Summary, Work
+from backup_monitor.check.model import ClaimClock, Clients, Run, Summary, Work
 from backup_monitor.check.targets import resolve_targets, watched
 from backup_monitor.check.unreadable import unreadable_work
 from backup_monitor.config import Settings
@@ -71,7 +71,7 @@ def run_check(
     deadline = deadline_after(budget, started)
     fetch_deadline = None if deadline is None or budget is None else deadline - delivery_reserve(budget)
     clients.scalingo.begin_check(fetch_deadline)
-    claims = ClaimClock(now.timestamp(), started, budget)
+    run = Run(settings, clients, now, owner, dry_run, ClaimClock(now.timestamp(), started, budget))
 
     # -- targets ---------------------------------------------------------------------------------------------
     try:
@@ -108,17 +108,7 @@ def run_check(
     works = [Work(t, records.get(t.key) or Record(key=t.key), database_info(t, None)) for t in targets]
     rank = {id(w): i for i, w in enumerate(works)}
 
-    deliverer = Deliverer(
-        clients,
-        summary,
-        owner,
-        now,
-        dry_run,
-        deadline,
-        mention=settings.slack_mention,
-        success_notices=settings.policy.success_notices,
-        claims=claims,
-    )
+    deliverer = Deliverer(run, summary, deadline)
 
     # -- fetch + evaluate, with early delivery of what is ready ---------------------------------------------------
     def examine(work: Work) -> None:
@@ -128,7 +118,7 @@ def run_check(
         try:
             evaluation = evaluate_target(work, settings, clients, now)
             if evaluation is not None:
-                settle(work, evaluation, settings, clients, now, owner, dry_run, claims)
+                settle(work, evaluation, run)
         except Exception as exc:  # a bug costs this database only (its claim, if taken, expires)
             logger.exception("unexpected error checking database", extra={"target": work.target.key})
             work.failed, work.failure, work.evaluation = True, f"internal error ({type(exc).__name__})", None
@@ -173,17 +163,17 @@ def run_check(
     # -- rediscovery for 404s, then one cause one incident ----------------------------------------------------
     deferred = [w for w in held_back if w.not_found is not None]
     if deferred:
-        _decide_not_found(deferred, settings, clients, now, owner, dry_run, claims)
+        _decide_not_found(deferred, run)
     final = [*ready, *sorted(held_back, key=lambda w: rank[id(w)])]
     if not only:
-        final = hold_and_judge(works, final, settings, clients, now, owner, dry_run, claims, summary)
+        final = hold_and_judge(works, final, run, summary)
     for work in held_back:
         if work.failed and not work.held:
             logger.warning("cannot check database", extra={"target": work.target.key, "error": work.failure})
         elif work.failed:
             logger.info("cannot check database (one outage)", extra={"target": work.target.key, "error": work.failure})
     checked = {w.target.key: w.target for w in works} | broken
-    side = unreadable_work(settings, clients, checked, unreadable, now, owner, dry_run, claims)
+    side = unreadable_work(run, checked, unreadable)
     if side is not None:
         final.insert(0, side)
     if stop.is_set():
@@ -201,9 +191,9 @@ def run_check(
     if stop.is_set():
         return summary
     if not only:  # a manual check of a few databases does not stand for the day's report
-        daily_report(settings, clients, targets, now, owner, summary, dry_run, deliverer)
+        daily_report(run, targets, summary, deliverer)
     if not dry_run:
-        verify(settings, clients, works, now, owner, summary, deadline, deliverer, stop)
+        verify(run, works, summary, deadline, deliverer, stop)
     return summary
 
 
@@ -224,16 +214,9 @@ def _count(works: Sequence[Work], summary: Summary) -> None:
                     summary.findings[notice.kind.value] += 1
 
 
-def _decide_not_found(
-    works: list[Work],
-    settings: Settings,
-    clients: Clients,
-    now: datetime,
-    owner: str,
-    dry_run: bool,
-    claims: ClaimClock,
-) -> None:
+def _decide_not_found(works: list[Work], run: Run) -> None:
     """Scalingo answered 404 for discovered databases: rediscover (ignoring the cache) before deciding."""
+    settings, clients, now = run.settings, run.clients, run.now
     try:
         current: set[str] | None = {t.key for t in resolve_targets(settings, clients, now, force=True)}
     except OutOfTimeError:  # no time left to rediscover: these databases are left for the next check
@@ -252,4 +235,4 @@ def _decide_not_found(
             work.failed = True
             work.failure = work.not_found or "not found"
             evaluation = evaluate_failure(work.record, work.failure, now, settings.policy, permanent=False)
-        settle(work, evaluation, settings, clients, now, owner, dry_run, claims)
+        settle(work, evaluation, run)

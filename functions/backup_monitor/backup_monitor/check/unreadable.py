@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
 
 from backup_monitor.check.fetch import database_info
-from backup_monitor.check.model import ClaimClock, Clients, Work
+from backup_monitor.check.model import Run, Work
 from backup_monitor.check.targets import target_from_key
 from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo
@@ -28,17 +27,9 @@ def unreadable_key(settings: Settings) -> str:
     return UNREADABLE_KEY_PREFIX + ",".join(settings.regions)
 
 
-def unreadable_work(
-    settings: Settings,
-    clients: Clients,
-    checked: Mapping[str, Target],
-    unreadable: Mapping[str, str],
-    now: datetime,
-    owner: str,
-    dry_run: bool,
-    claims: ClaimClock,
-) -> Work | None:
+def unreadable_work(run: Run, checked: Mapping[str, Target], unreadable: Mapping[str, str]) -> Work | None:
     """The work item that announces, reminds and resolves the unreadable records of `checked` targets."""
+    settings, clients, now = run.settings, run.clients, run.now
     key = unreadable_key(settings)
     try:
         record = clients.store.load_many([key]).get(key) or Record(key=key)
@@ -64,11 +55,11 @@ def unreadable_work(
     target = target_from_key(next(iter(infos))) if infos else Target("", "", "")
     work = Work(target, record, database_info(target, None), infos=infos)
     evaluation = Evaluation(tuple(notices), record, now)
-    if dry_run:
+    if run.dry_run:
         work.evaluation = evaluation
         return work
     try:
-        work.claimed = clients.store.claim(record, owner, claims.stamp(), ttl=claims.ttl())
+        work.claimed = run.claim(record)
     except ConflictError:
         logger.info("another check holds the record of unreadable records")
         return None
