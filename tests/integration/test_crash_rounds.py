@@ -39,17 +39,17 @@ def slack() -> Iterator[FakeSlack]:
 
 
 def env_for(fake: FakeScalingo, slack: FakeSlack, path: Path) -> dict[str, str]:
-    return scalingo_env(
-        fake,
-        SCALINGO_API_RATE_LIMIT="60000",
-        SLACK_WEBHOOK_URL=slack.webhook_url,
-        STATE_PATH=str(path),
-        SUCCESS_NOTICES="each",
-        DOWNLOAD_LINKS="false",
-        VERIFY_ARCHIVES_EVERY_DAYS="0",
-        DAILY_REPORT_AT="",
-        GROUP_WAIT_SECONDS="0",
-    )
+    return {
+        **scalingo_env(fake),
+        "SCALINGO_API_RATE_LIMIT": "60000",
+        "SLACK_WEBHOOK_URL": slack.webhook_url,
+        "STATE_PATH": str(path),
+        "SUCCESS_NOTICES": "each",
+        "DOWNLOAD_LINKS": "false",
+        "VERIFY_ARCHIVES_EVERY_DAYS": "0",
+        "DAILY_REPORT_AT": "",
+        "GROUP_WAIT_SECONDS": "0",
+    }
 
 
 def expire_claims(path: Path) -> None:

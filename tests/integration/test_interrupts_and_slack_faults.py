@@ -46,15 +46,15 @@ def seed_failures(fake: FakeScalingo, count: int) -> list[str]:
 
 
 def env_for(fake: FakeScalingo, **extra: str) -> dict[str, str]:
-    return scalingo_env(
-        fake,
-        SCALINGO_API_RATE_LIMIT="60000",
-        SUCCESS_NOTICES="off",
-        VERIFY_ARCHIVES_EVERY_DAYS="0",
-        DAILY_REPORT_AT="",
-        GROUP_WAIT_SECONDS="0",
+    return {
+        **scalingo_env(fake),
+        "SCALINGO_API_RATE_LIMIT": "60000",
+        "SUCCESS_NOTICES": "off",
+        "VERIFY_ARCHIVES_EVERY_DAYS": "0",
+        "DAILY_REPORT_AT": "",
+        "GROUP_WAIT_SECONDS": "0",
         **extra,
-    )
+    }
 
 
 def named(slack: FakeSlack, app: str) -> int:

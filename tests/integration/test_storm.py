@@ -61,18 +61,18 @@ def seed_failures(fake: FakeScalingo, count: int, prefix: str = "app") -> list[s
 
 
 def env_for(fake: FakeScalingo, **extra: str) -> dict[str, str]:
-    return scalingo_env(
-        fake,
-        SCALINGO_API_RATE_LIMIT="60000",
-        SLACK_MENTION="<!here>",
-        SUCCESS_NOTICES="off",
-        MISSING_BACKUP_GRACE_HOURS="12",  # the failed slot does not also turn "missing" while tests run
-        VERIFY_ARCHIVES_EVERY_DAYS="0",
-        DAILY_REPORT_AT="",
-        GROUP_WAIT_SECONDS="2",
-        MAX_WORKERS="16",
+    return {
+        **scalingo_env(fake),
+        "SCALINGO_API_RATE_LIMIT": "60000",
+        "SLACK_MENTION": "<!here>",
+        "SUCCESS_NOTICES": "off",
+        "MISSING_BACKUP_GRACE_HOURS": "12",  # the failed slot does not also turn "missing" while tests run
+        "VERIFY_ARCHIVES_EVERY_DAYS": "0",
+        "DAILY_REPORT_AT": "",
+        "GROUP_WAIT_SECONDS": "2",
+        "MAX_WORKERS": "16",
         **extra,
-    )
+    }
 
 
 def clients_for(settings: Settings, store: StateStore, notifier: Notifier) -> Clients:

@@ -16,12 +16,11 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in KEPT}
 
 
-def scalingo_env(fake: FakeScalingo, **extra: str) -> dict[str, str]:
-    """The settings that point the monitor at the fake Scalingo API (its token, its three URLs), plus `extra`."""
+def scalingo_env(fake: FakeScalingo) -> dict[str, str]:
+    """The settings that point the monitor at the fake Scalingo API: its token and its three URLs."""
     return {
         "SCALINGO_API_TOKEN": fake.api_token,
         "SCALINGO_AUTH_URL": fake.url,
         "SCALINGO_API_URL": fake.region_url(),
         "SCALINGO_DB_API_URL": fake.region_url(),
-        **extra,
     }
