@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -51,6 +52,7 @@ class Outbox:
     out_of_time: bool = False
     pacer: Pacer = field(default_factory=Pacer)
     sleep: Callable[[float], None] = time.sleep
+    stop: threading.Event | None = None  # set (Ctrl-C, SIGTERM): no wait goes on, nothing more is sent
 
     def __post_init__(self) -> None:
         shared = getattr(self.notifier, "pacer", None)
@@ -83,6 +85,9 @@ class Outbox:
 
         A send started before the deadline may end after it, by at most its request timeout (bounded by the
         notifier): the Lambda keeps a margin beyond the budget for that (budget.LAMBDA_SAFETY_MARGIN_SECONDS)."""
+        if self.stop is not None and self.stop.is_set():
+            self.stopped = self.stopped or "interrupted"
+            return False
         left = self.left()
         if left is not None and (left <= 0 or seconds >= left):
             if not self.out_of_time:
@@ -92,7 +97,11 @@ class Outbox:
                 )
             self.out_of_time = True
             return False
-        if seconds > 0:
+        if seconds > 0 and self.stop is not None:
+            if self.stop.wait(seconds):  # interrupted while waiting
+                self.stopped = self.stopped or "interrupted"
+                return False
+        elif seconds > 0:
             self.sleep(seconds)
         return True
 

@@ -9,6 +9,7 @@ write after each send is its set-notifies stage; the records, read by the next c
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
@@ -30,6 +31,7 @@ class Deliverer:
     run: Run
     summary: Summary
     deadline: float | None
+    stop: threading.Event | None = None
     outbox: Outbox = field(init=False)
     success_outbox: Outbox = field(init=False)
     options: Options = field(init=False)
@@ -37,9 +39,9 @@ class Deliverer:
 
     def __post_init__(self) -> None:
         clients, settings = self.run.clients, self.run.settings
-        self.outbox = Outbox(clients.notifier, self.deadline)
+        self.outbox = Outbox(clients.notifier, self.deadline, stop=self.stop)
         success = clients.success_notifier
-        self.success_outbox = Outbox(success, self.deadline) if success is not None else self.outbox
+        self.success_outbox = Outbox(success, self.deadline, stop=self.stop) if success is not None else self.outbox
         self.options = Options(
             mention=settings.slack_mention,
             success_notices=settings.policy.success_notices,

@@ -108,7 +108,7 @@ def run_check(
     works = [Work(t, records.get(t.key) or Record(key=t.key), database_info(t, None)) for t in targets]
     rank = {id(w): i for i, w in enumerate(works)}
 
-    deliverer = Deliverer(run, summary, deadline)
+    deliverer = Deliverer(run, summary, deadline, stop)
 
     # -- fetch + evaluate, with early delivery of what is ready ---------------------------------------------------
     def examine(work: Work) -> None:
