@@ -32,7 +32,7 @@ def time_budget(limit: float | None, remaining: float | None) -> float | None:
 
 
 DELIVERY_RESERVE_SECONDS = 20.0  # kept from fetching for the last batch's messages and writes
-DELIVERY_RESERVE_SHARE = 0.2  # ... or this share of a short budget
+DELIVERY_RESERVE_SHARE = 0.05  # ... or this share of a shorter budget (one of 400 s or less)
 
 
 def delivery_reserve(budget: float) -> float:
