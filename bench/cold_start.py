@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -85,6 +86,10 @@ def main() -> None:
     function, layer = args.build_dir / "BackupMonitorFunction", args.build_dir / "DependenciesLayer" / "python"
     if not (function / "app.py").is_file() or not layer.is_dir():
         raise SystemExit(f"no sam build output in {args.build_dir}: run `make template` first")
+    if platform.machine() not in ("aarch64", "arm64"):
+        # The layer is built for the Lambda's arm64 (cryptography's compiled core): it does not import here.
+        print(f"Cold start: skipped on {platform.machine()}, the layer's compiled packages are built for arm64.")
+        return
 
     with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp:
         work = Path(tmp)
