@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from backup_monitor.check.fetch import DATABASE_INFO_MAX_AGE
 from backup_monitor.check.model import Clients, Summary
-from backup_monitor.check.pipeline import GONE_REASON, run_check
+from backup_monitor.check.pipeline import run_check
 from backup_monitor.check.targets import DISCOVERY_KEY_PREFIX, resolve_targets
 
 __all__ = [
-    "DATABASE_INFO_MAX_AGE",
     "DISCOVERY_KEY_PREFIX",
-    "GONE_REASON",
     "Clients",
     "Summary",
     "resolve_targets",

@@ -17,7 +17,7 @@ from backup_monitor.check.group import Options, Outgoing, plan
 from backup_monitor.check.model import Run, Summary, Work
 from backup_monitor.delivery import GIVEN_UP, Outbox
 from backup_monitor.notifiers import BotNotifier, Delivery
-from backup_monitor.records import PendingEdit, Record, ThreadRef
+from backup_monitor.records import PendingEdit, Record
 from backup_monitor.rules import Notice, apply
 from backup_monitor.state.base import StateError
 
@@ -163,6 +163,3 @@ class Deliverer:
             if box.stopped and box.stopped != "interrupted" and not self.summary.delivery_error:
                 self.summary.delivery_error = f"Slack delivery stopped: {box.stopped}"
         self.summary.rate_limited = sum(b.rate_limited for b in boxes)
-
-    def thread_link(self, thread: ThreadRef) -> str | None:
-        return self.outbox.permalink(thread)

@@ -112,7 +112,6 @@ def evaluate_target(work: Work, settings: Settings, clients: Clients, now: datet
 def _failed(work: Work, exc: ScalingoError, now: datetime, settings: Settings, *, permanent: bool) -> Evaluation:
     work.failed = True  # logged once the check knows whether one outage explains it (pipeline)
     work.failure = str(exc)
-    work.failure_api = str(getattr(exc, "api", "") or "")
     work.api_failed = not isinstance(exc, NotFoundError)
     work.info = database_info(work.target, work.record.database)
     return evaluate_failure(work.record, str(exc), now, settings.policy, permanent=permanent)

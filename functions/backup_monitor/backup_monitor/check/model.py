@@ -161,7 +161,6 @@ class Work:
     claimed: Record | None = None  # the record as this check holds it (its version moves with each write)
     failed: bool = False
     failure: str = ""  # why the read failed (a ScalingoError's text)
-    failure_api: str = ""  # which Scalingo API failed ("auth", "main", "db"), when known
     api_failed: bool = False  # Scalingo's API failed for it (not a 404, not our state): evidence of an outage
     held: bool = False  # its "cannot check" is held by its region's API outage
     left: bool = False
