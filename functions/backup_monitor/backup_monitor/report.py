@@ -22,13 +22,12 @@ from backup_monitor.messages import (
     escape,
 )
 from backup_monitor.records import Incident, Record, ThreadRef
-from backup_monitor.rules import NO_SCHEDULE_HOURS, SEVERITY, Kind, Phase, Severity
+from backup_monitor.rules import NO_SCHEDULE_HOURS, SEVERITY, SEVERITY_ORDER, Kind, Phase, Severity
 
 MAX_BLOCKS = 50  # Slack's limit for one message
 MAX_SECTION_CHARS = 3000  # Slack's limit for a section's text
 STALE_NAMES_SHOWN = 10
 THREAD_LINK = "https://slack.com/app_redirect?channel={channel}"
-SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
 @dataclass(frozen=True, slots=True)

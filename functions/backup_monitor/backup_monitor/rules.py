@@ -69,6 +69,8 @@ SEVERITY = {
     Kind.API_OUTAGE: Severity.CRITICAL,
     Kind.ENTRIES_SKIPPED: Severity.WARNING,
 }
+# Most severe first, for everything that lists notices or incidents (grouped messages, the daily report).
+SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 # The incidents that mean "this database has no usable backup": one page per outage, whichever comes first.
 BACKUP_OUTAGE = frozenset({Kind.FAILED, Kind.MISSING})
 

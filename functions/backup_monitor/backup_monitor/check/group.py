@@ -20,11 +20,10 @@ from backup_monitor.messages import (
     render_success,
 )
 from backup_monitor.records import ThreadRef
-from backup_monitor.rules import Kind, Notice, Phase, Severity
+from backup_monitor.rules import SEVERITY_ORDER, Kind, Notice, Phase
 
 GROUP_AT = 5  # this many notices of one kind and phase in a batch are announced together
 PHASE_ORDER = {Phase.OPEN: 0, Phase.UPDATE: 1, Phase.NOTICE: 2, Phase.REMIND: 3, Phase.RESOLVE: 4}
-SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
 @dataclass(slots=True)
