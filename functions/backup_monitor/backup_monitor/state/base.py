@@ -22,15 +22,9 @@ class ConflictError(StateError):
     """The record changed since it was read, or another check holds a live claim on it."""
 
 
-class UnreadableRecordError(StateError):
-    """One stored record cannot be read (corrupt, of the wrong shape, or written by a newer version).
-
-    The message names the record's key and the fault, never the record's content."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"state record {key!r} {problem}")
-        self.key = key
-        self.problem = problem
+class UnreadableRecordError(StateError, RecordFormatError):
+    """One stored record cannot be read (corrupt, of the wrong shape, or written by a newer version): the
+    records module's RecordFormatError, as a StateError. Built the same way: (key, problem)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,13 +126,12 @@ def read_records(
     found: dict[str, Record] = {}
     for row in rows:
         try:
-            try:
-                record = parse(row)
-            except RecordFormatError as exc:
-                raise UnreadableRecordError(exc.key, exc.problem) from None
-        except UnreadableRecordError as exc:
+            record = parse(row)
+        except RecordFormatError as exc:  # an UnreadableRecordError too
             if unreadable is None:
-                raise
+                if isinstance(exc, UnreadableRecordError):
+                    raise
+                raise UnreadableRecordError(exc.key, exc.problem) from None
             unreadable[key_of(row)] = str(exc)
             continue
         found[key_of(row)] = record
