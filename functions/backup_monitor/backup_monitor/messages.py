@@ -14,11 +14,15 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from backup_monitor.records import ThreadRef
 from backup_monitor.rules import Kind, Notice, Phase, Severity
+
+if TYPE_CHECKING:
+    from backup_monitor.config import Target
+    from backup_monitor.scalingo.models import Database
 
 # Slack's limits (Block Kit reference, chat.postMessage): a section's text, blocks per message, a button's URL,
 # a message's `text`. Slack also refuses a message whose blocks carry more than about 12,000 characters of text
@@ -62,6 +66,13 @@ class DatabaseInfo:
     addon_id: str
     resource_id: str = ""
     type_name: str = "database"
+
+    @classmethod
+    def of(cls, target: Target, database: Database | None) -> DatabaseInfo:
+        """The target, with its resource id and type when Scalingo's database info is known."""
+        if database is None:
+            return cls(target.region, target.app, target.addon_id)
+        return cls(target.region, target.app, target.addon_id, database.resource_id, database.type_name)
 
 
 @dataclass(frozen=True, slots=True)

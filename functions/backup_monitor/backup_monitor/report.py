@@ -107,14 +107,7 @@ def verify_every_days(settings: Settings) -> float:
 
 def database_info(target: Target, record: Record | None) -> DatabaseInfo:
     """Who a line is about: the cached database info when the record has it."""
-    database = record.database if record else None
-    return DatabaseInfo(
-        target.region,
-        target.app,
-        target.addon_id,
-        database.resource_id if database else "",
-        database.type_name if database else "database",
-    )
+    return DatabaseInfo.of(target, record.database if record else None)
 
 
 def incident_title(kind: str) -> str:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from backup_monitor.check.model import Clients, Run, Work
 from backup_monitor.check.targets import named_in_settings
-from backup_monitor.config import Settings, Target
+from backup_monitor.config import Settings
 from backup_monitor.messages import DatabaseInfo
 from backup_monitor.rules import (
     Evaluation,
@@ -31,7 +31,6 @@ from backup_monitor.scalingo.errors import (
     ScalingoError,
     UnavailableError,
 )
-from backup_monitor.scalingo.models import Database
 from backup_monitor.state.base import ConflictError, StateError
 from backup_monitor.verification_rules import with_archive_notices
 
@@ -42,16 +41,6 @@ DATABASE_INFO_MAX_AGE = timedelta(days=1)
 # announces the newest, records the rest silently, and asks for this many download links.
 MAX_SUCCESS_NOTICES_PER_DATABASE = 10
 MAX_LINKS_PER_DATABASE = 5
-
-
-def database_info(target: Target, database: Database | None, provider: str = "") -> DatabaseInfo:
-    return DatabaseInfo(
-        target.region,
-        target.app,
-        target.addon_id,
-        database.resource_id if database else "",
-        database.type_name if database else (provider or "database"),
-    )
 
 
 def _needs_fresh_info(evaluation: Evaluation) -> bool:
@@ -73,7 +62,7 @@ def evaluate_target(work: Work, settings: Settings, clients: Clients, now: datet
         if fresh or database is None:
             database = clients.scalingo.get_database(target)
             record = with_database(record, database, now)
-        work.info = database_info(target, database)
+        work.info = DatabaseInfo.of(target, database)
         listing = clients.scalingo.read_backups(target)
         if listing.skipped and not listing.backups:
             raise PayloadError(f"{target.app}/{target.addon_id}: none of the {listing.skipped} backup entries reads")
@@ -88,7 +77,7 @@ def evaluate_target(work: Work, settings: Settings, clients: Clients, now: datet
             # The cached schedule may be a day old: a moved or re-enabled schedule must not page.
             database = clients.scalingo.get_database(target)
             record = with_database(record, database, now)
-            work.info = database_info(target, database)
+            work.info = DatabaseInfo.of(target, database)
             evaluation = evaluate(record, database, backups, now, policy, skipped=skipped, problems=problems)
         work.database = database
         return bounded(with_archive_notices(evaluation, policy))
@@ -113,7 +102,7 @@ def _failed(work: Work, exc: ScalingoError, now: datetime, settings: Settings, *
     work.failed = True  # logged once the check knows whether one outage explains it (pipeline)
     work.failure = str(exc)
     work.api_failed = not isinstance(exc, NotFoundError)
-    work.info = database_info(work.target, work.record.database)
+    work.info = DatabaseInfo.of(work.target, work.record.database)
     return evaluate_failure(work.record, str(exc), now, settings.policy, permanent=permanent)
 
 

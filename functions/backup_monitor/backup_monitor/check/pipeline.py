@@ -29,12 +29,13 @@ from backup_monitor.budget import (
 )
 from backup_monitor.check.after import daily_report, load_blobs, save_cursor, save_tokens, verify
 from backup_monitor.check.deliver import Deliverer
-from backup_monitor.check.fetch import database_info, evaluate_target, settle
+from backup_monitor.check.fetch import evaluate_target, settle
 from backup_monitor.check.inhibit import hold_and_judge
 from backup_monitor.check.model import ClaimClock, Clients, Run, Summary, Work
 from backup_monitor.check.targets import resolve_targets, watched
 from backup_monitor.check.unreadable import unreadable_work
 from backup_monitor.config import Settings
+from backup_monitor.messages import DatabaseInfo
 from backup_monitor.records import Record
 from backup_monitor.rules import Phase, evaluate_failure, evaluate_gone
 from backup_monitor.scalingo.errors import OutOfTimeError, ScalingoError
@@ -105,7 +106,7 @@ def run_check(
     left_before = left_keys(blobs)
     needs_token = {t.key for t in targets if clients.scalingo.needs_token(t)}
     targets = order_for_check(targets, left_before, lambda t: t.key in needs_token, clients.scalingo.token_expiry)
-    works = [Work(t, records.get(t.key) or Record(key=t.key), database_info(t, None)) for t in targets]
+    works = [Work(t, records.get(t.key) or Record(key=t.key), DatabaseInfo.of(t, None)) for t in targets]
     rank = {id(w): i for i, w in enumerate(works)}
 
     deliverer = Deliverer(run, summary, deadline, stop)

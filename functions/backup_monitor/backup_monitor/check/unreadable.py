@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from backup_monitor.check.fetch import database_info
 from backup_monitor.check.model import Run, Work
 from backup_monitor.check.targets import target_from_key
 from backup_monitor.config import Settings, Target
@@ -40,7 +39,7 @@ def unreadable_work(run: Run, checked: Mapping[str, Target], unreadable: Mapping
     infos: dict[str, DatabaseInfo] = {}
     for target_key, reason in sorted(unreadable.items()):
         logger.error("state record unreadable, database not checked", extra={"target": target_key, "error": reason})
-        infos[target_key] = database_info(checked[target_key], None)
+        infos[target_key] = DatabaseInfo.of(checked[target_key], None)
         incident = record.incidents.get(target_key)
         if incident is None:
             notices.append(Notice(Kind.CANNOT_CHECK, Phase.OPEN, target_key, detail=f"{reason}: {HOW_TO_FIX}"))
@@ -48,12 +47,12 @@ def unreadable_work(run: Run, checked: Mapping[str, Target], unreadable: Mapping
             notices.append(notice)
     for target_key, incident in sorted(record.incidents.items()):
         if target_key in checked and target_key not in unreadable:
-            infos[target_key] = database_info(checked[target_key], None)
+            infos[target_key] = DatabaseInfo.of(checked[target_key], None)
             notices.append(resolve_notice(target_key, incident, "Its state record can be read again"))
     if not notices:
         return None
     target = target_from_key(next(iter(infos))) if infos else Target("", "", "")
-    work = Work(target, record, database_info(target, None), infos=infos)
+    work = Work(target, record, DatabaseInfo.of(target, None), infos=infos)
     evaluation = Evaluation(tuple(notices), record, now)
     if run.dry_run:
         work.evaluation = evaluation
