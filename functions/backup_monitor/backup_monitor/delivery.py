@@ -118,7 +118,8 @@ class Outbox:
                 return None
             logger.warning("slack refused a message, sending it as plain text", extra={"error": str(exc)})
         except Exception as exc:  # a bug in a notifier costs this message (sent again next check), not the check
-            logger.exception("unexpected error sending a message")
+            # The type only: a traceback from inside a Slack client could quote the webhook URL or the token.
+            logger.error("unexpected error sending a message", extra={"error": type(exc).__name__})
             self._failed(DeliveryError(f"internal error ({type(exc).__name__})", kind=ErrorKind.TRANSIENT))
             return None
         try:
