@@ -75,6 +75,7 @@ class Policy:
     lookback_hours: float = 48.0
     success_notices: str = "digest"
     cannot_check_after: int = 3
+    pitr_max_lag_hours: float = 6.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,7 @@ class Settings:
             remind_every_hours=reader.reminder("REMIND_EVERY_HOURS", 24.0),
             lookback_hours=reader.number("LOOKBACK_HOURS", 48.0, minimum=0, maximum=24 * 90),
             success_notices=reader.choice("SUCCESS_NOTICES", "digest", SUCCESS_NOTICE_MODES),
+            pitr_max_lag_hours=reader.number("PITR_MAX_LAG_HOURS", 6.0, minimum=0.5, maximum=24 * 7),
         )
         settings = cls(
             api_token=reader.text("SCALINGO_API_TOKEN"),

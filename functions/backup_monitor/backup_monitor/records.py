@@ -34,6 +34,8 @@ class Incident:
     # The thread is a grouped message shared with other databases' incidents: replies go there, but it is
     # never edited to "resolved" (the others may still be open).
     shared: bool = False
+    # Where it was announced: a fingerprint of the destination (never the secret). A new destination hears it.
+    destination: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,20 @@ class Record:
     pending_edits: tuple[PendingEdit, ...] = ()
     verified: Verification | None = None  # the last verification that ran to a verdict (ok or failed)
     verify_skipped: Verification | None = None  # the last one that could not run, since then
+    # Discovery records only: listed keys a pass of their region's discovery left out, and when first left out
+    # (retired when a second pass at least an hour later still leaves them out).
+    unlisted: dict[str, datetime] = field(default_factory=dict)
+    # The latest schedule slot a usable backup filled: a short answer that omits that backup keeps it filled.
+    filled_slot: datetime | None = None
+    # Handled backups made in the last days (id -> created_at): an answer that omits one of them while listing
+    # older ones is not data.
+    recent: dict[str, datetime] = field(default_factory=dict)
+    # When the current streak of failed reads began (None while reads succeed).
+    failing_since: datetime | None = None
+    # Point-in-time recovery: the recovery window as last read (None: no PITR), and when it was last asked.
+    pitr_earliest: datetime | None = None
+    pitr_latest: datetime | None = None
+    pitr_read_at: datetime | None = None
 
     def content(self) -> dict[str, Any]:
         """What decides whether a write is needed: everything but the version and the claim."""
@@ -122,6 +138,7 @@ def record_to_json(record: Record) -> dict[str, Any]:
                 "detail": inc.detail,
                 "thread": [inc.thread.channel, inc.thread.ts] if inc.thread else None,
                 **({"shared": True} if inc.shared else {}),
+                **({"destination": inc.destination} if inc.destination else {}),
             }
             for key, inc in sorted(record.incidents.items())
         },
@@ -143,7 +160,22 @@ def record_to_json(record: Record) -> dict[str, Any]:
         **({"pending_edits": [_edit_to_json(e) for e in record.pending_edits]} if record.pending_edits else {}),
         **({"verified": _verification_to_json(record.verified)} if record.verified else {}),
         **({"verify_skipped": _verification_to_json(record.verify_skipped)} if record.verify_skipped else {}),
+        **({"unlisted": _times_to_json(record.unlisted)} if record.unlisted else {}),
+        **({"filled_slot": _time(record.filled_slot)} if record.filled_slot else {}),
+        **({"recent": _times_to_json(record.recent)} if record.recent else {}),
+        **({"failing_since": _time(record.failing_since)} if record.failing_since else {}),
+        **({"pitr_earliest": _time(record.pitr_earliest)} if record.pitr_earliest else {}),
+        **({"pitr_latest": _time(record.pitr_latest)} if record.pitr_latest else {}),
+        **({"pitr_read_at": _time(record.pitr_read_at)} if record.pitr_read_at else {}),
     }
+
+
+def _times_to_json(times: dict[str, datetime]) -> dict[str, str | None]:
+    return {k: _time(v) for k, v in sorted(times.items())}
+
+
+def _times_from_json(raw: Any) -> dict[str, datetime]:
+    return {str(k): when for k, v in (raw or {}).items() if (when := _parse(v)) is not None}
 
 
 def _edit_to_json(edit: PendingEdit) -> dict[str, Any]:
@@ -255,6 +287,7 @@ def _record_from_data(
             detail=str(raw.get("detail") or ""),
             thread=ThreadRef(str(thread[0]), str(thread[1])) if thread else None,
             shared=bool(raw.get("shared")),
+            destination=str(raw.get("destination") or ""),
         )
     database = data.get("database")
     return Record(
@@ -267,9 +300,7 @@ def _record_from_data(
         api_failures=int(data.get("api_failures") or 0),
         first_seen_at=_parse(data.get("first_seen_at")),
         discovered={str(k): str(v) for k, v in (data.get("discovered") or {}).items()},
-        absent_since={
-            str(k): when for k, v in (data.get("absent_since") or {}).items() if (when := _parse(v)) is not None
-        },
+        absent_since=_times_from_json(data.get("absent_since")),
         last_usable_at=_parse(data.get("last_usable_at")),
         retired_at=_parse(data.get("retired_at")),
         schedule_since=_parse(data.get("schedule_since")),
@@ -280,4 +311,11 @@ def _record_from_data(
         pending_edits=_edits_from_json(data.get("pending_edits")),
         verified=_verification_from_json(data.get("verified")),
         verify_skipped=_verification_from_json(data.get("verify_skipped")),
+        unlisted=_times_from_json(data.get("unlisted")),
+        filled_slot=_parse(data.get("filled_slot")),
+        recent=_times_from_json(data.get("recent")),
+        failing_since=_parse(data.get("failing_since")),
+        pitr_earliest=_parse(data.get("pitr_earliest")),
+        pitr_latest=_parse(data.get("pitr_latest")),
+        pitr_read_at=_parse(data.get("pitr_read_at")),
     )

@@ -38,6 +38,8 @@ class Kind(StrEnum):
     GONE = "gone"  # the database's addon or app was deleted: no longer watched
     API_OUTAGE = "api_outage"  # Scalingo's API failed for most databases of a region: one incident, not one each
     ENTRIES_SKIPPED = "entries_skipped"  # some entries of the backups list could not be read: said once
+    PITR_BEHIND = "pitr_behind"  # point-in-time recovery's latest restore point is older than PITR_MAX_LAG_HOURS
+    PITR_ONLY = "pitr_only"  # periodic dumps are off, healthy point-in-time recovery covers it: said once
 
 
 class Phase(StrEnum):
@@ -68,11 +70,19 @@ SEVERITY = {
     Kind.GONE: Severity.WARNING,
     Kind.API_OUTAGE: Severity.CRITICAL,
     Kind.ENTRIES_SKIPPED: Severity.WARNING,
+    Kind.PITR_BEHIND: Severity.CRITICAL,
+    Kind.PITR_ONLY: Severity.WARNING,
 }
 # Most severe first, for everything that lists notices or incidents (grouped messages, the daily report).
 SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 # The incidents that mean "this database has no usable backup": one page per outage, whichever comes first.
 BACKUP_OUTAGE = frozenset({Kind.FAILED, Kind.MISSING})
+
+# Why a database cannot be checked: the next step depends on it.
+CAUSE_SCALINGO = "scalingo"  # 5xx, timeout, 429 past retries, malformed or implausible answer: Scalingo's side
+CAUSE_TOKEN = "token"  # noqa: S105 (not a secret) 401/403: the API token (revoked, expired, lacking access)
+CAUSE_ADDON = "addon"  # 404: the addon or app is not found (deleted, renamed, or another token's)
+CAUSE_INTERNAL = "internal"  # a bug of the monitor, or its state store
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +101,16 @@ class Notice:
     reasons: tuple[str, ...] = ()  # why it may have happened (a missing backup: database stopped, maintenance)
     quiet: bool = False  # a critical opening that is news on an outage already paged: no mention
     shared: bool = False  # its incident's thread is a grouped message: replies go there, it is never edited
+    # The facts on-call acts on (every alert and reminder): when the newest usable backup was made, PITR's latest
+    # restore point, and for a missed slot the backup that was there but stuck or too small.
+    last_usable_at: datetime | None = None
+    restore_point: datetime | None = None
+    slot_backup: Backup | None = None
+    # "cannot check": why (CAUSE_* below) and since when the reads fail.
+    cause: str = ""
+    failing_since: datetime | None = None
+    # A re-announcement of an incident already open, to a destination that never heard of it.
+    reannounce: bool = False
 
     @property
     def severity(self) -> Severity:
