@@ -148,10 +148,16 @@ def test_p8_a_deleted_database_is_said_once_and_its_incidents_closed(
     monitor = Monitor(fake_scalingo, slack, store, bot=True)
     _, opened = monitor.check(at(27, 9))
     assert f"{MENTION} Backup failed: old/old-10 (postgresql, osc-fr1)" in opened
-    # GIVEN the database is deleted WHEN checked THEN its incidents close in their threads, one warning says
-    # it is no longer watched (no mention), and the check succeeds
+    # GIVEN the database is deleted WHEN checked THEN the 404 alone retires nothing: its region's discovery no
+    # longer lists it, so it is held (nothing said, the check succeeds) until a pass an hour later confirms it
     fake_scalingo.remove_database("ad-old")
     summary, texts = monitor.check(at(27, 9, 15))
+    assert (summary.exit_code, texts, summary.unlisted, summary.gone) == (0, [], ["old/ad-old"], [])
+    summary, texts = monitor.check(at(27, 9, 45))
+    assert (summary.exit_code, texts, summary.unlisted) == (0, [], ["old/ad-old"])
+    # WHEN checked an hour after the first miss THEN its incidents close in their threads, one warning says
+    # it is no longer watched (no mention), and the check succeeds
+    summary, texts = monitor.check(at(27, 10, 20))
     assert summary.exit_code == 0
     assert summary.gone == ["old/ad-old"]
     assert sorted(texts) == [
@@ -164,7 +170,7 @@ def test_p8_a_deleted_database_is_said_once_and_its_incidents_closed(
     assert {m["thread_ts"] for m in resolved} <= {u["ts"] for u in slack.updates()}
     # WHEN checked again THEN nothing more is said about it, and it costs no request
     fake_scalingo.reset_requests()
-    summary, texts = monitor.check(at(27, 9, 30))
+    summary, texts = monitor.check(at(27, 10, 30))
     assert (summary.exit_code, texts, summary.targets) == (0, [], 1)
     assert fake_scalingo.count(path_contains="ad-old") == 0
 

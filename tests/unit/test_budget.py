@@ -46,8 +46,8 @@ def test_check_time_limit_is_read_and_validated() -> None:
 
 def test_cached_tokens_first_then_the_databases_left_last_time() -> None:
     targets = [Target("osc-fr1", f"app{i}", f"ad-{i}") for i in range(6)]
-    cached = {"osc-fr1/app1/ad-1", "osc-fr1/app4/ad-4"}
-    left = ["osc-fr1/app5/ad-5", "osc-fr1/app4/ad-4", "osc-fr1/gone/ad-9"]
+    cached = {"osc-fr1/ad-1", "osc-fr1/ad-4"}
+    left = ["osc-fr1/ad-5", "osc-fr1/ad-4", "osc-fr1/ad-9"]
     ordered = order_for_check(targets, left, lambda t: t.key not in cached)
     assert [t.app for t in ordered] == ["app4", "app1", "app5", "app0", "app2", "app3"]
 
@@ -111,6 +111,6 @@ def test_out_of_time_a_due_token_that_has_not_expired_serves_once_more() -> None
 
 def test_among_databases_needing_a_token_the_soonest_expiry_goes_first() -> None:
     targets = [Target("osc-fr1", f"app{i}", f"ad-{i}") for i in range(4)]
-    expiry = {"osc-fr1/app0/ad-0": 900.0, "osc-fr1/app1/ad-1": 0.0, "osc-fr1/app2/ad-2": 300.0}
-    ordered = order_for_check(targets, ["osc-fr1/app3/ad-3"], lambda t: True, lambda t: expiry.get(t.key, 0.0))
+    expiry = {"osc-fr1/ad-0": 900.0, "osc-fr1/ad-1": 0.0, "osc-fr1/ad-2": 300.0}
+    ordered = order_for_check(targets, ["osc-fr1/ad-3"], lambda t: True, lambda t: expiry.get(t.key, 0.0))
     assert [t.app for t in ordered] == ["app3", "app1", "app2", "app0"]

@@ -257,10 +257,13 @@ def test_p7_ids_missing_from_a_short_answer_are_not_announced_again() -> None:
 
 def test_p7_an_answer_listing_none_of_the_known_backups_is_a_failed_read() -> None:
     record = after(KNOWN, db(1), NIGHTLY, at(27, 0))
-    assert implausible_answer(record, []) is not None
-    assert implausible_answer(record, [bk("other", at(27, 1))]) is not None
-    assert implausible_answer(record, NIGHTLY[-1:]) is None
-    assert implausible_answer(Record(key="new"), []) is None
+    now = at(27, 1)
+    assert implausible_answer(record, db(1), [], now, POLICY) is not None
+    assert implausible_answer(record, db(1), [bk("other", at(27, 1))], now, POLICY) is not None
+    assert implausible_answer(record, db(1), NIGHTLY[-1:], now, POLICY) is None
+    assert implausible_answer(Record(key="new"), db(1), [], now, POLICY) is None  # no age known
+    young = db(1, created_at=at(26, 20))
+    assert implausible_answer(Record(key="new"), young, [], now, POLICY) is None  # too young for backups
 
 
 def test_p7_handled_ids_are_bounded() -> None:
@@ -383,9 +386,10 @@ def test_when_usable_backups_stop_on_call_is_paged_exactly_once_and_never_told_r
             listed = listed[len(listed) // 2 :]
         elif glitch == "empty":
             listed = []
-        problem = implausible_answer(record, listed)
-        if glitch == "down" or problem is not None:
-            ev = evaluate_failure(record, problem or "down", now, POLICY, permanent=False)
+        problem = implausible_answer(record, database, listed, now, POLICY)
+        refused = problem is not None and (not problem[1] or record.api_failures + 1 < POLICY.cannot_check_after)
+        if glitch == "down" or refused:
+            ev = evaluate_failure(record, problem[0] if problem else "down", now, POLICY, permanent=False)
         else:
             ev = evaluate(record, database, listed, now, POLICY)
         for notice in ev.notices:

@@ -45,8 +45,18 @@ class Target:
 
     @property
     def key(self) -> str:
-        """The state key: stable across checks, unique across regions."""
+        """The state key: the addon in its region. Stable across checks and across renames of the app (the
+        database API knows only the addon id); the app name is display data."""
+        return state_key(self.region, self.addon_id)
+
+    @property
+    def name(self) -> str:
+        """`region/app/addon_id`: how discovery lists it (and the state key before the addon became the identity)."""
         return f"{self.region}/{self.app}/{self.addon_id}"
+
+
+def state_key(region: str, addon_id: str) -> str:
+    return f"{region}/{addon_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from backup_monitor.messages import Message
 from backup_monitor.notifiers import Notifier
 from backup_monitor.records import Record
 from backup_monitor.report import build_report, render_slack
-from backup_monitor.state.base import ConflictError, StateError, StateStore
+from backup_monitor.state.base import ConflictError, StateError, StateStore, load_renamed
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def send_daily_report(
             return Outcome.NOT_DUE
         if stored.claim_owner is not None and (stored.claim_expires_at or 0) >= stamp:
             return Outcome.TAKEN
-        records = store.load_many([t.key for t in targets])
+        records = load_renamed(store, {t.key: t.name for t in targets})
     except StateError as exc:
         logger.error("daily report: cannot read state", extra={"error": str(exc)})
         return Outcome.FAILED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import socket
@@ -149,8 +150,9 @@ class Delivery:
 class Notifier(Protocol):
     """Sends one message; raises DeliveryError when it is not accepted.
 
-    Optional attributes the check uses when present: `pace_seconds` (the least time between two messages to one
-    channel), `channel_of(message)`, `set_deadline(monotonic deadline)` and `permalink(thread)`."""
+    Optional attributes the check uses when present: `destination` (a fingerprint of where messages go, never
+    a secret: a new destination hears the incidents still open), `pace_seconds` (the least time between two
+    messages to one channel), `channel_of(message)`, `set_deadline(monotonic deadline)` and `permalink(thread)`."""
 
     name: str
 
@@ -250,6 +252,7 @@ class ConsoleNotifier:
     """
 
     name = "console"
+    destination = "console"
     pace_seconds = 0.0
 
     def __init__(self, stream: TextIO | None = None, *, json_lines: bool = False, show_links: bool = False) -> None:
@@ -285,6 +288,8 @@ class WebhookNotifier(_Timed):
     def __init__(self, url: str, timeout: int = SLACK_TIMEOUT_SECONDS) -> None:
         super().__init__(timeout)
         self._client = WebhookClient(url, timeout=timeout, retry_handlers=retry_handlers())
+        # Which webhook, without the secret: a truncated SHA-256 of the URL (stored with each incident).
+        self.destination = "webhook:" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return "WebhookNotifier(url=<secret>)"
@@ -328,6 +333,7 @@ class BotNotifier(_Timed):
             token=token, base_url=base_url or WebClient.BASE_URL, timeout=timeout, retry_handlers=retry_handlers()
         )
         self._channel = channel
+        self.destination = f"bot:{channel}"
         self._workspace_url: str | None = None
         self._workspace_asked = False
 

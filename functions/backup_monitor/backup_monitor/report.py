@@ -165,7 +165,7 @@ def build_report(
             verify_failed += 0 if verification.ok else 1
         own = tuple(_open_incident(info, inc, now) for inc in (record.incidents.values() if record else ()))
         incidents.extend(own)
-        lines.append(DatabaseLine(target.key, info, record is not None, last_usable, is_fresh, verification, own))
+        lines.append(DatabaseLine(target.name, info, record is not None, last_usable, is_fresh, verification, own))
     incidents.sort(key=lambda i: (SEVERITY_ORDER[i.severity], i.opened_at, i.database.app))
     return Report(
         now=now,

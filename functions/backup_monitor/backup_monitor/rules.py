@@ -38,6 +38,7 @@ class Kind(StrEnum):
     GONE = "gone"  # the database's addon or app was deleted: no longer watched
     API_OUTAGE = "api_outage"  # Scalingo's API failed for most databases of a region: one incident, not one each
     ENTRIES_SKIPPED = "entries_skipped"  # some entries of the backups list could not be read: said once
+    MANUAL_CANCELLED = "manual_cancelled"  # a manual backup cancelled (by someone, on purpose): a warning
     PITR_BEHIND = "pitr_behind"  # point-in-time recovery's latest restore point is older than PITR_MAX_LAG_HOURS
     PITR_ONLY = "pitr_only"  # periodic dumps are off, healthy point-in-time recovery covers it: said once
 
@@ -72,6 +73,7 @@ SEVERITY = {
     Kind.ENTRIES_SKIPPED: Severity.WARNING,
     Kind.PITR_BEHIND: Severity.CRITICAL,
     Kind.PITR_ONLY: Severity.WARNING,
+    Kind.MANUAL_CANCELLED: Severity.WARNING,
 }
 # Most severe first, for everything that lists notices or incidents (grouped messages, the daily report).
 SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
@@ -158,7 +160,7 @@ class _Builder:
 def remind_notice(key: str, incident: Incident, now: datetime, policy: Policy) -> Notice | None:
     """A reminder of an open incident when REMIND_EVERY_HOURS has passed since its last notice, else None."""
     every = policy.remind_every_hours
-    if every <= 0 or now - incident.last_notice_at < timedelta(hours=every):
+    if every <= 0 or now - incident.last_notice_at < timedelta(hours=every) or incident.kind == Kind.PITR_ONLY:
         return None
     return Notice(
         kind_of(incident.kind),
@@ -276,8 +278,18 @@ def _nearest_slot(moment: datetime, hours: Sequence[int]) -> datetime:
     return min(_slots_around(moment, hours, 1, 1), key=lambda slot: (abs(slot - moment), slot))
 
 
-def _fills(backup: Backup, slot: datetime, hours: Sequence[int]) -> bool:
-    """Whether `backup` answers for `slot`: it belongs to that slot, or it was made after it."""
+def _fills(backup: Backup, slot: datetime, hours: Sequence[int], grace: timedelta) -> bool:
+    """Whether `backup` answers for `slot`: a periodic one belongs to that slot or was made after it; a manual
+    one only when it was made within the grace before or after the slot (one made hours earlier says nothing
+    about whether the periodic backup ran)."""
+    if backup.method == "manual":
+        return abs(backup.created_at - slot) <= grace
+    return backup.created_at >= slot or (bool(hours) and _nearest_slot(backup.created_at, hours) == slot)
+
+
+def _after(backup: Backup, slot: datetime, hours: Sequence[int]) -> bool:
+    """Whether `backup` makes the data of `slot` safe again: any usable backup of that slot or made after it
+    (the manual backup on-call makes after the alert closes it)."""
     return backup.created_at >= slot or (bool(hours) and _nearest_slot(backup.created_at, hours) == slot)
 
 
@@ -296,8 +308,17 @@ def _skip_reasons(database: Database, slot: datetime | None) -> tuple[str, ...]:
     return tuple(reasons)
 
 
-def _missing(record: Record, database: Database, view: _View) -> tuple[datetime | None, str] | None:
-    """Whether the latest expected backup did not happen: (slot, detail), or None."""
+@dataclass(frozen=True, slots=True)
+class _Missed:
+    slot: datetime | None
+    detail: str
+    slot_backup: Backup | None = None  # the backup at the slot, stuck or too small
+
+
+def _missing(record: Record, database: Database, view: _View) -> _Missed | None:
+    """Whether the latest expected backup did not happen, or None.
+
+    A slot a usable backup filled before (`record.filled_slot`) stays filled when an answer omits it."""
     if not database.periodic_backups_enabled:
         return None
     now, policy = view.now, view.policy
@@ -308,25 +329,42 @@ def _missing(record: Record, database: Database, view: _View) -> tuple[datetime 
         slot = _latest_due_slot(now, hours, grace)
         if slot is None or slot < known_since:
             return None  # no slot is expected before the database existed
-        if any(_fills(b, slot, hours) and view.counts_for_a_slot(b) for b in view.ordered):
+        if record.filled_slot is not None and record.filled_slot >= slot:
             return None
-        return slot, f"No usable backup for the {slot:%H:%M} UTC slot of {slot:%Y-%m-%d}"
+        at_slot = [b for b in view.ordered if _fills(b, slot, hours, grace)]
+        if any(view.counts_for_a_slot(b) for b in at_slot):
+            return None
+        stuck_or_small = next((b for b in reversed(at_slot) if b.in_progress or b.done), None)
+        return _Missed(slot, f"No usable backup for the {slot:%H:%M} UTC slot of {slot:%Y-%m-%d}", stuck_or_small)
     # No schedule known: expect a usable backup at least every day.
     limit = timedelta(hours=NO_SCHEDULE_HOURS) + grace
     if any(now - b.created_at <= limit and view.counts_for_a_slot(b) for b in view.ordered):
         return None
+    if record.last_usable_at is not None and now - record.last_usable_at <= limit:
+        return None  # known from an earlier answer: a short answer does not unmake it
     newest = view.usable_newest_first[0] if view.usable_newest_first else None
     if newest is not None:
-        return None, f"The newest usable backup is from {newest.created_at:%Y-%m-%d %H:%M} UTC"
+        return _Missed(None, f"The newest usable backup is from {newest.created_at:%Y-%m-%d %H:%M} UTC")
     if now - known_since <= limit:
         return None
-    return None, "No usable backup is listed"
+    return _Missed(None, "No usable backup is listed")
+
+
+def _filled_slot(record: Record, database: Database, view: _View) -> datetime | None:
+    """The latest due slot a listed usable backup fills (kept: known facts survive a short answer)."""
+    hours = database.scheduled_hours
+    grace = timedelta(hours=view.policy.missing_grace_hours)
+    slot = _latest_due_slot(view.now, hours, grace) if hours else None
+    filled = record.filled_slot
+    if slot is not None and any(_fills(b, slot, hours, grace) for b in view.usable_newest_first):
+        filled = max(filter(None, (filled, slot)))
+    return filled
 
 
 def _missing_fixed_by(incident: Incident, database: Database, view: _View) -> Backup | None:
     """The usable backup that answers an open "missing" incident: one for its slot or after it."""
     if incident.slot is not None:
-        return next((b for b in view.usable_newest_first if _fills(b, incident.slot, database.scheduled_hours)), None)
+        return next((b for b in view.usable_newest_first if _after(b, incident.slot, database.scheduled_hours)), None)
     limit = timedelta(hours=NO_SCHEDULE_HOURS) + timedelta(hours=view.policy.missing_grace_hours)
     return next((b for b in view.usable_newest_first if view.now - b.created_at <= limit), None)
 
@@ -396,15 +434,45 @@ def _remember_listed(record: Record, handled: dict[str, str], listed: set[str], 
     return absent
 
 
-def implausible_answer(record: Record, backups: Sequence[Backup]) -> str | None:
-    """Why a backup list cannot be taken as data (it lists none of the backups listed before), or None."""
-    before = [k for k in record.handled if k not in record.absent_since]
-    if not before:
-        return None
+RECENT_KEEP = timedelta(days=2)  # handled backups remembered with their time, for the short-answer check
+RECENT_OMITTED = timedelta(days=1)  # an answer omitting a backup this recent, listing older ones, is not data
+MAX_RECENT = 100
+
+
+def implausible_answer(
+    record: Record, database: Database, backups: Sequence[Backup], now: datetime, policy: Policy
+) -> tuple[str, bool] | None:
+    """Why a backup list cannot be taken as data, or None: (reason, confirmable).
+
+    Not data: a list without any of the backups listed before; one that omits a backup listed in the last day
+    while listing older ones (retention prunes the oldest, never the newest); an empty list at first sight of a
+    database old enough to have backups. The last two are `confirmable`: the same answer
+    CANNOT_CHECK_AFTER checks in a row is taken as data (the known facts are kept)."""
     listed = {b.id for b in backups}
-    if any(k in listed for k in before):
-        return None
-    return f"the backup list came back without any of the {len(before)} backups listed before"
+    before = [k for k in record.handled if k not in record.absent_since]
+    if before and not any(k in listed for k in before):
+        return f"the backup list came back without any of the {len(before)} backups listed before", False
+    omitted = [when for k, when in record.recent.items() if k not in listed and now - when <= RECENT_OMITTED]
+    if omitted and any(b.created_at < min(omitted) for b in backups):
+        n = len(omitted)
+        return f"the backup list omits {n} backup{'s' if n != 1 else ''} listed in the last day, not older ones", True
+    old_enough = timedelta(hours=NO_SCHEDULE_HOURS + policy.missing_grace_hours)
+    if record.first_seen_at is None and not backups and database.created_at and now - database.created_at > old_enough:
+        return "the backup list came back empty at the first check of a database old enough to have backups", True
+    return None
+
+
+def _recent(record: Record, view: _View) -> dict[str, datetime]:
+    """The listed backups with a final status made in the last RECENT_KEEP, with their times (bounded, newest
+    kept)."""
+    now = view.now
+    recent = {k: v for k, v in record.recent.items() if now - v <= RECENT_KEEP}
+    recent.update(
+        {b.id: b.created_at for b in view.ordered if not view.pending(b) and now - b.created_at <= RECENT_KEEP}
+    )
+    if len(recent) > MAX_RECENT:
+        recent = dict(sorted(recent.items(), key=lambda item: (item[1], item[0]))[-MAX_RECENT:])
+    return recent
 
 
 def _assign_pages(notices: list[Notice], incidents: dict[str, Incident]) -> list[Notice]:
@@ -420,6 +488,22 @@ def _assign_pages(notices: list[Notice], incidents: dict[str, Incident]) -> list
             paged = True
         result.append(notice)
     return result
+
+
+def rewatched(record: Record) -> Record:
+    """A retired database listed again: watched again as at first sight (handled backups are remembered, so
+    nothing old is replayed; backups older than LOOKBACK_HOURS are recorded silently)."""
+    return replace(record, retired_at=None, first_seen_at=None, api_failures=0, failing_since=None)
+
+
+def with_facts(notices: Iterable[Notice], record: Record) -> tuple[Notice, ...]:
+    """Every alert and reminder says how old the newest usable backup is, and PITR's latest restore point."""
+    return tuple(
+        replace(n, last_usable_at=record.last_usable_at, restore_point=record.pitr_latest)
+        if n.phase in (Phase.OPEN, Phase.UPDATE, Phase.REMIND)
+        else n
+        for n in notices
+    )
 
 
 def with_database(record: Record, database: Database, now: datetime) -> Record:
@@ -470,6 +554,11 @@ def evaluate(
 
     # Failures: each new one announced once; the incident closes when a later usable backup exists.
     failed = [x for x in new_final if not x.done]
+    # A manual backup cancelled is someone's own decision: a warning, never a page.
+    for x in failed:
+        if x.method == "manual" and x.status == "cancelled":
+            b.notices.append(Notice(Kind.MANUAL_CANCELLED, Phase.NOTICE, None, x))
+    failed = [x for x in failed if not (x.method == "manual" and x.status == "cancelled")]
     _announce_backups(b, incidents, Kind.FAILED, failed, usable, {}, "succeeded")
     # Successes are notices; a suspiciously small one is a warning until a later one has a normal size.
     suspicious = [x for x in new_final if x.done and size_check[x.id][0]]
@@ -496,48 +585,86 @@ def evaluate(
             outcome = f"It ended as {current.status}" if current else "It is no longer listed"
             b.resolve(key, inc, outcome)
 
-    # Periodic backups switched off.
-    off_key = Kind.PERIODIC_OFF.value
-    if not database.periodic_backups_enabled:
+    # Point-in-time recovery (PostgreSQL's continuous backups), as last read: behind, or healthy.
+    pitr = record.pitr_latest
+    lag = timedelta(hours=policy.pitr_max_lag_hours)
+    behind_key = Kind.PITR_BEHIND.value
+    if pitr is not None and now - pitr > lag:
+        if behind_key in incidents:
+            b.remind_or_keep(behind_key, incidents[behind_key])
+        else:
+            late = _hours(now - pitr)
+            detail = f"The latest restore point is {late} old (PITR_MAX_LAG_HOURS is {policy.pitr_max_lag_hours:g})"
+            b.notices.append(Notice(Kind.PITR_BEHIND, Phase.OPEN, behind_key, detail=detail))
+    elif behind_key in incidents:
+        closed = "The latest restore point is recent again" if pitr else "Point-in-time recovery is no longer reported"
+        b.resolve(behind_key, incidents[behind_key], closed)
+
+    # Periodic backups switched off: with point-in-time recovery, said once (dumps may be off on purpose).
+    off_key, only_key = Kind.PERIODIC_OFF.value, Kind.PITR_ONLY.value
+    if database.periodic_backups_enabled:
+        if off_key in incidents:
+            b.resolve(off_key, incidents[off_key], "Periodic backups are enabled again")
+        if only_key in incidents:
+            b.resolve(only_key, incidents[only_key], "Periodic backups are enabled again")
+    elif pitr is not None:
+        if off_key in incidents:
+            b.resolve(off_key, incidents[off_key], "Point-in-time recovery covers the database")
+        if only_key not in incidents:
+            b.notices.append(Notice(Kind.PITR_ONLY, Phase.OPEN, only_key))
+    else:
+        if only_key in incidents:
+            b.resolve(only_key, incidents[only_key], "Point-in-time recovery is no longer reported")
         if off_key in incidents:
             b.remind_or_keep(off_key, incidents[off_key])
         else:
             b.notices.append(Notice(Kind.PERIODIC_OFF, Phase.OPEN, off_key))
-    elif off_key in incidents:
-        b.resolve(off_key, incidents[off_key], "Periodic backups are enabled again")
 
     # The latest expected backup did not happen. Only a usable backup for the slot (or after it) closes it.
     missing_key = Kind.MISSING.value
     missing = _missing(record, database, view)
     open_missing = incidents.get(missing_key)
+    filled_slot = _filled_slot(record, database, view)
     if open_missing is not None:
         fixed_by = _missing_fixed_by(open_missing, database, view)
         if not database.periodic_backups_enabled:
             b.resolve(missing_key, open_missing, "Periodic backups were switched off: no backup is expected")
         elif fixed_by is not None:
             b.resolve(missing_key, open_missing, f"Backup {fixed_by.name or fixed_by.id} was made")
-        elif missing is not None and missing[0] != open_missing.slot:
-            slot, detail = missing
+            if open_missing.slot is not None:  # the slot is answered: a later short answer must not reopen it
+                filled_slot = max(filter(None, (filled_slot, open_missing.slot)))
+        elif missing is not None and missing.slot != open_missing.slot and record.last_usable_at is None and not usable:
+            # Never any usable backup: each further slot is no news. Reminders follow REMIND_EVERY_HOURS.
+            moved = replace(open_missing, slot=missing.slot, detail=missing.detail)
+            incidents[missing_key] = moved
+            b.remind_or_keep(missing_key, moved)
+        elif missing is not None and missing.slot != open_missing.slot:
             b.notices.append(
                 Notice(
                     Kind.MISSING,
                     Phase.UPDATE,
                     missing_key,
-                    slot=slot,
-                    detail=detail,
+                    slot=missing.slot,
+                    detail=missing.detail,
                     opened_at=open_missing.opened_at,
                     thread=open_missing.thread,
                     shared=open_missing.shared,
-                    reasons=_skip_reasons(database, slot),
+                    reasons=_skip_reasons(database, missing.slot),
+                    slot_backup=missing.slot_backup,
                 )
             )
         else:
             b.remind_or_keep(missing_key, open_missing)
     elif missing is not None:
-        slot, detail = missing
         b.notices.append(
             Notice(
-                Kind.MISSING, Phase.OPEN, missing_key, slot=slot, detail=detail, reasons=_skip_reasons(database, slot)
+                Kind.MISSING,
+                Phase.OPEN,
+                missing_key,
+                slot=missing.slot,
+                detail=missing.detail,
+                reasons=_skip_reasons(database, missing.slot),
+                slot_backup=missing.slot_backup,
             )
         )
 
@@ -561,28 +688,36 @@ def evaluate(
     base = replace(
         record,
         handled=handled,
+        incidents=incidents,
         absent_since=absent,
         api_failures=0,
+        failing_since=None,
         first_seen_at=record.first_seen_at or now,
         last_usable_at=last_usable,
+        filled_slot=filled_slot,
+        recent=_recent(record, view),
     )
-    return Evaluation(tuple(_assign_pages(b.notices, incidents)), base, now)
+    return Evaluation(with_facts(_assign_pages(b.notices, record.incidents), base), base, now)
 
 
-def evaluate_failure(record: Record, error: str, now: datetime, policy: Policy, *, permanent: bool) -> Evaluation:
-    """Decide what to announce when the API could not be read for this database."""
+def evaluate_failure(
+    record: Record, error: str, now: datetime, policy: Policy, *, permanent: bool, cause: str = ""
+) -> Evaluation:
+    """Decide what to announce when the API could not be read for this database (`cause`: CAUSE_*)."""
     failures = record.api_failures + 1
-    base = replace(record, api_failures=failures)
+    since = record.failing_since or now
+    base = replace(record, api_failures=failures, failing_since=since)
     key = Kind.CANNOT_CHECK.value
     notices: list[Notice] = []
     if key in record.incidents:
         b = _Builder(now, policy)
         b.remind_or_keep(key, record.incidents[key])
-        notices = b.notices
+        notices = [replace(n, cause=cause, failing_since=since) for n in b.notices]
     elif permanent or failures >= policy.cannot_check_after:
         in_a_row = f"{failures} check{'s' if failures != 1 else ''} in a row"
-        notices = [Notice(Kind.CANNOT_CHECK, Phase.OPEN, key, detail=f"{error} ({in_a_row})")]
-    return Evaluation(tuple(notices), base, now)
+        detail = f"{error} ({in_a_row})"
+        notices = [Notice(Kind.CANNOT_CHECK, Phase.OPEN, key, detail=detail, cause=cause, failing_since=since)]
+    return Evaluation(with_facts(notices, base), base, now)
 
 
 def evaluate_gone(record: Record, now: datetime, reason: str) -> Evaluation:
@@ -596,9 +731,16 @@ def evaluate_gone(record: Record, now: datetime, reason: str) -> Evaluation:
 
 
 def apply(
-    record: Record, notice: Notice, now: datetime, thread: ThreadRef | None = None, *, shared: bool = False
+    record: Record,
+    notice: Notice,
+    now: datetime,
+    thread: ThreadRef | None = None,
+    *,
+    shared: bool = False,
+    destination: str = "",
 ) -> Record:
-    """The record after `notice` was delivered (`thread`: where its message landed; `shared`: a grouped message).
+    """The record after `notice` was delivered (`thread`: where its message landed; `shared`: a grouped message;
+    `destination`: the notifier's fingerprint).
 
     An opening records its thread; a reply that had to move (its thread's channel refused it) moves the incident."""
     handled = dict(record.handled)
@@ -607,7 +749,15 @@ def apply(
         handled[notice.backup.id] = notice.backup.status
     key = notice.incident_key
     if key is not None:
-        if notice.phase is Phase.OPEN:
+        if notice.reannounce and key in incidents:  # the same incident, now known at this destination too
+            incidents[key] = replace(
+                incidents[key],
+                last_notice_at=now,
+                thread=thread,
+                shared=shared and thread is not None,
+                destination=destination,
+            )
+        elif notice.phase is Phase.OPEN:
             incidents[key] = Incident(
                 kind=notice.kind.value,
                 opened_at=now,
@@ -617,6 +767,7 @@ def apply(
                 detail=notice.detail,
                 thread=thread,
                 shared=shared and thread is not None,
+                destination=destination,
             )
         elif notice.phase is Phase.RESOLVE:
             incidents.pop(key, None)
@@ -634,11 +785,55 @@ def apply(
     return replace(record, handled=handled, incidents=incidents)
 
 
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
 def _concern_time(notice: Notice) -> datetime | None:
     """The time an incident is about: the missed slot, or the bad backup's scheduled time."""
     if notice.slot is not None:
         return notice.slot
     return notice.backup.created_at if notice.backup else None
+
+
+def reannounced(evaluation: Evaluation, destination: str) -> Evaluation:
+    """The incidents still open that were announced to another destination (console, another webhook, a bot,
+    another channel) are announced once to this one, as openings (critical ones call people, once per outage);
+    their reminders due now are replaced by that. An incident of an older version (no destination known) is
+    taken as announced here. Successes are never replayed."""
+    if not destination:
+        return evaluation
+    base = evaluation.base
+    unknown = {k: replace(inc, destination=destination) for k, inc in base.incidents.items() if not inc.destination}
+    if unknown:
+        base = replace(base, incidents={**base.incidents, **unknown})
+    touched = {n.incident_key for n in evaluation.notices if n.phase is not Phase.REMIND}
+    elsewhere = {
+        key: inc for key, inc in sorted(base.incidents.items()) if inc.destination != destination and key not in touched
+    }
+    if not elsewhere:
+        return replace(evaluation, base=base) if unknown else evaluation
+    notices = [n for n in evaluation.notices if n.incident_key not in elsewhere]
+    paged = any(n.mention for n in notices)
+    for key, inc in elsewhere.items():
+        kind = kind_of(inc.kind)
+        again = Notice(
+            kind,
+            Phase.OPEN,
+            key,
+            slot=inc.slot,
+            detail=inc.detail,
+            opened_at=inc.opened_at,
+            reannounce=True,
+            last_usable_at=base.last_usable_at,
+            restore_point=base.pitr_latest,
+        )
+        if kind in BACKUP_OUTAGE:
+            again = replace(again, quiet=paged)
+            paged = True
+        notices.append(again)
+    return replace(evaluation, notices=tuple(notices), base=base)
 
 
 def apply_all(record: Record, notices: Iterable[Notice], now: datetime) -> Record:

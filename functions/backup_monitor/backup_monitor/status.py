@@ -10,7 +10,7 @@ from backup_monitor.daily_report import report_key
 from backup_monitor.monitor import DISCOVERY_KEY_PREFIX
 from backup_monitor.records import Record
 from backup_monitor.report import build_report, render_text
-from backup_monitor.state.base import StateError
+from backup_monitor.state.base import StateError, load_renamed
 
 
 class StatusError(Exception):
@@ -49,7 +49,7 @@ def read_status(settings: Settings, now: datetime, *, problems: bool = False) ->
         targets, excluded = known_targets(settings, discovery)
         if not targets:
             raise StatusError("no database known yet (none configured, none discovered): run `backup-monitor check`")
-        records = store.load_many([t.key for t in targets])
+        records = load_renamed(store, {t.key: t.name for t in targets})
     except StateError as exc:
         raise StatusError(f"cannot read the state: {exc}") from None
     text = render_text(build_report(settings, targets, records, now, excluded=excluded), problems_only=problems)

@@ -27,7 +27,7 @@ from backup_monitor.rules import Kind, Notice, Phase, apply
 from backup_monitor.scalingo.client import build_session
 from backup_monitor.scalingo.errors import ScalingoError
 from backup_monitor.scalingo.models import Backup
-from backup_monitor.state.base import CLAIM_SECONDS, StateError
+from backup_monitor.state.base import CLAIM_SECONDS, StateError, load_renamed
 from backup_monitor.verification_rules import (
     VerifyPolicy,
     announce,
@@ -153,7 +153,7 @@ def _verify_one(
     """Claim, verify, announce, commit one database; returns the success notice when the archive passed."""
     target = candidate.target
     try:
-        fresh = clients.store.load_many([target.key]).get(target.key)
+        fresh = load_renamed(clients.store, {target.key: target.name}).get(target.key)
         if fresh is None or due_backup(fresh, candidate.backups, now, policy) != backup:
             return None  # another check got there first
         claimed = clients.store.claim(fresh, owner, now.timestamp(), ttl=limit + CLAIM_SECONDS)

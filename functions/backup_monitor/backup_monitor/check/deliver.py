@@ -106,7 +106,9 @@ class Deliverer:
         thread = None if delivery is GIVEN_UP else delivery.thread
         if out.success or out.head:
             thread = None
-        record = apply(record, notice, self.run.now, thread, shared=out.shared and not delivery.moved)
+        destination = "" if out.success else self.run.destination
+        shared = out.shared and not delivery.moved
+        record = apply(record, notice, self.run.now, thread, shared=shared, destination=destination)
         message = out.message
         if delivery.edit_error is not None and message is not None and message.edit is not None:
             first = PendingEdit(message.edit.channel, message.edit.ts, message.edit_text, attempts=0)

@@ -14,6 +14,10 @@ from backup_monitor.check.targets import named_in_settings
 from backup_monitor.config import Settings
 from backup_monitor.messages import DatabaseInfo
 from backup_monitor.rules import (
+    CAUSE_ADDON,
+    CAUSE_INTERNAL,
+    CAUSE_SCALINGO,
+    CAUSE_TOKEN,
     Evaluation,
     Kind,
     Phase,
@@ -21,6 +25,7 @@ from backup_monitor.rules import (
     evaluate,
     evaluate_failure,
     implausible_answer,
+    reannounced,
     with_database,
 )
 from backup_monitor.scalingo.errors import (
@@ -69,9 +74,14 @@ def evaluate_target(work: Work, settings: Settings, clients: Clients, now: datet
         backups = list(listing.backups)
         work.backups = backups
         skipped, problems = listing.skipped, listing.problems
-        problem = implausible_answer(record, backups)
+        problem = implausible_answer(record, database, backups, now, policy)
         if problem is not None:
-            raise UnavailableError(f"{target.app}/{target.addon_id}: {problem}")
+            reason, confirmable = problem
+            if not confirmable or record.api_failures + 1 < policy.cannot_check_after:
+                raise UnavailableError(f"{target.app}/{target.addon_id}: {reason}")
+            logger.warning(
+                "the same unlikely answer again: taken as data", extra={"target": target.key, "error": reason}
+            )
         evaluation = evaluate(record, database, backups, now, policy, skipped=skipped, problems=problems)
         if not fresh and _needs_fresh_info(evaluation):
             # The cached schedule may be a day old: a moved or re-enabled schedule must not page.
@@ -95,7 +105,7 @@ def evaluate_target(work: Work, settings: Settings, clients: Clients, now: datet
         logger.exception("unexpected error checking database", extra={"target": target.key})
         work.failed = True
         work.failure = f"internal error ({type(exc).__name__})"
-        return evaluate_failure(record, work.failure, now, policy, permanent=False)
+        return evaluate_failure(record, work.failure, now, policy, permanent=False, cause=CAUSE_INTERNAL)
 
 
 def _failed(work: Work, exc: ScalingoError, now: datetime, settings: Settings, *, permanent: bool) -> Evaluation:
@@ -103,7 +113,14 @@ def _failed(work: Work, exc: ScalingoError, now: datetime, settings: Settings, *
     work.failure = str(exc)
     work.api_failed = not isinstance(exc, NotFoundError)
     work.info = DatabaseInfo.of(work.target, work.record.database)
-    return evaluate_failure(work.record, str(exc), now, settings.policy, permanent=permanent)
+    cause = (
+        CAUSE_TOKEN
+        if isinstance(exc, AuthenticationError)
+        else CAUSE_ADDON
+        if isinstance(exc, NotFoundError)
+        else CAUSE_SCALINGO
+    )
+    return evaluate_failure(work.record, str(exc), now, settings.policy, permanent=permanent, cause=cause)
 
 
 def bounded(evaluation: Evaluation) -> Evaluation:
@@ -124,6 +141,7 @@ def settle(work: Work, evaluation: Evaluation, run: Run) -> None:
     """Fetch download links, then claim the record (something to send) or save it (only state changed)."""
     settings, clients = run.settings, run.clients
     target = work.target
+    evaluation = reannounced(evaluation, run.destination)
     if settings.download_links and settings.policy.success_notices != "off" and not work.failed:
         wanted = [n for n in evaluation.notices if n.kind is Kind.SUCCEEDED and n.backup is not None]
         for notice in wanted[-MAX_LINKS_PER_DATABASE:]:
@@ -140,7 +158,7 @@ def settle(work: Work, evaluation: Evaluation, run: Run) -> None:
     try:
         if evaluation.notices or work.record.pending_edits:
             work.claimed = run.claim(work.record)
-        elif evaluation.base.content() != work.record.content():
+        elif work.adopted or evaluation.base.content() != work.record.content():
             run.save(replace(evaluation.base, version=work.record.version))
     except ConflictError:
         logger.info("another check holds this database, skipping it", extra={"target": target.key})

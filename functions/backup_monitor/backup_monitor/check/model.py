@@ -66,6 +66,11 @@ class Run:
     dry_run: bool
     claims: ClaimClock
 
+    @property
+    def destination(self) -> str:
+        """Where incidents are announced (the alert notifier's fingerprint; "" when it has none)."""
+        return str(getattr(self.clients.notifier, "destination", ""))
+
     def claim(self, record: Record) -> Record:
         """Claim `record` as read, until this check can no longer write (ConflictError: another check has it)."""
         return self.clients.store.claim(record, self.owner, self.claims.stamp(), ttl=self.claims.ttl())
@@ -85,6 +90,7 @@ class Summary:
     skipped: list[str] = field(default_factory=list)
     excluded: int = 0
     gone: list[str] = field(default_factory=list)
+    unlisted: list[str] = field(default_factory=list)  # 404 and left out by discovery: retired if confirmed
     findings: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     undelivered: int = 0
@@ -136,6 +142,10 @@ class Summary:
             parts.append(f"'cannot check' held by a Scalingo API outage: {self.held}")
         if self.gone:
             parts.append(f"no longer watched (deleted): {', '.join(self.gone[:5])}{' …' if len(self.gone) > 5 else ''}")
+        if self.unlisted:
+            parts.append(
+                f"not found and not listed by discovery (retired if still unlisted in an hour): {len(self.unlisted)}"
+            )
         if self.excluded:
             parts.append(f"excluded by EXCLUDE_APPS: {self.excluded}")
         if self.skipped:
@@ -166,6 +176,9 @@ class Work:
     left: bool = False
     not_found: str | None = None
     gone: bool = False
+    retiring: bool = False  # retired by discovery in this check: said once, not read
+    unlisted: bool = False  # a 404, and its region's discovery leaves it out: retired if a later pass confirms
+    adopted: bool = False  # its record was found under an older key (or retired and listed again): written once
     backups: list[Backup] = field(default_factory=list)
     database: Database | None = None
     outage_region: str | None = None

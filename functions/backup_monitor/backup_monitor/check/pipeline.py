@@ -32,18 +32,25 @@ from backup_monitor.check.deliver import Deliverer
 from backup_monitor.check.fetch import evaluate_target, settle
 from backup_monitor.check.inhibit import hold_and_judge
 from backup_monitor.check.model import ClaimClock, Clients, Run, Summary, Work
-from backup_monitor.check.targets import resolve_targets, watched
+from backup_monitor.check.targets import (
+    GONE_REASON,
+    RETIRE_AFTER,
+    Targets,
+    load_discovery,
+    rediscover,
+    resolve_targets,
+    target_from_name,
+)
 from backup_monitor.check.unreadable import unreadable_work
 from backup_monitor.config import Settings
 from backup_monitor.messages import DatabaseInfo
 from backup_monitor.records import Record
-from backup_monitor.rules import Phase, evaluate_failure, evaluate_gone
+from backup_monitor.rules import CAUSE_ADDON, Phase, evaluate_failure, evaluate_gone, rewatched
 from backup_monitor.scalingo.errors import OutOfTimeError, ScalingoError
-from backup_monitor.state.base import StateError
+from backup_monitor.state.base import StateError, load_renamed
 
 logger = logging.getLogger(__name__)
 
-GONE_REASON = "its addon or its app was deleted (Scalingo answers 404 and discovery no longer lists it)"
 STOP_POLL_SECONDS = 0.25  # how often the dispatcher looks at the stop signal while databases are fetched
 
 
@@ -76,27 +83,35 @@ def run_check(
 
     # -- targets ---------------------------------------------------------------------------------------------
     try:
-        targets = resolve_targets(settings, clients, now, summary=summary)
+        found = resolve_targets(settings, clients, now, summary=summary)
     except (ScalingoError, StateError) as exc:
         summary.error = f"could not list the databases to check: {exc}"
         logger.error("could not list databases", extra={"error": str(exc)})
         return summary
+    targets = found.watched
     if only:
         wanted = set(only)
-        targets = [t for t in targets if t.key in wanted or f"{t.app}/{t.addon_id}" in wanted]
-        unknown = sorted(wanted - {t.key for t in targets} - {f"{t.app}/{t.addon_id}" for t in targets})
+        names = {t: {t.key, t.name, f"{t.app}/{t.addon_id}"} for t in targets}
+        targets = [t for t in targets if names[t] & wanted]
+        unknown = sorted(wanted - set().union(*(names[t] for t in targets)))
         if unknown:  # a typo must not pass for a successful check of nothing
             summary.error = f"unknown databases (not monitored): {', '.join(unknown)}"
             return summary
     unreadable: dict[str, str] = {}
+    adopted: set[str] = set()  # records found under their pre-addon key: written once under the new one
     try:
-        records = clients.store.load_many([t.key for t in targets], unreadable=unreadable)
+        keys = {t.key: t.name for t in [*targets, *found.retired]}
+        records = load_renamed(clients.store, keys, unreadable=unreadable, adopted=adopted)
     except StateError as exc:
         summary.error = str(exc)
         logger.error("could not read state", extra={"error": str(exc)})
         return summary
-    # A deleted database was said once to be no longer watched: nothing more about it, ever (no token read either).
-    targets = [t for t in targets if watched(records.get(t.key), settings, t)]
+    for target in targets:  # retired once, listed again (or named in MONITORED_DATABASES): watched again
+        record = records.get(target.key)
+        if record is not None and record.retired_at is not None:
+            logger.info("database listed again, watched again", extra={"target": target.key})
+            records[target.key] = rewatched(record)
+            adopted.add(target.key)
     summary.targets = len(targets)
     # An unreadable record is its database's problem: not checked (nothing may overwrite it), said once.
     broken = {t.key: t for t in targets if t.key in unreadable}
@@ -107,6 +122,14 @@ def run_check(
     needs_token = {t.key for t in targets if clients.scalingo.needs_token(t)}
     targets = order_for_check(targets, left_before, lambda t: t.key in needs_token, clients.scalingo.token_expiry)
     works = [Work(t, records.get(t.key) or Record(key=t.key), DatabaseInfo.of(t, None)) for t in targets]
+    for work in works:
+        work.adopted = work.key in adopted
+    # Retired by discovery: "no longer watched" said once, incidents closed (nothing is read from Scalingo).
+    retiring = [
+        Work(t, records[t.key], DatabaseInfo.of(t, records[t.key].database), retiring=True)
+        for t in found.retired
+        if t.key in records and t.key not in unreadable and records[t.key].retired_at is None
+    ]
     rank = {id(w): i for i, w in enumerate(works)}
 
     deliverer = Deliverer(run, summary, deadline, stop)
@@ -117,6 +140,11 @@ def run_check(
             work.left = True
             return
         try:
+            if work.retiring:
+                logger.warning("database no longer listed by discovery, retired", extra={"target": work.key})
+                work.gone = True
+                settle(work, evaluate_gone(work.record, now, GONE_REASON), run)
+                return
             evaluation = evaluate_target(work, settings, clients, now)
             if evaluation is not None:
                 settle(work, evaluation, run)
@@ -126,7 +154,7 @@ def run_check(
 
     held_back: list[Work] = []  # failed reads: judged after fetching (one outage, or each its own)
     lanes = split_lanes(
-        [w for w in works if w.target.key not in needs_token],
+        [*retiring, *(w for w in works if w.target.key not in needs_token)],
         [w for w in works if w.target.key in needs_token],
         settings.max_workers,
     )
@@ -164,7 +192,7 @@ def run_check(
     # -- rediscovery for 404s, then one cause one incident ----------------------------------------------------
     deferred = [w for w in held_back if w.not_found is not None]
     if deferred:
-        _decide_not_found(deferred, run)
+        _decide_not_found(deferred, run, found)
     final = [*ready, *sorted(held_back, key=lambda w: rank[id(w)])]
     if not only:
         final = hold_and_judge(works, final, run, summary)
@@ -173,6 +201,7 @@ def run_check(
             logger.warning("cannot check database", extra={"target": work.target.key, "error": work.failure})
         elif work.failed:
             logger.info("cannot check database (one outage)", extra={"target": work.target.key, "error": work.failure})
+    works.extend(retiring)
     checked = {w.target.key: w.target for w in works} | broken
     side = unreadable_work(run, checked, unreadable)
     if side is not None:
@@ -204,6 +233,8 @@ def _count(works: Sequence[Work], summary: Summary) -> None:
             summary.left += 1
         elif work.gone:
             summary.gone.append(f"{work.target.app}/{work.target.addon_id}")
+        elif work.unlisted:
+            summary.unlisted.append(f"{work.target.app}/{work.target.addon_id}")
         elif work.failed:
             summary.unchecked.append(f"{work.target.app}/{work.target.addon_id}")
         elif work.evaluation is None:
@@ -215,25 +246,62 @@ def _count(works: Sequence[Work], summary: Summary) -> None:
                     summary.findings[notice.kind.value] += 1
 
 
-def _decide_not_found(works: list[Work], run: Run) -> None:
-    """Scalingo answered 404 for discovered databases: rediscover (ignoring the cache) before deciding."""
+def _decide_not_found(works: list[Work], run: Run, found: Targets) -> None:
+    """Scalingo answered 404 for discovered databases: discovery of their region decides (a 404 alone retires
+    nothing). Listed under the same name: a failed read. Listed under another app name: renamed, read again.
+    Left out: held until a pass at least RETIRE_AFTER later confirms it (then retired), with nothing said."""
     settings, clients, now = run.settings, run.clients, run.now
-    try:
-        current: set[str] | None = {t.key for t in resolve_targets(settings, clients, now, force=True)}
-    except OutOfTimeError:  # no time left to rediscover: these databases are left for the next check
-        for work in works:
-            work.left = True
-        return
-    except (ScalingoError, StateError) as exc:
-        logger.warning("rediscovery failed; the 404s count as failed reads", extra={"error": str(exc)})
-        current = None
-    for work in works:
-        if current is not None and work.target.key not in current:
-            logger.warning("database deleted, no longer watched", extra={"target": work.target.key})
-            evaluation = evaluate_gone(work.record, now, GONE_REASON)
-            work.gone = True
+    record = found.record or load_discovery(settings, clients)
+    regions = sorted({w.target.region for w in works})
+    due = [
+        region
+        for region in regions
+        if any(
+            (since := (record.unlisted.get(w.target.key) if record else None)) is None or now - since >= RETIRE_AFTER
+            for w in works
+            if w.target.region == region
+        )
+    ]
+    retired: set[str] = set()
+    failed: str | None = None
+    if due:
+        try:
+            result = rediscover(settings, clients, now, due, record)
+        except OutOfTimeError:  # no time left to rediscover: these databases are left for the next check
+            for work in works:
+                work.left = True
+            return
+        except (ScalingoError, StateError) as exc:
+            logger.warning("rediscovery failed; the 404s count as failed reads", extra={"error": str(exc)})
+            failed = str(exc)
         else:
-            work.failed = True
-            work.failure = work.not_found or "not found"
-            evaluation = evaluate_failure(work.record, work.failure, now, settings.policy, permanent=False)
+            record = result.record
+            retired = {t.key for t in result.retired}
+    pending = record.unlisted if record else {}
+    listed = {t.key: t for t in map(target_from_name, record.discovered if record else {}) if t.key not in pending}
+    for work in works:
+        key = work.target.key
+        if key in retired:
+            logger.warning("database deleted, no longer watched", extra={"target": key})
+            work.gone = True
+            settle(work, evaluate_gone(work.record, now, GONE_REASON), run)
+            continue
+        if failed is None and key not in listed:
+            logger.info("database not listed by discovery, retired if still unlisted later", extra={"target": key})
+            work.unlisted = True
+            continue
+        current = listed.get(key)
+        if failed is None and current is not None and current != work.target:
+            logger.info("database renamed, read again", extra={"target": key, "app": current.app})
+            work.target, work.not_found = current, None
+            evaluation = evaluate_target(work, settings, clients, now)
+            if work.not_found is None:
+                if evaluation is not None:
+                    settle(work, evaluation, run)
+                continue
+        work.failed = True
+        work.failure = work.not_found or "not found"
+        evaluation = evaluate_failure(
+            work.record, work.failure, now, settings.policy, permanent=False, cause=CAUSE_ADDON
+        )
         settle(work, evaluation, run)

@@ -1,84 +1,179 @@
 """Stage `targets`: which databases this check looks at (configured, or discovered and cached), less
-EXCLUDE_APPS and the databases retired as deleted."""
+EXCLUDE_APPS, and which discovered databases are retired.
+
+Discovery is merged region by region into the cached list, never replacing it wholesale: a database one
+answer leaves out stays watched; it is retired only when its region's discovery leaves it out twice in a row,
+at least RETIRE_AFTER apart (then "no longer watched" is said once). A region whose discovery fails keeps its
+cached databases. A database is identified by its addon (`region/addon_id`): one listed under another app
+name is the same database, renamed.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from backup_monitor.check.model import Clients, Summary
 from backup_monitor.config import Settings, Target
 from backup_monitor.records import Record
 from backup_monitor.scalingo.errors import ScalingoError
-from backup_monitor.state.base import StateError
+from backup_monitor.scalingo.models import DiscoveredDatabase
+from backup_monitor.state.base import ConflictError, StateError
 
 logger = logging.getLogger(__name__)
 
 DISCOVERY_KEY_PREFIX = "__discovery__/"
+# A database discovery leaves out is retired when a pass at least this long after the first miss still leaves
+# it out (one short answer, or a 404 glitch, never retires anything).
+RETIRE_AFTER = timedelta(hours=1)
+GONE_REASON = (
+    "discovery no longer lists it (twice in a row, at least an hour apart): its addon or its app was deleted, "
+    "or the API token lost access to it"
+)
 
 
 def discovery_key(settings: Settings) -> str:
     return DISCOVERY_KEY_PREFIX + ",".join(settings.regions)
 
 
-def resolve_targets(
-    settings: Settings, clients: Clients, now: datetime, *, force: bool = False, summary: Summary | None = None
-) -> list[Target]:
-    """The configured databases, or every database the token can see (discovery cached in state).
+@dataclass(slots=True)
+class Targets:
+    """What a check looks at: `watched` (read from Scalingo) and `retired` (said once to be no longer watched,
+    their incidents closed; not read)."""
 
-    Apps matched by EXCLUDE_APPS are left out (their addons are not even listed); `force` ignores the cache.
+    watched: list[Target] = field(default_factory=list)
+    retired: list[Target] = field(default_factory=list)
+    record: Record | None = None  # the discovery record as cached after this stage (None: MONITORED_DATABASES)
+
+    def pending(self, target: Target) -> datetime | None:
+        """When discovery first left this database out (it may be retired by a later pass), or None."""
+        return self.record.unlisted.get(target.key) if self.record is not None else None
+
+
+def resolve_targets(settings: Settings, clients: Clients, now: datetime, *, summary: Summary | None = None) -> Targets:
+    """The configured databases, or every database the token can see (discovery cached in state, refreshed
+    every DISCOVERY_EVERY_HOURS). Apps matched by EXCLUDE_APPS are left out (their addons are not even listed).
     """
     if settings.monitored:
-        return list(settings.monitored)
+        return Targets(list(settings.monitored))
+    cached = load_discovery(settings, clients)
+    max_age = timedelta(hours=settings.discovery_every_hours)
+    if cached and cached.database_fetched_at and now - cached.database_fetched_at < max_age:
+        return _kept(settings, cached, [], summary)
+    return rediscover(settings, clients, now, settings.regions, cached, summary=summary)
+
+
+def load_discovery(settings: Settings, clients: Clients) -> Record | None:
     key = discovery_key(settings)
     broken: dict[str, str] = {}
     cached = clients.store.load_many([key], unreadable=broken).get(key)
     if broken:  # rediscovered at every check until it reads again (it is not overwritten)
         logger.warning("the cached discovery cannot be read, discovering again", extra={"error": broken[key]})
-    max_age = timedelta(hours=settings.discovery_every_hours)
-    if not force and cached and cached.database_fetched_at and now - cached.database_fetched_at < max_age:
-        return _kept(settings, cached.discovered, cached.excluded_apps, summary)
+    return cached
+
+
+def rediscover(
+    settings: Settings,
+    clients: Clients,
+    now: datetime,
+    regions: Sequence[str],
+    cached: Record | None,
+    *,
+    summary: Summary | None = None,
+) -> Targets:
+    """Discover `regions` again and merge them into the cached list (the other regions are kept as cached).
+
+    A region whose discovery fails keeps its cached databases; ScalingoError when every region failed and
+    nothing is cached (OutOfTimeError: no time was left)."""
+    key = discovery_key(settings)
+    record = cached or Record(key=key)
+    errors: list[ScalingoError] = []
+    retired: list[Target] = []
+    discovered, unlisted = dict(record.discovered), dict(record.unlisted)
     excluded: list[str] = []
-    try:
-        found = clients.scalingo.discover(settings.regions, exclude=settings.excluded, excluded=excluded)
-    except ScalingoError as exc:
-        if cached and cached.discovered and not force:
-            logger.warning("discovery failed, using the previous list", extra={"error": str(exc)})
-            return _kept(settings, cached.discovered, cached.excluded_apps, summary)
-        raise
-    discovered = {Target(d.region, d.app, d.addon_id).key: d.provider for d in found}
+    for region in regions:
+        region_excluded: list[str] = []
+        try:
+            found = clients.scalingo.discover([region], exclude=settings.excluded, excluded=region_excluded)
+        except ScalingoError as exc:
+            logger.warning(
+                "discovery failed, the region's cached list is kept", extra={"region": region, "error": str(exc)}
+            )
+            errors.append(exc)
+            continue
+        excluded.extend(region_excluded)
+        retired.extend(_merge_region(settings, region, found, discovered, unlisted, now))
+    if errors and len(errors) == len(regions) and not record.discovered:
+        raise errors[0]
+    full = not errors and set(regions) >= set(settings.regions)
+    if not full:  # the apps excluded in the regions not discovered now are still excluded
+        excluded.extend(record.excluded_apps)
     record = replace(
-        cached or Record(key=key), discovered=discovered, database_fetched_at=now, excluded_apps=tuple(excluded)
+        record,
+        discovered=discovered,
+        unlisted=unlisted,
+        excluded_apps=tuple(sorted(set(excluded))),
+        database_fetched_at=now if full else record.database_fetched_at,
     )
     try:
-        clients.store.save(record, now.timestamp())
+        record = clients.store.save(record, now.timestamp())
+    except ConflictError:  # another check discovered at the same time: its list is as good
+        logger.info("another check cached the discovery at the same time")
     except StateError as exc:
         logger.warning("could not cache the discovered databases", extra={"error": str(exc)})
-    logger.info("discovered databases", extra={"count": len(discovered)})
-    return _kept(settings, discovered, tuple(excluded), summary)
+    logger.info("discovered databases", extra={"count": len(discovered), "regions": list(regions)})
+    return _kept(settings, record, retired, summary)
 
 
-def _kept(
-    settings: Settings, discovered: dict[str, str], excluded_apps: tuple[str, ...], summary: Summary | None
+def _merge_region(
+    settings: Settings,
+    region: str,
+    found: Iterable[DiscoveredDatabase],
+    discovered: dict[str, str],
+    unlisted: dict[str, datetime],
+    now: datetime,
 ) -> list[Target]:
+    """Fold one region's discovery answer into `discovered` (name -> provider) and `unlisted` (key -> first
+    miss); return the databases it retires."""
+    listed = {Target(d.region, d.app, d.addon_id): d.provider for d in found}
+    listed_keys = {t.key for t in listed}
+    retired: list[Target] = []
+    for name in [n for n in discovered if n.startswith(f"{region}/")]:
+        target = target_from_name(name)
+        if target.key in listed_keys:
+            del discovered[name]  # listed again below, under its current app name (a rename)
+            continue
+        if settings.excluded(target.app):  # excluded since: dropped without a word
+            del discovered[name]
+            unlisted.pop(target.key, None)
+            continue
+        first_miss = unlisted.setdefault(target.key, now)
+        if now - first_miss >= RETIRE_AFTER:
+            del discovered[name]
+            del unlisted[target.key]
+            retired.append(target)
+    for target, provider in listed.items():
+        discovered[target.name] = provider
+        unlisted.pop(target.key, None)
+    return retired
+
+
+def _kept(settings: Settings, record: Record, retired: list[Target], summary: Summary | None) -> Targets:
     """The discovered targets EXCLUDE_APPS keeps (the patterns may have changed since the list was cached)."""
-    targets = [target_from_key(k) for k in sorted(discovered)]
+    targets = [target_from_name(k) for k in sorted(record.discovered)]
     kept = [t for t in targets if not settings.excluded(t.app)]
     if summary is not None:
-        summary.excluded = len(set(excluded_apps)) + len({t.app for t in targets if settings.excluded(t.app)})
-    return kept
+        summary.excluded = len(set(record.excluded_apps)) + len({t.app for t in targets if settings.excluded(t.app)})
+    return Targets(kept, retired, record)
 
 
-def target_from_key(key: str) -> Target:
-    region, app, addon_id = key.split("/", 2)
+def target_from_name(name: str) -> Target:
+    """The target of a discovery entry (`region/app/addon_id`)."""
+    region, app, addon_id = name.split("/", 2)
     return Target(region, app, addon_id)
 
 
 def named_in_settings(settings: Settings, target: Target) -> bool:
     return any(t.key == target.key for t in settings.monitored)
-
-
-def watched(record: Record | None, settings: Settings, target: Target) -> bool:
-    """False for a database retired as deleted (unless MONITORED_DATABASES names it)."""
-    return record is None or record.retired_at is None or named_in_settings(settings, target)

@@ -9,8 +9,7 @@ import logging
 from collections.abc import Mapping
 
 from backup_monitor.check.model import Run, Work
-from backup_monitor.check.targets import target_from_key
-from backup_monitor.config import Settings, Target
+from backup_monitor.config import Settings, Target, state_key
 from backup_monitor.messages import DatabaseInfo
 from backup_monitor.records import Record
 from backup_monitor.rules import Evaluation, Kind, Notice, Phase, remind_notice, resolve_notice
@@ -26,6 +25,15 @@ def unreadable_key(settings: Settings) -> str:
     return UNREADABLE_KEY_PREFIX + ",".join(settings.regions)
 
 
+def _keyed_on_addons(record: Record) -> Record:
+    """Incidents stored by an older version under `region/app/addon_id`, keyed on `region/addon_id` as now."""
+    renamed = {}
+    for key, incident in record.incidents.items():
+        parts = key.split("/")
+        renamed[state_key(parts[0], parts[2]) if len(parts) == 3 else key] = incident
+    return record if renamed.keys() == record.incidents.keys() else record.evolve(incidents=renamed)
+
+
 def unreadable_work(run: Run, checked: Mapping[str, Target], unreadable: Mapping[str, str]) -> Work | None:
     """The work item that announces, reminds and resolves the unreadable records of `checked` targets."""
     settings, clients, now = run.settings, run.clients, run.now
@@ -35,6 +43,7 @@ def unreadable_work(run: Run, checked: Mapping[str, Target], unreadable: Mapping
     except StateError as exc:
         logger.error("cannot read the record of unreadable records", extra={"error": str(exc)})
         return None
+    record = _keyed_on_addons(record)
     notices: list[Notice] = []
     infos: dict[str, DatabaseInfo] = {}
     for target_key, reason in sorted(unreadable.items()):
@@ -51,7 +60,7 @@ def unreadable_work(run: Run, checked: Mapping[str, Target], unreadable: Mapping
             notices.append(resolve_notice(target_key, incident, "Its state record can be read again"))
     if not notices:
         return None
-    target = target_from_key(next(iter(infos))) if infos else Target("", "", "")
+    target = checked[next(iter(infos))] if infos else Target("", "", "")
     work = Work(target, record, DatabaseInfo.of(target, None), infos=infos)
     evaluation = Evaluation(tuple(notices), record, now)
     if run.dry_run:

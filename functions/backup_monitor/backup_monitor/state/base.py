@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from backup_monitor.records import Record, RecordFormatError, record_to_json
@@ -136,3 +136,33 @@ def read_records(
             continue
         found[key_of(row)] = record
     return found
+
+
+def load_renamed(
+    store: StateStore,
+    keys: Mapping[str, str],
+    *,
+    unreadable: dict[str, str] | None = None,
+    adopted: set[str] | None = None,
+) -> dict[str, Record]:
+    """The records of `keys` (current key -> the key an older version stored it under), keyed on the current
+    keys: a record found only under its old key is returned as the current key's, not yet written (version 0;
+    its key is added to `adopted`, so the caller writes it once). The old record is left as it is (its TTL
+    expires it). Nothing is read twice for a database whose record is already under its current key."""
+    records = store.load_many(list(keys), unreadable=unreadable)
+    old = {legacy: key for key, legacy in keys.items() if key not in records and legacy != key}
+    if unreadable is not None:
+        old = {legacy: key for legacy, key in old.items() if key not in unreadable}
+    if not old:
+        return records
+    broken: dict[str, str] = {}
+    found = store.load_many(list(old), unreadable=broken if unreadable is not None else None)
+    for legacy, reason in broken.items():
+        if unreadable is not None:
+            unreadable[old[legacy]] = reason
+    for legacy, record in found.items():
+        key = old[legacy]
+        records[key] = replace(record, key=key, version=0, claim_owner=None, claim_expires_at=None)
+        if adopted is not None:
+            adopted.add(key)
+    return records
