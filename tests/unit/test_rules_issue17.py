@@ -18,7 +18,6 @@ from backup_monitor.rules import (
     CAUSE_SCALINGO,
     Evaluation,
     Kind,
-    Phase,
     apply_all,
     evaluate,
     evaluate_failure,
@@ -80,14 +79,16 @@ def test_17_1_one_discovery_miss_retires_nothing_a_second_an_hour_later_does() -
     unlisted: dict[str, datetime] = {}
     # GIVEN one answer leaves blog out THEN it stays watched, marked as first left out now
     assert _merge_region(SETTINGS, "osc-fr1", found("osc-fr1/shop/ad-1"), discovered, unlisted, at(27, 9)) == []
-    assert "osc-fr1/blog/ad-2" in discovered and unlisted == {"osc-fr1/ad-2": at(27, 9)}
+    assert "osc-fr1/blog/ad-2" in discovered
+    assert unlisted == {"osc-fr1/ad-2": at(27, 9)}
     # WHEN a pass within the hour leaves it out again THEN still watched
     assert _merge_region(SETTINGS, "osc-fr1", found("osc-fr1/shop/ad-1"), discovered, unlisted, at(27, 9, 30)) == []
     # WHEN a pass an hour after the first miss leaves it out THEN it is retired (once) and dropped
     later = at(27, 9) + RETIRE_AFTER
     retired = _merge_region(SETTINGS, "osc-fr1", found("osc-fr1/shop/ad-1"), discovered, unlisted, later)
     assert retired == [Target("osc-fr1", "blog", "ad-2")]
-    assert discovered == {"osc-fr1/shop/ad-1": "postgresql"} and unlisted == {}
+    assert discovered == {"osc-fr1/shop/ad-1": "postgresql"}
+    assert unlisted == {}
 
 
 def test_17_1_a_listing_in_between_resets_the_evidence() -> None:
@@ -156,14 +157,16 @@ def test_17_3_an_answer_omitting_a_backup_of_the_last_day_while_listing_older_on
     backups = nightly(range(20, 28))
     record = watched(backups, at(27, 5))
     reason = implausible_answer(record, db(1), backups[:-1], at(27, 6), POLICY)
-    assert reason is not None and reason[1]  # a failed read, that repeated answers can confirm
+    assert reason is not None  # a failed read, that repeated answers can confirm
+    assert reason[1]
     # an answer that only lost the oldest (retention) is data
     assert implausible_answer(record, db(1), backups[1:], at(27, 6), POLICY) is None
 
 
 def test_17_3_an_empty_answer_at_first_sight_of_an_old_database_is_not_data() -> None:
     reason = implausible_answer(Record(key="k"), db(1), [], at(27, 6), POLICY)
-    assert reason is not None and reason[1]
+    assert reason is not None
+    assert reason[1]
     young = db(1, created_at=at(27, 0))
     assert implausible_answer(Record(key="k"), young, [], at(27, 6), POLICY) is None
 
@@ -262,11 +265,13 @@ def test_17_7_a_slot_whose_backup_is_stuck_or_too_small_says_so() -> None:
     backups = [*nightly(range(20, 27)), bk("run", at(27, 1), "running")]
     ev = evaluate(watched(backups[:-1], at(26, 9)), db(1), backups, at(27, 7, 30), POLICY)
     missing = next(n for n in ev.notices if n.kind is Kind.MISSING)
-    assert missing.slot_backup is not None and missing.slot_backup.id == "run"
+    assert missing.slot_backup is not None
+    assert missing.slot_backup.id == "run"
     small = [*nightly(range(20, 27)), bk("tiny", at(27, 1), size=10)]
     ev = evaluate(watched(small[:-1], at(26, 9)), db(1), small, at(27, 4, 5), POLICY)
     missing = next(n for n in ev.notices if n.kind is Kind.MISSING)
-    assert missing.slot_backup is not None and missing.slot_backup.id == "tiny"
+    assert missing.slot_backup is not None
+    assert missing.slot_backup.id == "tiny"
 
 
 def test_17_7_cannot_check_says_why_and_since_when() -> None:
@@ -288,7 +293,8 @@ def test_17_8_open_incidents_are_announced_once_to_a_new_destination() -> None:
     record = replace(watched(nightly(range(20, 27)), at(26, 9)), incidents={"missing": opened})
     ev = reannounced(evaluate(record, db(1), nightly(range(20, 27)), at(27, 5), POLICY), "webhook:abc")
     assert got(ev) == ["missing:open!"]
-    assert ev.notices[0].reannounce and ev.notices[0].opened_at == at(27, 4)
+    assert ev.notices[0].reannounce
+    assert ev.notices[0].opened_at == at(27, 4)
     after = apply_all(ev.base, ev.notices, at(27, 5))
     assert after.incidents["missing"].opened_at == at(27, 4)  # the same incident, not a new one
     # delivered there: the next check says nothing more

@@ -351,14 +351,15 @@ def _missing(record: Record, database: Database, view: _View) -> _Missed | None:
 
 
 def _filled_slot(record: Record, database: Database, view: _View) -> datetime | None:
-    """The latest due slot a listed usable backup fills (kept: known facts survive a short answer)."""
+    """The latest slot (due or not yet) a listed usable backup fills; remembered, so a slot filled stays filled
+    when a later answer omits its backup."""
     hours = database.scheduled_hours
+    if not hours:
+        return record.filled_slot
     grace = timedelta(hours=view.policy.missing_grace_hours)
-    slot = _latest_due_slot(view.now, hours, grace) if hours else None
-    filled = record.filled_slot
-    if slot is not None and any(_fills(b, slot, hours, grace) for b in view.usable_newest_first):
-        filled = max(filter(None, (filled, slot)))
-    return filled
+    started = [slot for slot in _slots_around(view.now, hours, SLOT_LOOKBACK_DAYS, 0) if slot <= view.now]
+    filled = [slot for slot in started if any(_fills(b, slot, hours, grace) for b in view.usable_newest_first)]
+    return max(filter(None, (record.filled_slot, *filled)), default=None)
 
 
 def _missing_fixed_by(incident: Incident, database: Database, view: _View) -> Backup | None:
@@ -493,7 +494,17 @@ def _assign_pages(notices: list[Notice], incidents: dict[str, Incident]) -> list
 def rewatched(record: Record) -> Record:
     """A retired database listed again: watched again as at first sight (handled backups are remembered, so
     nothing old is replayed; backups older than LOOKBACK_HOURS are recorded silently)."""
-    return replace(record, retired_at=None, first_seen_at=None, api_failures=0, failing_since=None)
+    since = record.retired_at
+    absent = {k: record.absent_since.get(k) or since for k in record.handled} if since else record.absent_since
+    return replace(
+        record,
+        retired_at=None,
+        first_seen_at=None,
+        api_failures=0,
+        failing_since=None,
+        recent={},
+        absent_since={k: v for k, v in absent.items() if v is not None},  # not evidence against the next answer
+    )
 
 
 def with_facts(notices: Iterable[Notice], record: Record) -> tuple[Notice, ...]:

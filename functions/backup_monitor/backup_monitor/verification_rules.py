@@ -93,8 +93,19 @@ def _backup(v: Verification) -> Backup:
     return Backup(id=v.backup_id, created_at=v.backup_created_at, status="done", name=v.backup_name, size=v.size)
 
 
-def announce(record: Record, now: datetime, policy: Policy) -> list[Notice]:
-    """What the verification state of `record` still has to say: open, update, remind, resolve, skipped."""
+VERIFICATION_OFF = "Archive verification is switched off (VERIFY_ARCHIVES_EVERY_DAYS=0): nothing more is said about it"
+
+
+def announce(record: Record, now: datetime, policy: Policy, *, enabled: bool = True) -> list[Notice]:
+    """What the verification state of `record` still has to say: open, update, remind, resolve, skipped.
+
+    With verification switched off (`enabled` false), its open incidents are closed and nothing else is said."""
+    if not enabled:
+        return [
+            resolve_notice(key, incident, VERIFICATION_OFF)
+            for key, incident in sorted(record.incidents.items())
+            if key == UNREADABLE_KEY or key.startswith(SKIPPED_PREFIX)
+        ]
     notices: list[Notice] = []
     verified = record.verified
     incident = record.incidents.get(UNREADABLE_KEY)
@@ -139,9 +150,9 @@ def verified_notice(backup: Backup, verdict: Verdict) -> Notice:
     return Notice(Kind.ARCHIVE_VERIFIED, Phase.NOTICE, None, backup, detail=verdict.detail)
 
 
-def with_archive_notices(evaluation: Evaluation, policy: Policy) -> Evaluation:
+def with_archive_notices(evaluation: Evaluation, policy: Policy, *, enabled: bool = True) -> Evaluation:
     """`evaluation` plus what the record's verification state still has to announce (reminders, retries)."""
-    extra = announce(evaluation.base, evaluation.now, policy)
+    extra = announce(evaluation.base, evaluation.now, policy, enabled=enabled)
     if not extra:
         return evaluation
     return replace(evaluation, notices=(*evaluation.notices, *extra))

@@ -90,7 +90,8 @@ def evaluate_target(work: Work, settings: Settings, clients: Clients, now: datet
             work.info = DatabaseInfo.of(target, database)
             evaluation = evaluate(record, database, backups, now, policy, skipped=skipped, problems=problems)
         work.database = database
-        return bounded(with_archive_notices(evaluation, policy))
+        verifying = settings.verify_archives_every_days > 0
+        return bounded(with_archive_notices(evaluation, policy, enabled=verifying))
     except OutOfTimeError:  # no main-API request may start now: nothing was done, the next check does it
         work.left = True
         return None

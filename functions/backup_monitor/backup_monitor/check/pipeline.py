@@ -237,6 +237,9 @@ def _count(works: Sequence[Work], summary: Summary) -> None:
             summary.unlisted.append(f"{work.target.app}/{work.target.addon_id}")
         elif work.failed:
             summary.unchecked.append(f"{work.target.app}/{work.target.addon_id}")
+            for notice in work.evaluation.notices if work.evaluation is not None and not work.held else ():
+                if notice.phase is Phase.OPEN:  # a "cannot check" opened is a finding too
+                    summary.findings[notice.kind.value] += 1
         elif work.evaluation is None:
             summary.skipped.append(work.target.key)
         else:

@@ -262,6 +262,17 @@ class FakeScalingo:
                 self._addons.pop(addon_id, None)
             self._other_addons.pop((region, name), None)
 
+    def rename_app(self, old: str, new: str, region: str = DEFAULT_REGION) -> None:
+        """`scalingo rename`: the app and its addons keep their ids under a new name (the old name answers 404)."""
+        with self._lock:
+            addon_ids = self._apps.pop((region, old))
+            self._apps[(region, new)] = addon_ids
+            for addon_id in addon_ids:
+                self._addons[addon_id].app = new
+                self._addons[addon_id].database["app_name"] = new
+            if (region, old) in self._other_addons:
+                self._other_addons[(region, new)] = self._other_addons.pop((region, old))
+
     def set_archive(self, backup_id: str, body: bytes | Callable[[], Iterable[bytes]], **options: Any) -> FakeArchive:
         """Serve `body` at the backup's download link (options: see FakeArchive)."""
         with self._lock:
