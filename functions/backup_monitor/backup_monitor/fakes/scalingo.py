@@ -81,6 +81,8 @@ class FakeAddon:
     resource_id: str
     database: dict[str, Any]
     backups: list[Any] = field(default_factory=list)  # dicts, but add_raw_backup may put anything
+    # The point-in-time recovery window as served (the `recovery_window` object); None: no PITR, a 404.
+    recovery_window: dict[str, str] | None = None
 
 
 @dataclass
@@ -279,6 +281,22 @@ class FakeScalingo:
             archive = FakeArchive(body, **options)
             self.archives[backup_id] = archive
             return archive
+
+    # -- point-in-time recovery --------------------------------------------------------------------------
+
+    def set_recovery_window(self, addon_id: str, earliest: datetime | None, latest: datetime) -> None:
+        """Give a seeded database a PITR recovery window (`earliest` None: that field is left out, as Go's
+        omitempty does); a malformed one is a `fail` on "/pitr/recovery_window" with status 200."""
+        with self._lock:
+            window = {"latest_recoverable_at": iso(latest)}
+            if earliest is not None:
+                window = {"earliest_recoverable_at": iso(earliest), **window}
+            self._addons[addon_id].recovery_window = window
+
+    def clear_recovery_window(self, addon_id: str) -> None:
+        """No PITR for this database any more: its recovery window answers 404 (the default)."""
+        with self._lock:
+            self._addons[addon_id].recovery_window = None
 
     def database(self, addon_id: str) -> dict[str, Any]:
         """The raw database object of an addon, to change in place."""
@@ -577,6 +595,10 @@ class FakeScalingo:
             # Newest first, as Scalingo appears to list them.
             ordered = sorted(addon.backups, key=_created_at, reverse=True)
             return _json(200, {"database_backups": ordered})
+        if rest == ["pitr", "recovery_window"]:
+            if addon.recovery_window is None:
+                return _json(404, {"resource": "recovery_window", "error": "not found"})
+            return _json(200, {"recovery_window": addon.recovery_window})
         if len(rest) == 3 and rest[0] == "backups" and rest[2] == "archive":
             if not any(isinstance(b, dict) and b.get("id") == rest[1] for b in addon.backups):
                 return _json(404, {"resource": "backup", "error": "not found"})

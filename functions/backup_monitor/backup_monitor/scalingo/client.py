@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -38,10 +39,12 @@ from backup_monitor.scalingo.models import (
     BackupListing,
     Database,
     DiscoveredDatabase,
+    RecoveryWindow,
     parse_addons,
     parse_apps,
     parse_backup_listing,
     parse_database,
+    parse_recovery_window,
     parse_token,
     usable_backups,
 )
@@ -55,6 +58,10 @@ RETRY_STATUSES = (500, 502, 503, 504)
 MAX_RETRY_AFTER_SECONDS = 30.0
 RATE_LIMITED_ATTEMPTS = 5
 USER_AGENT = f"scalingo-backup-monitor/{__version__}"
+
+# What the recovery-window call answers for a database without point-in-time recovery (not PostgreSQL, or
+# PITR off): an answer, not an error. A 404 there is not the database being gone (the backups call says that).
+NO_RECOVERY_WINDOW_STATUSES = frozenset({400, 404})
 
 
 # Every Scalingo JSON answer is read into memory up to this size, no further: 8 MiB. Retention keeps a list
@@ -227,6 +234,7 @@ class ScalingoClient:
         self._api_url = api_url
         self._db_api_url = db_api_url
         self._timeout = timeout
+        self._clock = clock
         self._session = session or build_session()
         self.limiter = limiter or RateLimiter(rate_limit_per_minute, window=window_seconds)
         self._window = window_seconds
@@ -359,6 +367,16 @@ class ScalingoClient:
             self._check_link(url, target.region)
             return url
 
+    def recovery_window(self, target: Target) -> RecoveryWindow | None:
+        """The database's point-in-time recovery window; None when it has none (a 404 or 400 answer, which
+        neither drops the addon token nor raises NotFoundError). Other failures raise as the other calls do."""
+        with _for_api("db"):
+            reply, what = self._db_reply(target, "/pitr/recovery_window")
+            if reply.status in NO_RECOVERY_WINDOW_STATUSES:
+                return None
+            now = datetime.fromtimestamp(self._clock(), UTC)
+            return parse_recovery_window(self._json(reply, what), now=now)
+
     def discover(
         self,
         regions: Iterable[str],
@@ -446,7 +464,14 @@ class ScalingoClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _db_get(self, target: Target, suffix: str) -> Any:
-        """A database-API GET with the addon token; one renewal on 401."""
+        """A database-API GET with the addon token, read as JSON; one renewal on 401."""
+        reply, what = self._db_reply(target, suffix)
+        with _for_api("db"):
+            return self._json(reply, what)
+
+    def _db_reply(self, target: Target, suffix: str) -> tuple[_Reply, str]:
+        """A database-API GET with the addon token, one renewal on 401: the answer as received (for a caller
+        that takes some statuses as an answer before `_json`), and how errors name the call."""
         path = f"/api/databases/{quote(target.addon_id, safe='')}{suffix}"
         what = f"GET {path} ({target.app})"
         for attempt in (1, 2):
@@ -455,11 +480,11 @@ class ScalingoClient:
                 url = f"{self.db_api_base(target.region)}{path}"
                 headers = {"Authorization": f"Bearer {token}"}
                 reply = self._limited(self._host_limiter(url), "db", "GET", url, what, headers=headers)
-                if reply.status == 401 and attempt == 1:
-                    logger.info("addon token refused, renewing", extra={"call": what})
-                    self.tokens.drop(addon_key(target.key), token)
-                    continue
-                return self._json(reply, what)
+            if reply.status == 401 and attempt == 1:
+                logger.info("addon token refused, renewing", extra={"call": what})
+                self.tokens.drop(addon_key(target.key), token)
+                continue
+            return reply, what
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _limited(

@@ -142,6 +142,16 @@ class MaintenanceWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class RecoveryWindow:
+    """A PostgreSQL database's point-in-time recovery window (UTC): the times it can be restored to.
+
+    `earliest` is None when Scalingo did not give a readable one; `latest` is the newest restore point."""
+
+    earliest: datetime | None
+    latest: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class DiscoveredDatabase:
     """A database addon found by discovery."""
 
@@ -300,6 +310,30 @@ def parse_database(payload: Any) -> Database:
         created_at=_optional_time(obj, "created_at", "database"),
         maintenance=maintenance,
     )
+
+
+# A restore point later than this past the monitor's clock is no reading (clock skew is seconds, not hours).
+MAX_RECOVERY_POINT_AHEAD = timedelta(hours=1)
+
+
+def parse_recovery_window(payload: Any, *, now: datetime | None = None) -> RecoveryWindow:
+    """The `recovery_window` object; `latest_recoverable_at` is required, and must lie between
+    EARLIEST_PLAUSIBLE and MAX_RECOVERY_POINT_AHEAD past `now` (default: the current time), else a PayloadError.
+
+    `earliest_recoverable_at` is optional: absent, unreadable, implausible or after the latest one, it is None."""
+    where = "recovery window response"
+    body = _object(payload, where)
+    obj = _object(_field(body, "recovery_window", Mapping, where), "recovery_window")
+    raw_latest = _field(obj, "latest_recoverable_at", str, "recovery_window")
+    latest = parse_time(raw_latest, "recovery_window.latest_recoverable_at")
+    if latest < EARLIEST_PLAUSIBLE:  # Go's zero time: no restore point at all, not one from year 1
+        raise PayloadError(f"recovery_window: latest_recoverable_at {latest.date().isoformat()} is implausibly old")
+    ceiling = (now or datetime.now(UTC)) + MAX_RECOVERY_POINT_AHEAD
+    if latest > ceiling:
+        when = latest.isoformat(timespec="minutes")
+        raise PayloadError(f"recovery_window: latest_recoverable_at {when} is in the future, past any clock skew")
+    earliest = _optional_time(obj, "earliest_recoverable_at", "recovery_window")
+    return RecoveryWindow(earliest if earliest is not None and earliest <= latest else None, latest)
 
 
 def provider_name(addon: Mapping[str, Any]) -> str:
