@@ -189,6 +189,7 @@ class FakeSlack:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body in two writes: no 40 ms Nagle/delayed-ACK stall
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""

@@ -21,7 +21,7 @@ from tests.fakes import FakeScalingo
 from tests.fakes.slack import FakeSlack
 from tests.support.archives import good, variants
 
-KEY = "osc-fr1/shop/ad-1"
+KEY = "osc-fr1/ad-1"
 TODAY_1AM = NOW.replace(hour=1)
 
 

@@ -229,7 +229,7 @@ def test_dry_run_prints_and_changes_nothing(fleet: FakeScalingo, slack: FakeSlac
     assert "Backup failed on billing" in result.stdout
     assert "dry run" in result.stderr
     assert slack.calls == []
-    assert SqliteStateStore(path).load_many(["osc-fr1/billing/ad-billing"]) == {}
+    assert SqliteStateStore(path).load_many(["osc-fr1/ad-billing"]) == {}
 
 
 def test_no_secret_in_any_output(fleet: FakeScalingo, slack: FakeSlack, tmp_path: Path) -> None:

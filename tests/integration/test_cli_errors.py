@@ -91,7 +91,7 @@ def assert_one_line(result: subprocess.CompletedProcess[str], line: str) -> None
 def a_state_file(path: Path) -> Path:
     """A real state file, as a check leaves it."""
     store = SqliteStateStore(path)
-    store.save(Record(key="osc-fr1/shop/ad-shop", first_seen_at=NOW), NOW.timestamp())
+    store.save(Record(key="osc-fr1/ad-shop", first_seen_at=NOW), NOW.timestamp())
     return path
 
 

@@ -168,7 +168,7 @@ def test_one_corrupt_record_costs_only_its_database(
     clients = Clients(scalingo, store, WebhookNotifier(slack.webhook_url))
     run_check(settings, clients, NOW)
     # GIVEN beta's record broken, and new failures on alpha and gamma
-    broken = corrupt(store, "osc-fr1/beta/ad-beta")
+    broken = corrupt(store, "osc-fr1/ad-beta")
     for app in ("alpha", "gamma"):
         fake_scalingo.add_backup(f"ad-{app}", NOW + timedelta(minutes=5), "error", size=None)
     # WHEN checked twice
@@ -180,9 +180,9 @@ def test_one_corrupt_record_costs_only_its_database(
     assert any(t.startswith("Backup failed: gamma/") for t in texts)
     cannot = [m for m in slack.messages() if m["text"].startswith("Cannot check backups: beta")]
     assert len(cannot) == 1
-    assert "osc-fr1/beta/ad-beta" in json.dumps(cannot[0])
+    assert "osc-fr1/ad-beta" in json.dumps(cannot[0])
     assert (first.checked, first.unchecked) == (2, ["beta/ad-beta"])
     assert first.exit_code == 1
     assert second.sent == 0
     # AND the broken record was left exactly as it was
-    assert raw(store, "osc-fr1/beta/ad-beta") == broken
+    assert raw(store, "osc-fr1/ad-beta") == broken

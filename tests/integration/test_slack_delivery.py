@@ -271,7 +271,7 @@ def test_a_failed_edit_is_retried_alone_at_the_next_check(
     assert resolved.exit_code == 0
     assert slack.messages()[-1]["text"].startswith("Resolved: backup failed")
     assert slack.updates() == []
-    record = clients.store.load_many(["osc-fr1/billing/ad-billing"])["osc-fr1/billing/ad-billing"]
+    record = clients.store.load_many(["osc-fr1/ad-billing"])["osc-fr1/ad-billing"]
     assert len(record.pending_edits) == 1
     # WHEN checked again THEN only the edit is retried: no second resolution reply
     posts = len(slack.messages())
@@ -281,7 +281,7 @@ def test_a_failed_edit_is_retried_alone_at_the_next_check(
     assert len(slack.messages()) == posts
     assert len(slack.calls) == calls + 1
     assert slack.updates()[-1]["ts"] == slack.messages()[-1]["thread_ts"]
-    record = clients.store.load_many(["osc-fr1/billing/ad-billing"])["osc-fr1/billing/ad-billing"]
+    record = clients.store.load_many(["osc-fr1/ad-billing"])["osc-fr1/ad-billing"]
     assert record.pending_edits == ()
 
 

@@ -263,7 +263,7 @@ def test_an_archived_thread_channel_does_not_hold_back_a_new_alert(
     store = SqliteStateStore(tmp_path / "s.sqlite3")
     bot = BotNotifier(slack.bot_token, CHANNEL, base_url=slack.api_url)
     run_check(settings, clients_for(settings, store, bot), NOW - timedelta(days=2))
-    key = "osc-fr1/old/ad-old"
+    key = "osc-fr1/ad-old"
     record = store.load_many([key])[key]
     failed = record.incidents["failed"]
     moved = replace(failed, thread=ThreadRef("C0ARCHIVED", "1700000000.000001"))

@@ -599,8 +599,12 @@ def evaluate(
     # Point-in-time recovery (PostgreSQL's continuous backups), as last read: behind, or healthy.
     pitr = record.pitr_latest
     lag = timedelta(hours=policy.pitr_max_lag_hours)
+    # A recovery window read longer ago than the lag says nothing now (its reads fail): no verdict on it.
+    known = record.pitr_read_at is not None and now - record.pitr_read_at <= lag
     behind_key = Kind.PITR_BEHIND.value
-    if pitr is not None and now - pitr > lag:
+    if behind_key in incidents and not known:
+        b.remind_or_keep(behind_key, incidents[behind_key])
+    elif pitr is not None and known and now - pitr > lag:
         if behind_key in incidents:
             b.remind_or_keep(behind_key, incidents[behind_key])
         else:

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 
 from backup_monitor.check.model import Clients, Run, Work
 from backup_monitor.check.targets import named_in_settings
-from backup_monitor.config import Settings
+from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo
+from backup_monitor.records import Record
 from backup_monitor.rules import (
     CAUSE_ADDON,
     CAUSE_INTERNAL,
@@ -28,6 +29,7 @@ from backup_monitor.rules import (
     reannounced,
     with_database,
 )
+from backup_monitor.scalingo.client import ScalingoClient
 from backup_monitor.scalingo.errors import (
     AuthenticationError,
     NotFoundError,
@@ -36,12 +38,14 @@ from backup_monitor.scalingo.errors import (
     ScalingoError,
     UnavailableError,
 )
+from backup_monitor.scalingo.models import Database
 from backup_monitor.state.base import ConflictError, StateError
 from backup_monitor.verification_rules import with_archive_notices
 
 logger = logging.getLogger(__name__)
 
 DATABASE_INFO_MAX_AGE = timedelta(days=1)
+PITR_REFRESH = timedelta(hours=1)  # a healthy recovery window is written to the state at most this often
 # One database's answer costs at most this much: a list of thousands of new backups (a bug, a hostile answer)
 # announces the newest, records the rest silently, and asks for this many download links.
 MAX_SUCCESS_NOTICES_PER_DATABASE = 10
@@ -73,6 +77,7 @@ def evaluate_target(work: Work, settings: Settings, clients: Clients, now: datet
             raise PayloadError(f"{target.app}/{target.addon_id}: none of the {listing.skipped} backup entries reads")
         backups = list(listing.backups)
         work.backups = backups
+        record = with_recovery_window(record, database, clients.scalingo, target, now, policy.pitr_max_lag_hours)
         skipped, problems = listing.skipped, listing.problems
         problem = implausible_answer(record, database, backups, now, policy)
         if problem is not None:
@@ -107,6 +112,42 @@ def evaluate_target(work: Work, settings: Settings, clients: Clients, now: datet
         work.failed = True
         work.failure = f"internal error ({type(exc).__name__})"
         return evaluate_failure(record, work.failure, now, policy, permanent=False, cause=CAUSE_INTERNAL)
+
+
+def _asks_recovery_window(record: Record, database: Database, now: datetime) -> bool:
+    """PostgreSQL databases, and any that answered with a window, at every check; the others once a day."""
+    if database.type_name == "postgresql" or record.pitr_latest is not None:
+        return True
+    return record.pitr_read_at is None or now - record.pitr_read_at >= DATABASE_INFO_MAX_AGE
+
+
+def with_recovery_window(
+    record: Record, database: Database, scalingo: ScalingoClient, target: Target, now: datetime, lag_hours: float
+) -> Record:
+    """The record with point-in-time recovery's window as read now (one database-API request, with the addon
+    token already held), or as it was when it cannot be read (the rules give no verdict on an old read)."""
+    if not _asks_recovery_window(record, database, now):
+        return record
+    try:
+        window = scalingo.recovery_window(target)
+    except OutOfTimeError:
+        return record
+    except ScalingoError as exc:
+        logger.warning("recovery window not read", extra={"target": target.key, "error": str(exc)})
+        return record
+    read_at = record.pitr_read_at
+    if window is None:
+        if record.pitr_latest is None and read_at is not None and now - read_at < DATABASE_INFO_MAX_AGE:
+            return record  # still no PITR: nothing to write
+        return replace(record, pitr_earliest=None, pitr_latest=None, pitr_read_at=now)
+    lag = timedelta(hours=lag_hours)
+    stored = record.pitr_latest
+    # A healthy window advances at every read: written at most every PITR_REFRESH (the verdict cannot change in
+    # between); whenever either read is behind, written at once (the alert says the exact restore point).
+    recent = stored is not None and read_at is not None and now - read_at < PITR_REFRESH
+    if recent and stored is not None and now - stored <= lag and now - window.latest <= lag:
+        return record
+    return replace(record, pitr_earliest=window.earliest, pitr_latest=window.latest, pitr_read_at=now)
 
 
 def _failed(work: Work, exc: ScalingoError, now: datetime, settings: Settings, *, permanent: bool) -> Evaluation:
