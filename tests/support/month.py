@@ -110,6 +110,8 @@ class Problem:
     injected_at: datetime  # from then on a page for this database is about this problem
     onset: datetime  # when a careful monitor can know (the slot, the failure, 6 h behind...)
     resolved_at: datetime | None = None  # None: still there at the end of the month
+    # False: a warning (periodic backups switched off), announced once in time without calling anyone.
+    page: bool = True
 
     @property
     def deadline(self) -> datetime:
@@ -350,7 +352,9 @@ class World:
         if off is not None:
             slots_off = [first + timedelta(days=n) for n in range(HISTORY_DAYS + DAYS)]
             onset = next(s for s in slots_off if s >= off[0])
-            self.problems.append(Problem("periodic backups switched off", db.addon_id, off[0], onset, off[1] or until))
+            self.problems.append(
+                Problem("periodic backups switched off", db.addon_id, off[0], onset, off[1] or until, page=False)
+            )
             self.events.append(Event(off[0], f"{db.app}: periodic backups off", lambda: self._set_periodic(db, False)))
             if off[1] is not None:
                 self.events.append(
@@ -713,7 +717,7 @@ def false_pages(month: Month) -> list[str]:
     """Pages that no injected real problem explains (database and time)."""
     wrong = []
     for said, item in month.pages():
-        if not any(p.addon_id == item.addon_id and p.covers(said.at) for p in month.world.problems):
+        if not any(p.addon_id == item.addon_id and p.covers(said.at) and p.page for p in month.world.problems):
             noise = [n for n in month.world.noise if n.addon_id == item.addon_id and n.at <= said.at]
             latest = f"; the noise before it: {noise[-1].what} at {noise[-1].at:%m-%d %H:%M}" if noise else ""
             wrong.append(f"{said.line()} paged for {month.world.app_of(item.addon_id)} ({item.addon_id}){latest}")
@@ -726,6 +730,16 @@ def missed_outages(month: Month) -> list[str]:
     wrong = []
     for problem in month.world.problems:
         mine = [s for s, i in pages if i.addon_id == problem.addon_id and problem.covers(s.at)]
+        if not problem.page:  # a warning: announced once, in time, calling no one
+            if mine:
+                wrong.append(f"{problem.what} on {month.world.app_of(problem.addon_id)}: paged ({mine[0].line()})")
+            mine = [
+                s
+                for s in month.said
+                if s.phase == Phase.OPEN.value
+                and problem.covers(s.at)
+                and any(i.addon_id == problem.addon_id for i in s.items)
+            ]
         where = f"{problem.what} on {month.world.app_of(problem.addon_id)} ({problem.addon_id})"
         timing = f"onset {problem.onset:%m-%d %H:%M}, deadline {problem.deadline:%m-%d %H:%M}"
         about = [
