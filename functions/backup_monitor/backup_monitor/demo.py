@@ -20,7 +20,7 @@ GB = 1024**3
 
 
 def seed(fake: FakeScalingo, now: datetime) -> None:
-    """Seven databases, each with a story."""
+    """Nine databases, each with a story."""
     slot = (now - timedelta(hours=5)).replace(minute=0, second=0, microsecond=0)  # today's backup hour, 5 h ago
     hour = slot.hour
 
@@ -52,6 +52,13 @@ def seed(fake: FakeScalingo, now: datetime) -> None:
 
     fake.add_database("sessions", "ad-sessions", provider="redis", periodic_backups_enabled=False)
     fake.add_backup("ad-sessions", now - timedelta(days=20), size=5_000_000)
+
+    # PostgreSQL's continuous backups (point-in-time recovery): dumps off on purpose, and a lagging one.
+    fake.add_database("payments", "ad-payments", provider="postgresql", periodic_backups_enabled=False)
+    fake.set_recovery_window("ad-payments", now - timedelta(days=7), now - timedelta(minutes=5))
+    fake.add_database("orders", "ad-orders", provider="postgresql", scheduled_hours=[hour])
+    history("ad-orders", 900_000_000, days=7)
+    fake.set_recovery_window("ad-orders", now - timedelta(days=7), now - timedelta(hours=9))
 
     fake.add_other_addon("shop-prod", "ad-mail", "mailjet")  # not a database: discovery skips it
 
@@ -112,11 +119,13 @@ def run_demo() -> int:
             ScalingoClient.from_settings(settings), SqliteStateStore(settings.state_path), ConsoleNotifier()
         )
         print(
-            "backup-monitor demo: a fake Scalingo API runs on this machine with seven databases and one e-mail addon.\n"
+            "backup-monitor demo: a fake Scalingo API runs on this machine with nine databases and one e-mail addon.\n"
             "Nothing leaves this machine: alerts are printed here instead of going to Slack.\n"
             "  shop-prod  healthy daily backups             billing    today's backup failed\n"
             "  blog       today's backup never happened   analytics  a backup running for 9 hours\n"
             "  crm        today's dump is 93% smaller     sessions   periodic backups switched off\n"
+            "  payments   dumps off, point-in-time recovery current: said once\n"
+            "  orders     point-in-time recovery 9 hours behind (its latest restore point)\n"
             "  shop-prod-pr42  a review app, never backed up: excluded by default (EXCLUDE_APPS)\n"
             "A database pages once per outage: when a failed backup also leaves its slot without a usable\n"
             "backup, the second message carries no mention. Later, a storm of 30 failures is one message, and\n"
@@ -135,12 +144,15 @@ def run_demo() -> int:
         third = run_check(settings, clients, now + timedelta(minutes=30))
         print(f"summary: {third.line()}")
 
-        banner("Check 4 - the blog app was deleted: its incident is closed, it is said once, then never again")
+        banner("Check 4 - the blog app was deleted: a 404 alone retires nothing, discovery leaving it out is pending")
         fake.remove_app("blog")
         fourth = run_check(settings, clients, now + timedelta(minutes=45))
         print(f"summary: {fourth.line()}")
-        fifth = run_check(settings, clients, now + timedelta(hours=1))
-        print(f"summary of the next check: {fifth.line()}")
+        banner(
+            "Check 5 - an hour later discovery still leaves it out: said once, its incident closed, then never again"
+        )
+        fifth = run_check(settings, clients, now + timedelta(hours=1, minutes=50))
+        print(f"summary: {fifth.line()}")
         banner("Check 6 - archive verification: two new databases' archives are downloaded as a stream and checked")
         archived = seed_archives(fake, now)
         sixth = run_check(
@@ -173,8 +185,11 @@ def run_demo() -> int:
         first.sent > 0
         and second.sent == 0
         and third.sent == 1
-        and fourth.gone == ["blog/ad-blog"]
-        and fifth.sent == 0
+        and first.findings["pitr_behind"] == 1
+        and first.findings["pitr_only"] == 1
+        and fourth.sent == 0
+        and fourth.unlisted == ["blog/ad-blog"]
+        and fifth.gone == ["blog/ad-blog"]
         and fifth.ok
         and sixth.findings["archive_unreadable"] == 1
         and seventh.findings["failed"] == 30

@@ -447,7 +447,7 @@ def implausible_answer(
 
     Not data: a list without any of the backups listed before; one that omits a backup listed in the last day
     while listing older ones (retention prunes the oldest, never the newest); an empty list at first sight of a
-    database old enough to have backups. The last two are `confirmable`: the same answer
+    database old enough to have backups (periodic backups on, created more than a day and the grace ago). The last two are `confirmable`: the same answer
     CANNOT_CHECK_AFTER checks in a row is taken as data (the known facts are kept)."""
     listed = {b.id for b in backups}
     before = [k for k in record.handled if k not in record.absent_since]
@@ -458,7 +458,9 @@ def implausible_answer(
         n = len(omitted)
         return f"the backup list omits {n} backup{'s' if n != 1 else ''} listed in the last day, not older ones", True
     old_enough = timedelta(hours=NO_SCHEDULE_HOURS + policy.missing_grace_hours)
-    if record.first_seen_at is None and not backups and database.created_at and now - database.created_at > old_enough:
+    created = database.created_at
+    old = database.periodic_backups_enabled and created is not None and now - created > old_enough
+    if record.first_seen_at is None and not backups and old:
         return "the backup list came back empty at the first check of a database old enough to have backups", True
     return None
 
