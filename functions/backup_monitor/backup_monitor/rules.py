@@ -447,8 +447,9 @@ def implausible_answer(
 
     Not data: a list without any of the backups listed before; one that omits a backup listed in the last day
     while listing older ones (retention prunes the oldest, never the newest); an empty list at first sight of a
-    database old enough to have backups (periodic backups on, created more than a day and the grace ago). The last two are `confirmable`: the same answer
-    CANNOT_CHECK_AFTER checks in a row is taken as data (the known facts are kept)."""
+    database old enough to have backups (periodic backups on, created more than a day and the grace ago). The
+    last two are `confirmable`: the same answer CANNOT_CHECK_AFTER checks in a row is taken as data (the known
+    facts are kept)."""
     listed = {b.id for b in backups}
     before = [k for k in record.handled if k not in record.absent_since]
     if before and not any(k in listed for k in before):
