@@ -98,6 +98,8 @@ def seed(fake: Any, databases: int, now: datetime) -> None:
         for day in range(7, 0, -1):
             fake.add_backup(addon, slot - timedelta(days=day), size=1_000_000 + i)
         fake.add_backup(addon, slot, "error" if i % 20 == 0 else "done", size=None if i % 20 == 0 else 1_000_000 + i)
+        if i % 4 == 0:  # one in four has point-in-time recovery (all are PostgreSQL: every one is asked)
+            fake.set_recovery_window(addon, now - timedelta(days=7), now - timedelta(minutes=30))
 
 
 def scenario(databases: int, scale: float, steady_hours: int, endpoint: str) -> dict[str, Any]:
@@ -147,6 +149,8 @@ def scenario(databases: int, scale: float, steady_hours: int, endpoint: str) -> 
                 phase=phase,
                 minute=round((at - sim_start) / 60),
                 main_seen=fake.count("main"),
+                db_seen=fake.count("db"),
+                pitr_seen=fake.count("db", "/pitr/"),
                 http_429=sum(1 for r in fake.requests if r.status == 429),
             )
             rows.append(row)
@@ -171,14 +175,15 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         f"### {n:,} databases ({n // PER_APP} apps), time scaled x{result['scale']:g}",
         "",
-        "| check | minute | databases checked | left | main-API requests | 429s | wall (simulated s) | "
-        "after the budget (real s) | DynamoDB reads / writes | peak RSS (MiB) | exit |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| check | minute | databases checked | left | main-API requests | 429s | database-API requests (PITR) | "
+        "wall (simulated s) | after the budget (real s) | DynamoDB reads / writes | peak RSS (MiB) | exit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['phase']} | {row['minute']} | {row['checked']} | {row['left']} | {row['main_seen']} | "
-            f"{row['http_429']} | {row['wall_sim_s']} | {row['after_budget_real_s']} | "
+            f"{row['http_429']} | {row['db_seen']} ({row['pitr_seen']}) | {row['wall_sim_s']} | "
+            f"{row['after_budget_real_s']} | "
             f"{row['dynamodb_reads']} / {row['dynamodb_writes']} | "
             f"{row['peak_rss_mib']} | {row['exit']} |"
         )
@@ -198,7 +203,9 @@ def report(result: dict[str, Any]) -> str:
             f"- steady hour {hour + 1}: {per_hour:,} main-API requests ({per_hour / n:.2f} per database), "
             f"{with_discovery:,.0f} with discovery every 6 h = {100 * with_discovery / (SCALINGO_LIMIT * 60):.0f} % "
             f"of 60 a minute; per check at most {max(r['main_seen'] for r in part)}; 429s: "
-            f"{sum(r['http_429'] for r in part)}; databases left by a check: at most {max(r['left'] for r in part)}"
+            f"{sum(r['http_429'] for r in part)}; databases left by a check: at most {max(r['left'] for r in part)}; "
+            f"database API: {sum(r['db_seen'] for r in part):,} requests, of which point-in-time recovery "
+            f"{sum(r['pitr_seen'] for r in part):,} ({sum(r['pitr_seen'] for r in part) / n:.2f} per database)"
         )
     return "\n".join(lines)
 
