@@ -228,7 +228,7 @@ def test_the_databases_left_go_first_next_time(fake_scalingo: FakeScalingo, slac
     fake_scalingo.reset_requests()
     run_check(settings, new_process(settings, SqliteStateStore(path), slack), NOW + timedelta(minutes=15))
     fetched = [r.path.split("/")[5] for r in fake_scalingo.requests if r.api == "main" and r.path.endswith("/token")]
-    assert fetched[: len(cursor)] == [k.split("/")[2] for k in cursor][: len(fetched)]
+    assert fetched[: len(cursor)] == [k.split("/")[1] for k in cursor][: len(fetched)]  # region/addon keys
     assert fetched  # the databases left last time were the first to get a token
 
 
