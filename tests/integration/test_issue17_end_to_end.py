@@ -172,3 +172,31 @@ def test_17_8_incidents_printed_before_slack_was_configured_reach_slack_once(
     ]
     # THEN once only
     assert monitor.check(at(27, 5))[1] == []
+
+
+def test_17_6_point_in_time_recovery_said_once_paged_when_behind_closed_when_caught_up(
+    fake_scalingo: FakeScalingo, slack: FakeSlack, store: StateStore
+) -> None:
+    # GIVEN a PostgreSQL database relying on continuous backups: periodic dumps off, recovery window current
+    fake_scalingo.add_database("ledger", "ad-ledger", periodic_backups_enabled=False)
+    fake_scalingo.set_recovery_window("ad-ledger", at(20, 0), at(27, 8, 55))
+    monitor = Monitor(fake_scalingo, slack, store)
+    summary, texts = monitor.check(at(27, 9))
+    assert summary.exit_code == 0
+    assert len(texts) == 1  # "covered by point-in-time recovery", said once
+    assert "ledger" in texts[0]
+    assert MENTION not in texts[0]
+    # WHEN a day passes THEN nothing more is said (no daily "periodic backups are switched off")
+    fake_scalingo.set_recovery_window("ad-ledger", at(20, 0), at(28, 9, 50))
+    assert monitor.check(at(28, 10))[1] == []
+    # WHEN the latest restore point falls more than PITR_MAX_LAG_HOURS behind THEN on-call is paged once
+    summary, texts = monitor.check(at(28, 16, 30))
+    assert len(texts) == 1
+    assert texts[0].startswith(MENTION)
+    assert monitor.check(at(28, 17))[1] == []
+    # WHEN it catches up THEN the incident is resolved
+    fake_scalingo.set_recovery_window("ad-ledger", at(20, 0), at(28, 17, 25))
+    summary, texts = monitor.check(at(28, 17, 30))
+    assert len(texts) == 1
+    assert texts[0].startswith("Resolved")
+    assert fake_scalingo.count("db", "/pitr/recovery_window") == 5  # one request per check
