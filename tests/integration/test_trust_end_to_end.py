@@ -228,7 +228,7 @@ def test_p10_a_moved_schedule_does_not_page_the_next_night(
     # WHEN the next night's check finds no 00:00 backup THEN it reads the database again and stays quiet
     summary, texts = monitor.check(at(27, 3, 30))
     assert (summary.exit_code, texts) == (0, [])
-    assert fake_scalingo.count("db", "/api/databases/ad-shop", method="GET") == 2  # backups, then the database
+    assert fake_scalingo.count("db", "/api/databases/ad-shop", method="GET") == 3  # backups, PITR, the database
     # AND the new 13:00 slot is watched
     _, texts = monitor.check(at(27, 16, 5))
     assert texts == [f"{MENTION} Daily backup missing: shop/shop-1 (postgresql, osc-fr1)"]

@@ -20,7 +20,7 @@ GB = 1024**3
 
 
 def seed(fake: FakeScalingo, now: datetime) -> None:
-    """Nine databases, each with a story."""
+    """Seven databases, each with a story (the tests' fleet; the demo adds two with point-in-time recovery)."""
     slot = (now - timedelta(hours=5)).replace(minute=0, second=0, microsecond=0)  # today's backup hour, 5 h ago
     hour = slot.hour
 
@@ -53,17 +53,21 @@ def seed(fake: FakeScalingo, now: datetime) -> None:
     fake.add_database("sessions", "ad-sessions", provider="redis", periodic_backups_enabled=False)
     fake.add_backup("ad-sessions", now - timedelta(days=20), size=5_000_000)
 
-    # PostgreSQL's continuous backups (point-in-time recovery): dumps off on purpose, and a lagging one.
-    fake.add_database("payments", "ad-payments", provider="postgresql", periodic_backups_enabled=False)
-    fake.set_recovery_window("ad-payments", now - timedelta(days=7), now - timedelta(minutes=5))
-    fake.add_database("orders", "ad-orders", provider="postgresql", scheduled_hours=[hour])
-    history("ad-orders", 900_000_000, days=7)
-    fake.set_recovery_window("ad-orders", now - timedelta(days=7), now - timedelta(hours=9))
-
     fake.add_other_addon("shop-prod", "ad-mail", "mailjet")  # not a database: discovery skips it
 
     # A review app (`<parent>-pr<number>`) whose database never had a backup: EXCLUDE_APPS leaves it out.
     fake.add_database("shop-prod-pr42", "ad-review", provider="postgresql", scheduled_hours=[hour])
+
+
+def seed_pitr(fake: FakeScalingo, now: datetime) -> None:
+    """PostgreSQL's continuous backups (point-in-time recovery): dumps off on purpose, and a lagging one."""
+    slot = (now - timedelta(hours=5)).replace(minute=0, second=0, microsecond=0)
+    fake.add_database("payments", "ad-payments", provider="postgresql", periodic_backups_enabled=False)
+    fake.set_recovery_window("ad-payments", now - timedelta(days=7), now - timedelta(minutes=5))
+    fake.add_database("orders", "ad-orders", provider="postgresql", scheduled_hours=[slot.hour])
+    for day in range(7, -1, -1):
+        fake.add_backup("ad-orders", slot - timedelta(days=day), size=900_000_000 + day * 1_000_000)
+    fake.set_recovery_window("ad-orders", now - timedelta(days=7), now - timedelta(hours=9))
 
 
 def seed_archives(fake: FakeScalingo, now: datetime) -> tuple[Target, ...]:
@@ -103,6 +107,7 @@ def run_demo() -> int:
     now = datetime.now(UTC).replace(microsecond=0)
     with FakeScalingo() as fake, tempfile.TemporaryDirectory() as folder:
         seed(fake, now)
+        seed_pitr(fake, now)
         settings = Settings.from_env(
             {
                 "SCALINGO_API_TOKEN": fake.api_token,

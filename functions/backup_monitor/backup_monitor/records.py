@@ -95,6 +95,9 @@ class Record:
     # Discovery records only: listed keys a pass of their region's discovery left out, and when first left out
     # (retired when a second pass at least an hour later still leaves them out).
     unlisted: dict[str, datetime] = field(default_factory=dict)
+    # Discovery records only: databases retired (`region/app/addon_id`) whose "no longer watched" is not yet
+    # delivered; handed to every check until their record says it was.
+    retiring: tuple[str, ...] = ()
     # The latest schedule slot a usable backup filled: a short answer that omits that backup keeps it filled.
     filled_slot: datetime | None = None
     # Handled backups made in the last days (id -> created_at): an answer that omits one of them while listing
@@ -161,6 +164,7 @@ def record_to_json(record: Record) -> dict[str, Any]:
         **({"verified": _verification_to_json(record.verified)} if record.verified else {}),
         **({"verify_skipped": _verification_to_json(record.verify_skipped)} if record.verify_skipped else {}),
         **({"unlisted": _times_to_json(record.unlisted)} if record.unlisted else {}),
+        **({"retiring": sorted(record.retiring)} if record.retiring else {}),
         **({"filled_slot": _time(record.filled_slot)} if record.filled_slot else {}),
         **({"recent": _times_to_json(record.recent)} if record.recent else {}),
         **({"failing_since": _time(record.failing_since)} if record.failing_since else {}),
@@ -312,6 +316,7 @@ def _record_from_data(
         verified=_verification_from_json(data.get("verified")),
         verify_skipped=_verification_from_json(data.get("verify_skipped")),
         unlisted=_times_from_json(data.get("unlisted")),
+        retiring=tuple(str(x) for x in (data.get("retiring") or [])),
         filled_slot=_parse(data.get("filled_slot")),
         recent=_times_from_json(data.get("recent")),
         failing_since=_parse(data.get("failing_since")),

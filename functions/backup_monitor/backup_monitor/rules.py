@@ -739,13 +739,20 @@ def evaluate_failure(
 
 
 def evaluate_gone(record: Record, now: datetime, reason: str) -> Evaluation:
-    """The database's addon or app is gone: close its incidents, say once that it is no longer watched."""
+    """The database's addon or app is gone: close its incidents, say once that it is no longer watched (the
+    record is retired when that notice is delivered: until then every check says it again)."""
     notices = [
         resolve_notice(key, inc, f"The database is no longer watched: {reason}")
         for key, inc in sorted(record.incidents.items())
     ]
-    notices.append(Notice(Kind.GONE, Phase.NOTICE, None, detail=reason[:1].upper() + reason[1:]))
-    return Evaluation(tuple(notices), replace(record, retired_at=now), now)
+    if record.retired_at is None:
+        notices.append(Notice(Kind.GONE, Phase.NOTICE, None, detail=reason[:1].upper() + reason[1:]))
+    return Evaluation(tuple(notices), record, now)
+
+
+def retired(record: Record | None) -> bool:
+    """Whether a retirement was delivered in full: "no longer watched" said, every incident closed."""
+    return record is None or (record.retired_at is not None and not record.incidents)
 
 
 def apply(
@@ -800,7 +807,8 @@ def apply(
             )
             if thread is not None and current.thread is not None and thread != current.thread:
                 incidents[key] = replace(incidents[key], thread=thread, shared=shared)
-    return replace(record, handled=handled, incidents=incidents)
+    retired_at = now if notice.kind is Kind.GONE and record.retired_at is None else record.retired_at
+    return replace(record, handled=handled, incidents=incidents, retired_at=retired_at)
 
 
 def _hours(span: timedelta) -> str:

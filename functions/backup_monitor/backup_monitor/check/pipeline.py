@@ -36,16 +36,17 @@ from backup_monitor.check.targets import (
     GONE_REASON,
     RETIRE_AFTER,
     Targets,
+    finish_retirements,
     load_discovery,
     rediscover,
     resolve_targets,
     target_from_name,
 )
 from backup_monitor.check.unreadable import unreadable_work
-from backup_monitor.config import Settings
+from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo
 from backup_monitor.records import Record
-from backup_monitor.rules import CAUSE_ADDON, Phase, evaluate_failure, evaluate_gone, rewatched
+from backup_monitor.rules import CAUSE_ADDON, Phase, evaluate_failure, evaluate_gone, retired, rewatched
 from backup_monitor.scalingo.errors import OutOfTimeError, ScalingoError
 from backup_monitor.state.base import StateError, load_renamed
 
@@ -83,7 +84,7 @@ def run_check(
 
     # -- targets ---------------------------------------------------------------------------------------------
     try:
-        found = resolve_targets(settings, clients, now, summary=summary)
+        found = resolve_targets(settings, clients, now, summary=summary, save=not dry_run)
     except (ScalingoError, StateError) as exc:
         summary.error = f"could not list the databases to check: {exc}"
         logger.error("could not list databases", extra={"error": str(exc)})
@@ -128,7 +129,7 @@ def run_check(
     retiring = [
         Work(t, records[t.key], DatabaseInfo.of(t, records[t.key].database), retiring=True)
         for t in found.retired
-        if t.key in records and t.key not in unreadable and records[t.key].retired_at is None
+        if t.key in records and t.key not in unreadable and not retired(records[t.key])
     ]
     rank = {id(w): i for i, w in enumerate(works)}
 
@@ -213,6 +214,8 @@ def run_check(
     summary.interrupted = stop.is_set()
 
     # -- after -------------------------------------------------------------------------------------------------
+    if not dry_run and (found.retired or any(w.gone for w in works)):
+        _finish_retirements(run, [*found.retired, *(w.target for w in works if w.gone)])
     if not dry_run:
         save_tokens(clients)
         if not only:
@@ -249,6 +252,16 @@ def _count(works: Sequence[Work], summary: Summary) -> None:
                     summary.findings[notice.kind.value] += 1
 
 
+def _finish_retirements(run: Run, targets: Sequence[Target]) -> None:
+    """Retirements delivered in full leave the discovery record's list of retirements to say (a database with
+    no record, never checked, has nothing to say)."""
+    try:
+        fresh = load_renamed(run.clients.store, {t.key: t.name for t in targets}, unreadable={})
+        finish_retirements(run.settings, run.clients, run.now, lambda key: retired(fresh.get(key)))
+    except StateError as exc:
+        logger.warning("could not update the retirements", extra={"error": str(exc)})
+
+
 def _decide_not_found(works: list[Work], run: Run, found: Targets) -> None:
     """Scalingo answered 404 for discovered databases: discovery of their region decides (a 404 alone retires
     nothing). Listed under the same name: a failed read. Listed under another app name: renamed, read again.
@@ -269,7 +282,7 @@ def _decide_not_found(works: list[Work], run: Run, found: Targets) -> None:
     failed: str | None = None
     if due:
         try:
-            result = rediscover(settings, clients, now, due, record)
+            result = rediscover(settings, clients, now, due, record, save=not run.dry_run)
         except OutOfTimeError:  # no time left to rediscover: these databases are left for the next check
             for work in works:
                 work.left = True

@@ -11,7 +11,7 @@ name is the same database, renamed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -52,17 +52,19 @@ class Targets:
         return self.record.unlisted.get(target.key) if self.record is not None else None
 
 
-def resolve_targets(settings: Settings, clients: Clients, now: datetime, *, summary: Summary | None = None) -> Targets:
+def resolve_targets(
+    settings: Settings, clients: Clients, now: datetime, *, summary: Summary | None = None, save: bool = True
+) -> Targets:
     """The configured databases, or every database the token can see (discovery cached in state, refreshed
     every DISCOVERY_EVERY_HOURS). Apps matched by EXCLUDE_APPS are left out (their addons are not even listed).
-    """
+    `save` false (a dry run): what discovery found is not cached."""
     if settings.monitored:
         return Targets(list(settings.monitored))
     cached = load_discovery(settings, clients)
     max_age = timedelta(hours=settings.discovery_every_hours)
     if cached and cached.database_fetched_at and now - cached.database_fetched_at < max_age:
-        return _kept(settings, cached, [], summary)
-    return rediscover(settings, clients, now, settings.regions, cached, summary=summary)
+        return _kept(settings, cached, summary)
+    return rediscover(settings, clients, now, settings.regions, cached, summary=summary, save=save)
 
 
 def load_discovery(settings: Settings, clients: Clients) -> Record | None:
@@ -82,6 +84,7 @@ def rediscover(
     cached: Record | None,
     *,
     summary: Summary | None = None,
+    save: bool = True,
 ) -> Targets:
     """Discover `regions` again and merge them into the cached list (the other regions are kept as cached).
 
@@ -110,21 +113,41 @@ def rediscover(
     full = not errors and set(regions) >= set(settings.regions)
     if not full:  # the apps excluded in the regions not discovered now are still excluded
         excluded.extend(record.excluded_apps)
+    listed = {target_from_name(name).key for name in discovered}
+    retiring = [n for n in record.retiring if target_from_name(n).key not in listed]  # listed again: watched
     record = replace(
         record,
         discovered=discovered,
         unlisted=unlisted,
+        retiring=tuple(sorted({*retiring, *(t.name for t in retired)})),
         excluded_apps=tuple(sorted(set(excluded))),
         database_fetched_at=now if full else record.database_fetched_at,
     )
+    if save:
+        record = _save(clients, record, now)
+    logger.info("discovered databases", extra={"count": len(discovered), "regions": list(regions)})
+    return _kept(settings, record, summary)
+
+
+def _save(clients: Clients, record: Record, now: datetime) -> Record:
     try:
-        record = clients.store.save(record, now.timestamp())
+        return clients.store.save(record, now.timestamp())
     except ConflictError:  # another check discovered at the same time: its list is as good
         logger.info("another check cached the discovery at the same time")
     except StateError as exc:
         logger.warning("could not cache the discovered databases", extra={"error": str(exc)})
-    logger.info("discovered databases", extra={"count": len(discovered), "regions": list(regions)})
-    return _kept(settings, record, retired, summary)
+    return record
+
+
+def finish_retirements(settings: Settings, clients: Clients, now: datetime, done: Callable[[str], bool]) -> None:
+    """Forget the retirements delivered in full (`done(key)`: its record says so), so no later check says
+    them again; the others are handed to the next check."""
+    record = load_discovery(settings, clients)
+    if record is None or not record.retiring:
+        return
+    left = tuple(name for name in record.retiring if not done(target_from_name(name).key))
+    if left != record.retiring:
+        _save(clients, replace(record, retiring=left), now)
 
 
 def _merge_region(
@@ -160,13 +183,13 @@ def _merge_region(
     return retired
 
 
-def _kept(settings: Settings, record: Record, retired: list[Target], summary: Summary | None) -> Targets:
+def _kept(settings: Settings, record: Record, summary: Summary | None) -> Targets:
     """The discovered targets EXCLUDE_APPS keeps (the patterns may have changed since the list was cached)."""
     targets = [target_from_name(k) for k in sorted(record.discovered)]
     kept = [t for t in targets if not settings.excluded(t.app)]
     if summary is not None:
         summary.excluded = len(set(record.excluded_apps)) + len({t.app for t in targets if settings.excluded(t.app)})
-    return Targets(kept, retired, record)
+    return Targets(kept, [target_from_name(name) for name in record.retiring], record)
 
 
 def target_from_name(name: str) -> Target:
