@@ -146,7 +146,7 @@ def cases() -> dict[str, Callable[[], dict[str, Any]]]:
     found: dict[str, Callable[[], dict[str, Any]]] = {}
     incidents = sorted({k for k, p in TITLES if p is Phase.OPEN})
     # said once: no reminder (a skipped verification has no resolution either; skipped entries close silently here)
-    reminded = [k for k in incidents if k not in (Kind.VERIFY_SKIPPED, Kind.ENTRIES_SKIPPED)]
+    reminded = [k for k in incidents if k not in (Kind.VERIFY_SKIPPED, Kind.ENTRIES_SKIPPED, Kind.PITR_ONLY)]
     pairs = [*TITLES, *((k, p) for k in reminded for p in (Phase.REMIND, Phase.RESOLVE))]
     for kind, phase in pairs:
         if kind in (Kind.SUCCEEDED, Kind.ARCHIVE_VERIFIED):
