@@ -4,34 +4,56 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from slack_sdk.models.blocks import Block
 
+from backup_monitor.check.group import GROUP_AT, Options, plan
+from backup_monitor.check.model import Work
+from backup_monitor.config import ConfigError, Settings, Target
 from backup_monitor.messages import (
     DIGEST_COMPACT_AFTER,
     MESSAGE_BLOCK_TEXT_BUDGET,
     PLAIN_TEXT_MAX,
     SECTION_TEXT_MAX,
+    SLOT_NEXT_STEPS,
+    SLOT_SMALL,
+    SLOT_STUCK,
     TITLES,
     DatabaseInfo,
     Message,
+    ago,
     block_text_len,
     console_text,
     edit_blocks,
+    escape,
     mask_links,
+    next_step,
     plain_fallback,
     render,
     render_digest,
+    render_group,
+    render_outage,
     render_success,
     safe,
     slack_len,
     title,
 )
-from backup_monitor.records import ThreadRef
-from backup_monitor.rules import Kind, Notice, Phase
+from backup_monitor.records import Record, ThreadRef
+from backup_monitor.rules import (
+    CAUSE_ADDON,
+    CAUSE_INTERNAL,
+    CAUSE_SCALINGO,
+    CAUSE_TOKEN,
+    Evaluation,
+    Kind,
+    Notice,
+    Phase,
+)
 from backup_monitor.scalingo.models import Backup
 from tests.fakes.slack import refusal
 
@@ -39,6 +61,7 @@ NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 THREAD = ThreadRef("C0BACKUPS", "1700000001.000000")
 HOSTILE = "<!channel> <@U123> `tick` *bold* _it_ ~del~ \u202eevil\u2066 & <https://x.example|click>"
 BIDI = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+RUNBOOK = "https://wiki.example.com/ops/backups?page=1&x=2#alerts"
 
 
 def link(token_chars: int, i: int = 0) -> str:
@@ -81,8 +104,14 @@ def all_text(message: Message) -> str:
 
 
 def notices(b: Backup) -> list[Notice]:
-    """One notice of every kind and phase the renderers have a title for, plus reminders and resolutions."""
+    """One notice of every kind and phase the renderers have a title for, plus reminders and resolutions, with
+    every fact of issue 17 set (a missed slot's backup, a cause, since when, the newest usable backup, PITR)."""
     found = []
+    facts: dict[str, Any] = {
+        "last_usable_at": NOW - timedelta(days=3),
+        "restore_point": NOW - timedelta(hours=9),
+        "failing_since": NOW - timedelta(hours=2),
+    }
     for kind, phase in TITLES:
         found.append(
             Notice(
@@ -91,18 +120,31 @@ def notices(b: Backup) -> list[Notice]:
                 kind.value,
                 b if kind not in (Kind.MISSING, Kind.PERIODIC_OFF, Kind.CANNOT_CHECK) else None,
                 slot=NOW - timedelta(hours=8) if kind is Kind.MISSING else None,
-                detail=HOSTILE * 3 if kind in (Kind.CANNOT_CHECK, Kind.MISSING) else "",
+                detail=HOSTILE * 3 if kind in (Kind.CANNOT_CHECK, Kind.MISSING, Kind.PITR_BEHIND) else "",
                 median_size=900_000_000 if kind is Kind.SUSPICIOUS else None,
                 thread=THREAD if phase is Phase.UPDATE else None,
-                opened_at=NOW - timedelta(days=1) if phase is Phase.UPDATE else None,
+                opened_at=NOW - timedelta(days=1) if phase in (Phase.UPDATE, Phase.OPEN) else None,
                 reasons=(f"The database is {HOSTILE * 20}: ...", HOSTILE) if kind is Kind.MISSING else (),
                 quiet=kind is Kind.MISSING,
+                slot_backup=b if kind is Kind.MISSING else None,
+                cause=CAUSE_TOKEN if kind is Kind.CANNOT_CHECK else "",
+                reannounce=phase is Phase.OPEN,
+                **facts,
             )
         )
     for kind in {k for k, p in TITLES if p is Phase.OPEN}:  # the kinds that are incidents
         for phase in (Phase.REMIND, Phase.RESOLVE):
             found.append(
-                Notice(kind, phase, kind.value, detail=HOSTILE, opened_at=NOW - timedelta(days=2), thread=THREAD)
+                Notice(
+                    kind,
+                    phase,
+                    kind.value,
+                    detail=HOSTILE,
+                    opened_at=NOW - timedelta(days=1),
+                    thread=THREAD,
+                    slot_backup=b if kind is Kind.MISSING else None,
+                    **facts,
+                )
             )
     return found
 
@@ -187,6 +229,7 @@ def test_every_notice_fits_slack(name: str, resource: str) -> None:
     for notice in notices(backup(name=name + resource)):
         for message in (
             render(notice, db, mention="<!here>"),
+            render(notice, db, mention="<!here>", now=NOW, runbook=RUNBOOK),
             render_success(notice, db, link(900)),
             render(notice, db, link=link(5000)),
         ):
@@ -309,3 +352,358 @@ def test_a_message_built_from_blocks_alone_still_has_console_and_plain_forms() -
         "• one",
         "<https://h/download?token=s3cret|download>",
     ]
+
+
+# -- issue 17: alerts that carry the facts ------------------------------------------------------------------------
+
+THREE_DAYS_AGO = NOW - timedelta(days=3)
+INCIDENT_KINDS = sorted({k for k, p in TITLES if p is Phase.OPEN} - {Kind.API_OUTAGE})  # a region's outage has no db
+
+
+def slack_token(moment: datetime) -> str:
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{moment:%Y-%m-%d %H:%M} UTC>"
+
+
+def facts_text(message: Message) -> str:
+    return "\n".join(b["text"]["text"] for b in message.blocks if b["type"] == "section")
+
+
+def footer_text(message: Message) -> str:
+    return str(next(b["elements"][0]["text"] for b in message.blocks if b["type"] == "context"))
+
+
+@pytest.mark.parametrize("kind", INCIDENT_KINDS)
+@pytest.mark.parametrize("phase", [Phase.OPEN, Phase.UPDATE, Phase.REMIND])
+def test_every_alert_and_reminder_says_how_old_the_newest_usable_backup_is(kind: Kind, phase: Phase) -> None:
+    notice = Notice(kind, phase, kind.value, last_usable_at=THREE_DAYS_AGO, opened_at=NOW - timedelta(days=1))
+    message = render(notice, database(), now=NOW)
+    assert f"• Newest usable backup: {slack_token(THREE_DAYS_AGO)} (3 days ago)" in facts_text(message)
+    assert "Newest usable backup: 2026-11-24 09:00 UTC (3 days ago)" in message.console
+    assert "No usable backup is known" not in message.plain
+
+
+def test_an_alert_without_a_known_usable_backup_says_so() -> None:
+    message = render(Notice(Kind.FAILED, Phase.OPEN, "failed", backup(status="error")), database(), now=NOW)
+    assert "• No usable backup is known" in facts_text(message)
+
+
+def test_an_alert_with_point_in_time_recovery_gives_its_latest_restore_point() -> None:
+    restore_point = NOW - timedelta(minutes=7)
+    notice = Notice(Kind.MISSING, Phase.OPEN, "missing", slot=NOW - timedelta(hours=8), restore_point=restore_point)
+    text = facts_text(render(notice, database(), now=NOW))
+    assert f"• Latest restore point (point-in-time recovery): {slack_token(restore_point)} (7 minutes ago)" in text
+    assert "No usable backup is known" not in text  # the restore point is what can be restored
+    both = render(replace(notice, last_usable_at=THREE_DAYS_AGO), database(), now=NOW)
+    assert "Newest usable backup:" in facts_text(both)
+    assert "Latest restore point" in facts_text(both)
+
+
+def test_resolutions_and_one_off_notices_do_not_repeat_the_newest_usable_backup() -> None:
+    for notice in (
+        Notice(Kind.FAILED, Phase.RESOLVE, "failed", detail="x", last_usable_at=NOW, thread=THREAD),
+        Notice(Kind.FAILED, Phase.NOTICE, None, backup(status="error"), last_usable_at=NOW),
+        Notice(Kind.SUCCEEDED, Phase.NOTICE, None, backup(), last_usable_at=NOW),
+    ):
+        text = render(notice, database(), now=NOW).plain
+        assert "Newest usable backup" not in text
+        assert "No usable backup is known" not in text
+
+
+def test_without_the_checks_clock_the_date_is_given_without_an_age() -> None:
+    notice = Notice(Kind.FAILED, Phase.OPEN, "failed", backup(status="error"), last_usable_at=THREE_DAYS_AGO)
+    text = facts_text(render(notice, database()))
+    assert f"• Newest usable backup: {slack_token(THREE_DAYS_AGO)}\n" in text + "\n"
+    assert " ago" not in text
+
+
+@pytest.mark.parametrize(
+    ("age", "text"),
+    [(timedelta(seconds=20), "just now"), (timedelta(minutes=-5), "just now"), (timedelta(minutes=1), "1 minute ago"),
+     (timedelta(minutes=59), "59 minutes ago"), (timedelta(hours=1), "1 hour ago"),
+     (timedelta(hours=47), "47 hours ago"), (timedelta(days=2), "2 days ago"),
+     (timedelta(days=3, hours=23), "3 days ago")],
+)  # fmt: skip
+def test_ages_read_naturally(age: timedelta, text: str) -> None:
+    assert ago(NOW - age, NOW) == text
+
+
+def test_a_grouped_line_says_how_old_the_newest_usable_backup_is_compactly() -> None:
+    items = [
+        (Notice(Kind.FAILED, Phase.OPEN, "failed", backup(status="error"), last_usable_at=THREE_DAYS_AGO), database()),
+        (Notice(Kind.FAILED, Phase.OPEN, "failed", backup(status="error")), database("blog", "blog-1")),
+        (
+            Notice(Kind.FAILED, Phase.OPEN, "failed", backup(status="error"), restore_point=NOW - timedelta(hours=2)),
+            database("ledger", "ledger-1"),
+        ),
+    ]
+    (part,) = render_group(items, now=NOW)
+    lines = part.message.plain.split("\n")[1:4]
+    assert lines[0].endswith("`error` · newest usable 3 days ago")
+    assert lines[1].endswith("`error` · no usable backup known")
+    assert lines[2].endswith("`error` · restore point 2 hours ago")
+    (dated,) = render_group(items[:1])  # without the clock: the date
+    assert f"· newest usable {slack_token(THREE_DAYS_AGO)}" in dated.message.plain
+    resolved = [(Notice(Kind.FAILED, Phase.RESOLVE, "failed", last_usable_at=NOW, opened_at=NOW), database())]
+    assert "newest usable" not in render_group(resolved, now=NOW)[0].message.plain
+
+
+def test_the_planner_gives_every_renderer_the_checks_clock_and_the_runbook() -> None:
+    target = Target("osc-fr1", "shop-prod", "ad-shop")
+    failed = Notice(Kind.FAILED, Phase.OPEN, "failed", backup(status="error"), last_usable_at=THREE_DAYS_AGO)
+    outage = Notice(Kind.API_OUTAGE, Phase.OPEN, "api_outage", detail="12 of 14 databases could not be read")
+
+    def work(notices: Sequence[Notice], key: str = "", outage_region: str | None = None) -> Work:
+        record = Record(key or target.key)
+        return Work(target, record, database(), Evaluation(tuple(notices), record, NOW), outage_region=outage_region)
+
+    one = plan([work([failed])], Options(now=NOW, runbook_url=RUNBOOK))
+    grouped = plan([work([failed], f"k{i}") for i in range(GROUP_AT)], Options(now=NOW, runbook_url=RUNBOOK))
+    region = plan([work([outage], outage_region="osc-fr1")], Options(now=NOW, runbook_url=RUNBOOK))
+    for out in (one, grouped, region):
+        (sent,) = out
+        assert sent.message is not None
+        assert f"<{escape(RUNBOOK)}|Runbook>" in footer_text(sent.message)
+    assert one[0].message is not None
+    assert "(3 days ago)" in one[0].message.plain
+    assert grouped[0].message is not None
+    assert "· newest usable 3 days ago" in grouped[0].message.plain
+
+
+# A missed slot where a backup is, stuck or too small
+
+
+def slot_notice(phase: Phase, at_slot: Backup | None) -> Notice:
+    return Notice(
+        Kind.MISSING,
+        phase,
+        "missing",
+        slot=NOW - timedelta(hours=8),
+        detail="No usable backup for the 01:00 UTC slot of 2026-11-27",
+        opened_at=NOW - timedelta(days=1),
+        thread=THREAD if phase is not Phase.OPEN else None,
+        slot_backup=at_slot,
+    )
+
+
+STUCK = Backup("bk-stuck", NOW - timedelta(hours=8), "running", started_at=NOW - timedelta(hours=8), name="s_1")
+SMALL = Backup("bk-small", NOW - timedelta(hours=8), "done", name="s_2", size=41_000_000)
+
+
+@pytest.mark.parametrize(
+    ("at_slot", "titles"),
+    [
+        (STUCK, ["Daily backup stuck", "Daily backup still stuck", "Still open: daily backup stuck",
+                 "Resolved: daily backup stuck"]),
+        (SMALL, ["Daily backup too small", "Daily backup still too small", "Still open: daily backup too small",
+                 "Resolved: daily backup too small"]),
+        (None, ["Daily backup missing", "Daily backup still missing", "Still open: daily backup missing",
+                "Resolved: daily backup missing"]),
+        (replace(SMALL, status="error"), ["Daily backup missing", "Daily backup still missing",
+                                          "Still open: daily backup missing", "Resolved: daily backup missing"]),
+    ],
+)  # fmt: skip
+def test_a_missed_slot_is_titled_by_the_backup_at_the_slot(at_slot: Backup | None, titles: list[str]) -> None:
+    phases = [Phase.OPEN, Phase.UPDATE, Phase.REMIND, Phase.RESOLVE]
+    assert [title(slot_notice(phase, at_slot)) for phase in phases] == titles
+    message = render(slot_notice(Phase.OPEN, at_slot), database(), now=NOW)
+    assert message.text.startswith(titles[0])
+    if at_slot is not None and at_slot.status != "error":
+        assert footer_text(message).startswith(
+            f"Next: {SLOT_NEXT_STEPS[SLOT_STUCK if at_slot is STUCK else SLOT_SMALL]}"
+        )
+
+
+def test_a_stuck_or_small_slot_names_its_backup() -> None:
+    stuck = facts_text(render(slot_notice(Phase.OPEN, STUCK), database(), now=NOW))
+    assert (
+        f"• Backup at the slot: `s_1`, status `running`, unknown size, started {slack_token(STUCK.created_at)}"
+        " (8 hours ago)"
+    ) in stuck
+    small = facts_text(render(slot_notice(Phase.OPEN, SMALL), database(), now=NOW))
+    assert "• Backup at the slot: `s_2`, status `done`, 39.1 MiB" in small
+    hostile = replace(SMALL, name=HOSTILE, status="<!channel>")
+    text = all_text(render(slot_notice(Phase.OPEN, hostile), database(), now=NOW))
+    assert "<!channel>" not in text
+    # a resolution does not repeat the backup as it was announced (it has moved on since)
+    assert "Backup at the slot" not in render(slot_notice(Phase.RESOLVE, STUCK), database(), now=NOW).plain
+    grouped = render_group([(slot_notice(Phase.OPEN, STUCK), database())] * 5, now=NOW)[0].message
+    assert grouped.text == "Daily backup stuck on 5 databases"
+    assert ", `s_1` `running` unknown size" in grouped.plain
+
+
+# "Cannot check": the next step by cause, since when
+
+
+@pytest.mark.parametrize(
+    ("cause", "step"),
+    [
+        (CAUSE_SCALINGO, "Scalingo's side"),
+        (CAUSE_SCALINGO, "look at Scalingo's status page. Nothing to fix here; the monitor retries at every check."),
+        (CAUSE_TOKEN, "Check the API token"),
+        (CAUSE_TOKEN, "Rotate it"),
+        (CAUSE_ADDON, "The addon or app was not found: deleted, renamed, or not visible to this token."),
+        (CAUSE_INTERNAL, "look at the monitor's logs and its state store"),
+        ("", "Check the API token (it may have been revoked) and whether the addon still exists."),
+        ("a cause from a newer version", "Check the API token (it may have been revoked)"),
+    ],
+)
+def test_the_next_step_of_cannot_check_depends_on_its_cause(cause: str, step: str) -> None:
+    for phase in (Phase.OPEN, Phase.REMIND):
+        message = render(Notice(Kind.CANNOT_CHECK, phase, "cannot_check", detail="x", cause=cause), database())
+        assert step in footer_text(message)
+        assert footer_text(message).startswith(f"Next: {next_step(Notice(Kind.CANNOT_CHECK, phase, cause=cause))}")
+    assert next_step(Notice(Kind.CANNOT_CHECK, Phase.RESOLVE, cause=cause)) is None
+
+
+def test_cannot_check_says_since_when_reads_fail() -> None:
+    since = NOW - timedelta(hours=5)
+    notice = Notice(Kind.CANNOT_CHECK, Phase.OPEN, "cannot_check", detail="x (20 checks in a row)", failing_since=since)
+    assert f"• Reads have failed since {slack_token(since)} (5 hours ago)" in facts_text(
+        render(notice, database(), now=NOW)
+    )
+    assert "Reads have failed" not in render(replace(notice, failing_since=None), database(), now=NOW).plain
+    resolved = replace(notice, phase=Phase.RESOLVE, thread=THREAD, opened_at=since)
+    assert "Reads have failed" not in render(resolved, database(), now=NOW).plain
+
+
+def test_point_in_time_recovery_has_its_titles_and_next_steps() -> None:
+    restore_point = NOW - timedelta(hours=9)
+    behind = Notice(Kind.PITR_BEHIND, Phase.OPEN, "pitr_behind", detail="9 hours behind", restore_point=restore_point)
+    message = render(behind, database(), mention="<!here>", now=NOW)
+    assert message.text.startswith("<!here> Point-in-time recovery behind: shop-prod")
+    assert ":red_circle:" in message.blocks[0]["text"]["text"]
+    assert "• 9 hours behind" in facts_text(message)
+    assert f"(point-in-time recovery): {slack_token(restore_point)} (9 hours ago)" in facts_text(message)
+    assert "Next: Check point-in-time recovery in the database dashboard" in footer_text(message)
+    assert title(replace(behind, phase=Phase.REMIND)) == "Still open: point-in-time recovery behind"
+    assert title(replace(behind, phase=Phase.RESOLVE)) == "Resolved: point-in-time recovery behind"
+    only = render(Notice(Kind.PITR_ONLY, Phase.OPEN, "pitr_only", restore_point=NOW), database(), now=NOW)
+    assert only.text.startswith("Periodic backups off (covered by point-in-time recovery): shop-prod")
+    assert ":large_orange_circle:" in only.blocks[0]["text"]["text"]
+    assert footer_text(only).startswith("Next: Nothing to do if this is intended. · <https://dashboard")
+
+
+# A re-announcement
+
+
+def test_a_reannounced_incident_says_so_in_one_line() -> None:
+    opened = NOW - timedelta(days=2)
+    notice = Notice(Kind.FAILED, Phase.OPEN, "failed", backup(status="error"), opened_at=opened, reannounce=True)
+    text = facts_text(render(notice, database(), now=NOW))
+    line = f"• Open since {slack_token(opened)}; announced again here because the alert destination changed"
+    assert line in text
+    assert text.count("announced again") == 1
+    assert "Already open; announced again here" in render(replace(notice, opened_at=None), database()).plain
+    assert "announced again" not in render(replace(notice, reannounce=False), database()).plain
+    grouped = render_group([(notice, database())] * 5, now=NOW)[0].message
+    assert grouped.plain.count("announced again (new destination)") == 5
+
+
+# The edit of a resolved incident's first message
+
+
+def test_the_edit_of_a_resolved_message_keeps_the_facts() -> None:
+    opened = NOW - timedelta(days=2, hours=3)
+    notice = Notice(
+        Kind.MISSING,
+        Phase.RESOLVE,
+        "missing",
+        slot=NOW - timedelta(days=2, hours=8),
+        detail="Backup 20261127010000_shop was made",
+        opened_at=opened,
+        thread=THREAD,
+        slot_backup=STUCK,
+    )
+    message = render(notice, database(), now=NOW)
+    assert message.edit == THREAD
+    (block,) = edit_blocks(message.edit_text)
+    assert block["text"]["text"].split("\n") == [
+        ":white_check_mark: ~Daily backup stuck: shop-prod/shop-prod-1234 (postgresql, osc-fr1)~"
+        " (resolved, see thread)",
+        f"• Lasted 2 days (open since {slack_token(opened)})",
+        "• Closed: Backup 20261127010000_shop was made",
+    ]
+    # without the clock, or the opening time, the edit says what it knows
+    assert "Lasted" not in render(notice, database()).edit_text
+    assert "Open since" in render(notice, database()).edit_text
+    assert render(replace(notice, opened_at=None, detail=""), database(), now=NOW).edit_text.count("\n") == 0
+    # a grouped first message is shared by other incidents: never edited
+    assert render(replace(notice, shared=True), database(), now=NOW).edit is None
+
+
+def test_an_edit_saved_by_an_older_version_still_reads() -> None:
+    (block,) = edit_blocks("Resolved: backup failed: shop-prod/shop-prod-1234 (postgresql, osc-fr1)")
+    assert block["text"]["text"] == (
+        ":white_check_mark: ~Resolved: backup failed: shop-prod/shop-prod-1234 (postgresql, osc-fr1)~"
+        " (resolved, see thread)"
+    )
+
+
+@pytest.mark.parametrize(("name", "detail"), [(HOSTILE, HOSTILE * 10), ("a" * 5000, "é" * 5000), ("🎉" * 4000, "")])
+def test_the_edit_of_a_resolved_message_stays_within_slacks_limits_and_safe(name: str, detail: str) -> None:
+    notice = Notice(Kind.FAILED, Phase.RESOLVE, "failed", detail=detail, opened_at=NOW, thread=THREAD)
+    message = render(notice, database(name, name), now=NOW)
+    blocks = edit_blocks(message.edit_text)
+    assert refusal({"text": message.edit_text, "blocks": blocks}) is None
+    assert slack_len(message.edit_text) <= 2000
+    struck = blocks[0]["text"]["text"]
+    assert struck.count("~") == 2
+    assert "<!channel>" not in struck
+    assert "\u202e" not in struck
+
+
+# RUNBOOK_URL
+
+
+@pytest.mark.parametrize("kind", INCIDENT_KINDS)
+def test_every_alert_links_the_runbook_in_its_footer(kind: Kind) -> None:
+    for phase in (Phase.OPEN, Phase.UPDATE, Phase.REMIND):
+        message = render(Notice(kind, phase, kind.value), database(), now=NOW, runbook=RUNBOOK)
+        assert footer_text(message).endswith(f" · <{escape(RUNBOOK)}|Runbook>")
+        assert message.console.endswith(f"Runbook: {RUNBOOK}")
+    outage = render_outage(Notice(Kind.API_OUTAGE, Phase.OPEN, "api_outage"), "osc-fr1", runbook=RUNBOOK)
+    assert footer_text(outage).endswith(f" · <{escape(RUNBOOK)}|Runbook>")
+
+
+def test_successes_resolutions_and_the_daily_report_have_no_runbook() -> None:
+    resolved = Notice(Kind.FAILED, Phase.RESOLVE, "failed", detail="x", thread=THREAD, opened_at=NOW)
+    for message in (
+        render(resolved, database(), now=NOW, runbook=RUNBOOK),
+        render(Notice(Kind.SUCCEEDED, Phase.NOTICE, None, backup()), database(), runbook=RUNBOOK),
+        render_group([(resolved, database())] * 5, now=NOW, runbook=RUNBOOK)[0].message,
+        render_outage(replace(resolved, kind=Kind.API_OUTAGE), "osc-fr1", now=NOW, runbook=RUNBOOK),
+    ):
+        assert "Runbook" not in all_text(message)
+    assert "Runbook" not in render(Notice(Kind.FAILED, Phase.OPEN, "failed"), database()).plain  # not configured
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://wiki.example.com/ops/backups#restore", "https://w.example/p?id=42&lang=en", "http://127.0.0.1:8080/rb"],
+)
+def test_runbook_url_takes_an_https_link(value: str) -> None:
+    assert Settings.from_env({"SCALINGO_API_TOKEN": "tk", "RUNBOOK_URL": value}).runbook_url == value
+    assert Settings.from_env({"SCALINGO_API_TOKEN": "tk"}).runbook_url is None
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("http://wiki.example.com/ops", "must be https outside loopback"),
+        ("ftp://wiki.example.com/ops", "must be an https URL"),
+        ("wiki.example.com/ops", "must be an https URL"),
+        ("https://", "must be an https URL"),
+        ("https://[::1", "must be an https URL"),
+        ("https://wiki.example.com/a|b", "must not contain spaces"),
+        ("https://wiki.example.com/<!channel>", "must not contain spaces"),
+        ("https://wiki.example.com/a b", "must not contain spaces"),
+        ("https://wiki.example.com/" + "a" * 1000, "at most 1000 characters"),
+        ("https://user:secret@wiki.example.com/ops", "must not contain credentials (value not shown)"),
+    ],
+)
+def test_a_bad_runbook_url_is_a_clear_configuration_error(value: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"SCALINGO_API_TOKEN": "tk", "RUNBOOK_URL": value})
+    assert caught.value.variable == "RUNBOOK_URL"
+    assert problem in str(caught.value)
+    assert "secret" not in str(caught.value)

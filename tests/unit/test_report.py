@@ -323,3 +323,80 @@ def test_deleted_databases_are_not_watched_and_excluded_apps_are_counted() -> No
     assert report.watched == 3
     assert all(i.database.app != "billing" for i in report.incidents)
     assert "Databases watched: *3* (2 apps excluded by EXCLUDE_APPS)" in render_slack(report).blocks[0]["text"]["text"]
+
+
+# Point-in-time recovery (issue 17): the latest restore point, and the PITR incidents.
+
+
+def pitr_fleet() -> tuple[list[Target], dict[str, Record]]:
+    """shop: dumps and PITR, fine; ledger: PITR 9 h behind; archive: periodic dumps off, covered by PITR."""
+    targets = [Target("osc-fr1", app, f"ad-{app}") for app in ("shop", "ledger", "archive")]
+    records = {
+        targets[0].key: Record(
+            targets[0].key,
+            database=database("shop-1"),
+            last_usable_at=NOW - timedelta(hours=7),
+            pitr_latest=NOW - timedelta(minutes=3),
+        ),
+        targets[1].key: Record(
+            targets[1].key,
+            database=database("ledger-1"),
+            last_usable_at=NOW - timedelta(hours=7),
+            pitr_latest=NOW - timedelta(hours=9),
+            incidents={"pitr_behind": incident("pitr_behind", NOW - timedelta(hours=3))},
+        ),
+        targets[2].key: Record(
+            targets[2].key,
+            database=database("archive-1"),
+            last_usable_at=NOW - timedelta(days=20),
+            pitr_latest=NOW - timedelta(minutes=4),
+            incidents={"pitr_only": incident("pitr_only", NOW - timedelta(days=2))},
+        ),
+    }
+    return targets, records
+
+
+def test_the_report_shows_the_latest_restore_point_of_databases_with_pitr() -> None:
+    targets, records = pitr_fleet()
+    report = build_report(settings(VERIFY_ARCHIVES_EVERY_DAYS="0"), targets, records, NOW)
+    text = render_slack(report).blocks[0]["text"]["text"]
+    assert "Point-in-time recovery (restore point within 6 h): *2 of 3* (behind: *ledger* / ledger-1" in text
+    # a database without a fresh dump says that PITR still covers it
+    assert "not fresh: *archive* / archive-1 (PostgreSQL, osc-fr1) (latest restore point 4 min ago)" in text
+    rows = render_text(report).splitlines()
+    table = rows[rows.index(next(x for x in rows if x.startswith("DATABASE"))) :]
+    assert "LATEST RESTORE POINT" in table[0]
+    assert "3 min ago" in table[1]
+    assert "9 h ago (behind)" in table[2]
+    assert "4 min ago" in table[3]
+
+
+def test_pitr_incidents_read_with_their_restore_point() -> None:
+    targets, records = pitr_fleet()
+    report = build_report(settings(VERIFY_ARCHIVES_EVERY_DAYS="0"), targets, records, NOW)
+    slack = "\n".join(b["text"]["text"] for b in render_slack(report).blocks if b["type"] == "section")
+    assert (
+        ":red_circle: *Point-in-time recovery behind* on *ledger* / ledger-1 (PostgreSQL, osc-fr1) · open 3 h"
+        " · latest restore point 9 h ago"
+    ) in slack
+    assert (
+        ":large_orange_circle: *Periodic backups off (covered by point-in-time recovery)* on *archive* / archive-1"
+        " (PostgreSQL, osc-fr1) · open 2 d · latest restore point 4 min ago"
+    ) in slack
+    assert (
+        "By kind: 1 point-in-time recovery behind, 1 periodic backups off (covered by point-in-time recovery)" in slack
+    )
+    assert report.critical == 1
+    text = render_text(report)
+    assert (
+        "[CRITICAL] Point-in-time recovery behind on ledger/ledger-1 (osc-fr1), open 3 h · latest restore point 9 h ago"
+        in text
+    )
+    assert "point-in-time recovery behind (3 h)" in text
+
+
+def test_a_fleet_without_pitr_has_no_restore_point_line_nor_column() -> None:
+    targets, records = fleet_records()
+    report = build_report(settings(VERIFY_ARCHIVES_EVERY_DAYS="0"), targets, records, NOW)
+    assert "Point-in-time recovery" not in render_slack(report).blocks[0]["text"]["text"]
+    assert "RESTORE POINT" not in render_text(report)

@@ -24,6 +24,7 @@ DEFAULT_DAILY_REPORT_AT = "08:00 UTC"
 DEFAULT_EXCLUDE_APPS = ("*-pr[0-9]*",)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # what `logging` accepted before they were checked
+LINK_MAX = 1000  # RUNBOOK_URL: a link in every alert's footer (Slack's context text holds 3,000 characters)
 
 
 class ConfigError(ValueError):
@@ -123,6 +124,7 @@ class Settings:
     slack_success_channel: str | None = None
     slack_success_webhook_url: str | None = field(default=None, repr=False)
     slack_success_webhook_url_parameter: str | None = None
+    runbook_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -174,6 +176,7 @@ class Settings:
             slack_success_channel=reader.text("SLACK_SUCCESS_CHANNEL"),
             slack_success_webhook_url=reader.secret_url("SLACK_SUCCESS_WEBHOOK_URL"),
             slack_success_webhook_url_parameter=reader.text("SLACK_SUCCESS_WEBHOOK_URL_PARAMETER"),
+            runbook_url=reader.link("RUNBOOK_URL"),
         )
         settings.validate_sources()
         return settings
@@ -378,6 +381,29 @@ class _Reader:
         if self.text(name) is None:
             return None
         return self.url(name, "")
+
+    def link(self, name: str) -> str | None:
+        """A page people open from Slack (RUNBOOK_URL): https, or http on loopback, like the other URLs; a query
+        or fragment is kept (wiki pages have them); nothing that would end a Slack link (`|`, `>`, a space)."""
+        raw = self.text(name)
+        if raw is None:
+            return None
+        try:
+            parts = urlsplit(raw)
+            host = parts.hostname
+        except ValueError:
+            raise ConfigError(name, f"must be an https URL, got {raw!r}") from None
+        if "@" in parts.netloc:  # a link everyone in the channel sees must not carry a password
+            raise ConfigError(name, "must not contain credentials (value not shown)")
+        if len(raw) > LINK_MAX:
+            raise ConfigError(name, f"must be at most {LINK_MAX} characters, got {len(raw)}")
+        if re.search(r"[\s<>|\"`\\]", raw) or not raw.isprintable():
+            raise ConfigError(name, f"must not contain spaces, quotes, <, >, | or control characters, got {raw!r}")
+        if parts.scheme not in ("http", "https") or not host:
+            raise ConfigError(name, f"must be an https URL, got {raw!r}")
+        if parts.scheme == "http" and not is_loopback(host):
+            raise ConfigError(name, f"must be https outside loopback, got {raw!r}")
+        return raw
 
     def secret_url(self, name: str) -> str | None:
         raw = self.text(name)

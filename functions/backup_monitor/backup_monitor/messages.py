@@ -12,17 +12,26 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from backup_monitor.records import ThreadRef
-from backup_monitor.rules import Kind, Notice, Phase, Severity
+from backup_monitor.rules import (
+    CAUSE_ADDON,
+    CAUSE_INTERNAL,
+    CAUSE_SCALINGO,
+    CAUSE_TOKEN,
+    Kind,
+    Notice,
+    Phase,
+    Severity,
+)
 
 if TYPE_CHECKING:
     from backup_monitor.config import Target
-    from backup_monitor.scalingo.models import Database
+    from backup_monitor.scalingo.models import Backup, Database
 
 # Slack's limits (Block Kit reference, chat.postMessage): a section's text, blocks per message, a button's URL,
 # a message's `text`. Slack also refuses a message whose blocks carry more than about 12,000 characters of text
@@ -205,6 +214,30 @@ def utc(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
+def _count(number: int, unit: str) -> str:
+    return f"{number} {unit}{'' if number == 1 else 's'}"
+
+
+def human_span(span: timedelta) -> str:
+    """`45 minutes`, `5 hours`, `31 hours`, `3 days`: one unit, rounded down (hours up to two days)."""
+    minutes = int(span.total_seconds() // 60)
+    if minutes < 1:
+        return "less than a minute"
+    if minutes < 60:
+        return _count(minutes, "minute")
+    hours = minutes // 60
+    if hours < 48:
+        return _count(hours, "hour")
+    return _count(hours // 24, "day")
+
+
+def ago(moment: datetime, now: datetime) -> str:
+    """`3 days ago`, seen from `now` (a moment after `now`, a clock ahead of ours, is `just now`)."""
+    if now - moment < timedelta(minutes=1):
+        return "just now"
+    return f"{human_span(now - moment)} ago"
+
+
 def human_size(size: int | None) -> str:
     """Bytes in human units (powers of 1024)."""
     if size is None:
@@ -249,6 +282,11 @@ class _Line:
         self.md.append(slack_date(moment))
         self.con.append(utc(moment))
         return self
+
+    def date_ago(self, moment: datetime, now: datetime | None) -> _Line:
+        """The date, and how long ago it was when `now` is known: `<date> (3 days ago)`."""
+        self.date(moment)
+        return self.say(f" ({ago(moment, now)})") if now is not None else self
 
     def link(self, url: str, label: str) -> _Line:
         self.md.append(f"<{escape(url)}|{label}>")
@@ -401,8 +439,11 @@ def plain_fallback(message: Message) -> Message:
 
 
 def edit_blocks(edit_text: str) -> list[dict[str, Any]]:
-    """What an incident's first message becomes once resolved (bot only). `edit_text` is already safe."""
-    return [section(fit_markup(f":white_check_mark: ~{edit_text}~ (resolved, see thread)", SECTION_TEXT_MAX))]
+    """What an incident's first message becomes once resolved (bot only). `edit_text` is already safe: its first
+    line (the incident's title and database) is struck through, the lines after it are its facts."""
+    head, *facts = edit_text.split("\n")
+    lines = [f":white_check_mark: ~{head}~ (resolved, see thread)", *(f"• {fact}" for fact in facts if fact)]
+    return [section(fit_markup("\n".join(lines), SECTION_TEXT_MAX))]
 
 
 # -- notices ------------------------------------------------------------------------------------------------------
@@ -428,6 +469,18 @@ TITLES = {
     (Kind.ARCHIVE_VERIFIED, Phase.NOTICE): "Backup archive verified",
     (Kind.API_OUTAGE, Phase.OPEN): "Scalingo API failing",
     (Kind.ENTRIES_SKIPPED, Phase.OPEN): "Backup list partly unreadable",
+    (Kind.PITR_BEHIND, Phase.OPEN): "Point-in-time recovery behind",
+    (Kind.PITR_ONLY, Phase.OPEN): "Periodic backups off (covered by point-in-time recovery)",
+}
+# A missed slot where a backup is, but stuck in progress or too small to be usable (`Notice.slot_backup`): said
+# as what it is. Reminders and resolutions follow ("Still open: daily backup stuck").
+SLOT_STUCK = "stuck"
+SLOT_SMALL = "small"
+SLOT_TITLES = {
+    (SLOT_STUCK, Phase.OPEN): "Daily backup stuck",
+    (SLOT_STUCK, Phase.UPDATE): "Daily backup still stuck",
+    (SLOT_SMALL, Phase.OPEN): "Daily backup too small",
+    (SLOT_SMALL, Phase.UPDATE): "Daily backup still too small",
 }
 NEXT_STEPS = {
     Kind.FAILED: "Look at the backup in the dashboard and start a manual backup once the cause is fixed.",
@@ -440,12 +493,47 @@ NEXT_STEPS = {
     Kind.VERIFY_SKIPPED: "Nothing urgent: the archive will be tried again; raise VERIFY_MAX_GB if it is too big.",
     Kind.API_OUTAGE: 'Look at Scalingo\'s status page; per-database "cannot check" alerts of this region are held '
     "while it lasts.",
+    Kind.PITR_BEHIND: "Check point-in-time recovery in the database dashboard and start a manual backup; contact "
+    "Scalingo support if the restore point does not catch up.",
+    Kind.PITR_ONLY: "Nothing to do if this is intended.",
 }
+SLOT_NEXT_STEPS = {
+    SLOT_STUCK: "Check the database's load and the stuck backup in the dashboard, then start a manual backup; "
+    "contact Scalingo support if it hangs.",
+    SLOT_SMALL: "Download the backup and check that it holds your data, then start a manual backup.",
+}
+# "Cannot check": the next step depends on why (`Notice.cause`); an unknown cause gets NEXT_STEPS' generic one.
+CAUSE_NEXT_STEPS = {
+    CAUSE_SCALINGO: "Scalingo's side (errors, timeouts or answers that cannot be used): look at Scalingo's status "
+    "page. Nothing to fix here; the monitor retries at every check.",
+    CAUSE_TOKEN: "Check the API token: it may be revoked, expired or without access to this app. Rotate it if so "
+    "(SCALINGO_API_TOKEN or its SSM parameter).",
+    CAUSE_ADDON: "The addon or app was not found: deleted, renamed, or not visible to this token. Check it in the "
+    "dashboard; fix MONITORED_DATABASES or give the token access.",
+    CAUSE_INTERNAL: "A problem of the monitor, not of the database: look at the monitor's logs and its state store "
+    "for this database.",
+}
+ALERT_PHASES = (Phase.OPEN, Phase.UPDATE, Phase.REMIND)
+REANNOUNCED = "announced again here because the alert destination changed"
+
+
+def slot_state(notice: Notice) -> str | None:
+    """For a missed slot with a backup at it: SLOT_STUCK (still in progress) or SLOT_SMALL (done, too small)."""
+    backup = notice.slot_backup
+    if notice.kind is not Kind.MISSING or backup is None:
+        return None
+    if backup.in_progress:
+        return SLOT_STUCK
+    return SLOT_SMALL if backup.done else None
 
 
 def title(notice: Notice) -> str:
     """The heading of a notice: from TITLES, or the kind's name for a kind without an entry."""
-    base = TITLES.get((notice.kind, notice.phase)) or TITLES.get((notice.kind, Phase.OPEN))
+    state = slot_state(notice)
+    base = None
+    if state is not None:
+        base = SLOT_TITLES.get((state, notice.phase)) or SLOT_TITLES[(state, Phase.OPEN)]
+    base = base or TITLES.get((notice.kind, notice.phase)) or TITLES.get((notice.kind, Phase.OPEN))
     if base is None:
         base = notice.kind.value.replace("_", " ").capitalize()
     lowered = base if base.startswith("Scalingo") else f"{base[0].lower()}{base[1:]}"  # a name keeps its capital
@@ -456,39 +544,145 @@ def title(notice: Notice) -> str:
     return base
 
 
-def _facts(notice: Notice) -> list[_Line]:
+def next_step(notice: Notice) -> str | None:
+    """What on-call should do about an alert or reminder (None for resolutions and one-off notices)."""
+    if notice.phase not in ALERT_PHASES:
+        return None
+    state = slot_state(notice)
+    if state is not None:
+        return SLOT_NEXT_STEPS[state]
+    if notice.kind is Kind.CANNOT_CHECK and notice.cause in CAUSE_NEXT_STEPS:
+        return CAUSE_NEXT_STEPS[notice.cause]
+    return NEXT_STEPS.get(notice.kind)
+
+
+def _wants_runbook(notice: Notice) -> bool:
+    """Alerts, reminders and one-off warnings carry the runbook; successes and resolutions do not."""
+    return notice.severity is not Severity.INFO
+
+
+def _backup_facts(notice: Notice, backup: Backup) -> list[_Line]:
+    facts = [_Line().say("Backup ").data(backup.name or backup.id, BACKUP_NAME_MAX, code=True)]
+    facts[-1].say(" scheduled ").date(backup.created_at)
+    status = _Line().say("Status ").data(backup.status, STATUS_MAX, code=True)
+    if notice.kind is Kind.FAILED and backup.status not in ("error", "cancelled"):
+        facts.append(status.say(" is not one the monitor knows: treated as not OK"))
+    else:
+        facts.append(status.say(f", {human_size(backup.size)}"))
+    if notice.median_size is not None and notice.kind is Kind.SUSPICIOUS:
+        facts.append(_Line().say(f"Median of the previous backups: {human_size(notice.median_size)}"))
+    return facts
+
+
+def _slot_backup_fact(backup: Backup, now: datetime | None) -> _Line:
+    """The backup that was at a missed slot: `Backup at the slot: `name`, status `running`, unknown size`."""
+    line = _Line().say("Backup at the slot: ").data(backup.name or backup.id, BACKUP_NAME_MAX, code=True)
+    line.say(", status ").data(backup.status, STATUS_MAX, code=True).say(f", {human_size(backup.size)}")
+    if backup.in_progress:
+        line.say(", started ").date_ago(backup.started_at or backup.created_at, now)
+    return line
+
+
+def usable_facts(notice: Notice, now: datetime | None) -> list[_Line]:
+    """How old the newest usable backup is (and PITR's latest restore point): what on-call can restore now."""
+    facts = []
+    if notice.last_usable_at is not None:
+        facts.append(_Line().say("Newest usable backup: ").date_ago(notice.last_usable_at, now))
+        backup = notice.backup
+        if notice.kind is Kind.ARCHIVE_UNREADABLE and backup is not None and backup.created_at == notice.last_usable_at:
+            facts[-1].say(": the backup above, whose archive is unreadable")
+    if notice.restore_point is not None:
+        facts.append(_Line().say("Latest restore point (point-in-time recovery): ").date_ago(notice.restore_point, now))
+    if not facts:
+        facts.append(_Line().say("No usable backup is known"))
+    return facts
+
+
+def _facts(notice: Notice, now: datetime | None = None) -> list[_Line]:
     facts: list[_Line] = []
-    backup = notice.backup
-    if backup is not None:
-        facts.append(_Line().say("Backup ").data(backup.name or backup.id, BACKUP_NAME_MAX, code=True))
-        facts[-1].say(" scheduled ").date(backup.created_at)
-        status = _Line().say("Status ").data(backup.status, STATUS_MAX, code=True)
-        if notice.kind is Kind.FAILED and backup.status not in ("error", "cancelled"):
-            facts.append(status.say(" is not one the monitor knows: treated as not OK"))
-        else:
-            facts.append(status.say(f", {human_size(backup.size)}"))
-        if notice.median_size is not None and notice.kind is Kind.SUSPICIOUS:
-            facts.append(_Line().say(f"Median of the previous backups: {human_size(notice.median_size)}"))
+    if notice.backup is not None:
+        facts.extend(_backup_facts(notice, notice.backup))
     if notice.slot is not None and notice.kind is Kind.MISSING:
         facts.append(_Line().say("Expected at the slot of ").date(notice.slot))
+    if notice.slot_backup is not None and notice.kind is Kind.MISSING and notice.phase in ALERT_PHASES:
+        facts.append(_slot_backup_fact(notice.slot_backup, now))  # a resolution's may be as it was when announced
     if notice.detail:
         facts.append(_Line().data(notice.detail, DETAIL_MAX))
     facts.extend(_Line().data(reason, DETAIL_MAX) for reason in notice.reasons)  # they quote Scalingo's data
+    if notice.failing_since is not None and notice.kind is Kind.CANNOT_CHECK and notice.phase is not Phase.RESOLVE:
+        facts.append(_Line().say("Reads have failed since ").date_ago(notice.failing_since, now))
+    if notice.phase in ALERT_PHASES and notice.kind is not Kind.API_OUTAGE:  # an outage is a region's, not a db's
+        facts.extend(usable_facts(notice, now))
     if notice.quiet:
         facts.append(_Line().say("Same outage as an incident already announced for this database: no mention"))
-    if notice.opened_at is not None and notice.phase in (Phase.REMIND, Phase.RESOLVE):
-        facts.append(_Line().say("Open since ").date(notice.opened_at))
+    if notice.reannounce and notice.phase is Phase.OPEN:
+        if notice.opened_at is not None:
+            facts.append(_open_since(notice.opened_at).say(f"; {REANNOUNCED}"))
+        else:
+            facts.append(_Line().say(f"Already open; {REANNOUNCED}"))
+    elif notice.opened_at is not None and notice.phase is Phase.RESOLVE:
+        facts.append(_lasted(notice.opened_at, now))
+    elif notice.opened_at is not None and notice.phase is Phase.REMIND:
+        facts.append(_open_since(notice.opened_at))
     return facts
+
+
+def _open_since(opened_at: datetime) -> _Line:
+    return _Line().say("Open since ").date(opened_at)
+
+
+def _lasted(opened_at: datetime, now: datetime | None) -> _Line:
+    """`Lasted 2 days (open since <date>)`: a resolved incident's length (`Open since <date>` without `now`)."""
+    if now is None:
+        return _open_since(opened_at)
+    return _Line().say(f"Lasted {human_span(now - opened_at)} (open since ").date(opened_at).say(")")
 
 
 def _icon(severity: Severity) -> tuple[str, str]:
     return ICONS.get(severity, ":information_source:"), CONSOLE_ICONS.get(severity, "[INFO]")
 
 
+RESOLVED_EDIT_DETAIL_MAX = 300  # what closed it, in the edited first message (the thread has the whole story)
+
+
+def resolved_edit_text(heading: str, notice: Notice, now: datetime | None) -> str:
+    """A resolved incident's first message once edited (bot only), as mrkdwn lines for `edit_blocks`: the title
+    it was announced with and its database (struck), how long it lasted, what closed it."""
+    lines = [heading]
+    if notice.opened_at is not None:
+        lines.append(_lasted(notice.opened_at, now).mrkdwn)
+    if notice.detail:
+        lines.append(f"Closed: {safe(notice.detail, RESOLVED_EDIT_DETAIL_MAX)}")
+    return "\n".join(lines)
+
+
+def _footer(step: str | None, *, dashboard: DatabaseInfo | None = None, runbook: str = "", closing: str = "") -> _Line:
+    """`Next: ... · Open in the Scalingo dashboard · Runbook`: what to do, and where."""
+    footer = _Line()
+    parts: list[_Line] = []
+    if step or closing:
+        parts.append(_Line().say(" ".join(x for x in (f"Next: {step}" if step else "", closing) if x)))
+    if dashboard is not None:
+        parts.append(_Line().link(dashboard_url(dashboard), "Open in the Scalingo dashboard"))
+    if runbook:
+        parts.append(_Line().link(runbook, "Runbook"))
+    for i, part in enumerate(parts):
+        footer.say(" · " if i else "").extend(part)
+    return footer
+
+
 def render(
-    notice: Notice, db: DatabaseInfo, *, mention: str = "", link: str | None = None, temporary_note: bool = False
+    notice: Notice,
+    db: DatabaseInfo,
+    *,
+    mention: str = "",
+    link: str | None = None,
+    temporary_note: bool = False,
+    now: datetime | None = None,
+    runbook: str = "",
 ) -> Message:
-    """One notice about one database as a Slack message."""
+    """One notice about one database as a Slack message. `now` (the check's clock) dates its facts ("3 days
+    ago"); `runbook` (RUNBOOK_URL) is linked from every alert's footer."""
     heading = title(notice)
     icon, console_icon = _icon(notice.severity)
     lead = f"{mention} " if mention and notice.mention else ""
@@ -496,17 +690,13 @@ def render(
     first.md.append(f"{lead}{icon} ")
     first.con.append(f"{lead}{console_icon} ")
     first.bold(heading).say(" on ").extend(who(db))
-    lines = [first, *(_Line().say("• ").extend(f) for f in _facts(notice))]
+    lines = [first, *(_Line().say("• ").extend(f) for f in _facts(notice, now))]
     if link and slack_len(link) > BUTTON_URL_MAX:
         lines.append(_Line().say(f"• {LINK_TOO_LONG}"))
         link = None
 
     blocks = [section(text) for text in pack_sections([line.mrkdwn for line in lines])]
-    next_step = NEXT_STEPS.get(notice.kind) if notice.phase in (Phase.OPEN, Phase.UPDATE, Phase.REMIND) else None
-    footer = _Line()
-    if next_step:
-        footer.say(f"Next: {next_step} · ")
-    footer.link(dashboard_url(db), "Open in the Scalingo dashboard")
+    footer = _footer(next_step(notice), dashboard=db, runbook=runbook if _wants_runbook(notice) else "")
     blocks.append(context(footer.mrkdwn))
     plain = [line.mrkdwn for line in lines] + [footer.mrkdwn]
     console = [line.console for line in lines] + ["  " + footer.console]
@@ -525,7 +715,8 @@ def render(
     if notice.phase is Phase.RESOLVE and notice.thread is not None:
         if notice.shared:  # a grouped first message stays as it is: the other databases' incidents may be open
             return Message(text, blocks, thread=notice.thread, **fields)
-        edit_text = f"{heading}: {whom.mrkdwn}"
+        announced = title(replace(notice, phase=Phase.OPEN))  # what the first message said
+        edit_text = resolved_edit_text(f"{announced}: {whom.mrkdwn}", notice, now)
         return Message(text, blocks, thread=notice.thread, edit=notice.thread, edit_text=edit_text, **fields)
     thread = notice.thread if notice.phase in (Phase.REMIND, Phase.UPDATE) else None
     # A reminder in a thread nobody follows is not seen: it is also shown in the channel.
@@ -552,7 +743,7 @@ class GroupPart:
     items: tuple[int, ...]
 
 
-def _group_fact(notice: Notice) -> _Line:
+def _group_fact(notice: Notice, now: datetime | None) -> _Line:
     line = _Line()
     backup = notice.backup
     if backup is not None:
@@ -560,24 +751,52 @@ def _group_fact(notice: Notice) -> _Line:
         line.say(" ").data(backup.status, STATUS_MAX, code=True)
     elif notice.slot is not None and notice.kind is Kind.MISSING:
         line.say(": slot of ").date(notice.slot)
+        if notice.slot_backup is not None and notice.phase in ALERT_PHASES:
+            at_slot = notice.slot_backup
+            line.say(", ").data(at_slot.name or at_slot.id, BACKUP_NAME_MAX, code=True)
+            line.say(" ").data(at_slot.status, STATUS_MAX, code=True).say(f" {human_size(at_slot.size)}")
     elif notice.detail and notice.phase is not Phase.REMIND:
         line.say(": ").data(notice.detail, GROUP_ITEM_DETAIL_MAX)
+    if notice.phase in ALERT_PHASES:
+        line.extend(_usable_compact(notice, now))
+    if notice.reannounce and notice.phase is Phase.OPEN:
+        line.say(" · announced again (new destination)")
     if notice.opened_at is not None and notice.phase in (Phase.REMIND, Phase.RESOLVE):
         line.say(" · open since ").date(notice.opened_at)
     return line
 
 
-def _group_line(notice: Notice, db: DatabaseInfo, permalink: Callable[[ThreadRef], str | None] | None) -> _Line:
-    line = _Line().say("• ").extend(who(db)).extend(_group_fact(notice))
+def _usable_compact(notice: Notice, now: datetime | None) -> _Line:
+    """A grouped line's `· newest usable 3 days ago` (the date when `now` is not known)."""
+
+    def when(moment: datetime) -> _Line:
+        return _Line().say(ago(moment, now)) if now is not None else _Line().date(moment)
+
+    line = _Line()
+    if notice.last_usable_at is not None:
+        line.say(" · newest usable ").extend(when(notice.last_usable_at))
+    if notice.restore_point is not None:
+        line.say(" · restore point ").extend(when(notice.restore_point))
+    if notice.last_usable_at is None and notice.restore_point is None:
+        line.say(" · no usable backup known")
+    return line
+
+
+def _group_line(
+    notice: Notice, db: DatabaseInfo, permalink: Callable[[ThreadRef], str | None] | None, now: datetime | None
+) -> _Line:
+    line = _Line().say("• ").extend(who(db)).extend(_group_fact(notice, now))
     link = permalink(notice.thread) if permalink is not None and notice.thread is not None else None
     if link:
         line.say(" · ").link(link, "thread")
     return line
 
 
-def group_title(kind: Kind, phase: Phase, count: int) -> str:
-    """`Backup failed on 300 databases`, `Still open: backup failed on 12 databases`."""
-    base = title(Notice(kind, phase))
+def group_title(kind: Kind, phase: Phase, count: int, notices: Sequence[Notice] = ()) -> str:
+    """`Backup failed on 300 databases`, `Still open: backup failed on 12 databases`; the title the notices
+    share when they all have the same ("Daily backup stuck on 6 databases")."""
+    titles = {title(n) for n in notices}
+    base = titles.pop() if len(titles) == 1 else title(Notice(kind, phase))
     return f"{base} on {count:,} databases"
 
 
@@ -586,26 +805,31 @@ def render_group(
     *,
     mention: str = "",
     permalink: Callable[[ThreadRef], str | None] | None = None,
+    now: datetime | None = None,
+    runbook: str = "",
 ) -> list[GroupPart]:
     """Notices of one kind and phase across many databases, as one message (parts when too long for one):
     one heading with the count, one mention at most (on the first part), every database named once."""
     if not items:
         return []
     first = items[0][0]
-    heading = group_title(first.kind, first.phase, len(items))
+    heading = group_title(first.kind, first.phase, len(items), [n for n, _ in items])
     severity = first.severity
     icon, console_icon = _icon(severity)
     lead = f"{mention} " if mention and any(n.mention for n, _ in items) else ""
-    lines = [(i, _group_line(n, db, permalink)) for i, (n, db) in enumerate(items)]
-    next_step = NEXT_STEPS.get(first.kind) if first.phase in (Phase.OPEN, Phase.UPDATE, Phase.REMIND) else None
-    footer = (f"Next: {next_step} " if next_step else "") + ONE_INCIDENT_EACH
+    lines = [(i, _group_line(n, db, permalink, now)) for i, (n, db) in enumerate(items)]
+    steps = {next_step(n) for n, _ in items}
+    step = steps.pop() if len(steps) == 1 else next_step(Notice(first.kind, first.phase))
+    footer = _footer(step, closing=ONE_INCIDENT_EACH, runbook=runbook if _wants_runbook(first) else "")
 
     groups: list[list[tuple[int, _Line]]] = [[]]
     for entry in lines:
         candidate = [*groups[-1], entry]
         texts = pack_sections([x.mrkdwn for _, x in candidate])
         too_many = len(texts) + 2 > MESSAGE_BLOCKS_MAX
-        too_long = sum(slack_len(t) for t in texts) + _HEADING_RESERVE + slack_len(footer) > MESSAGE_BLOCK_TEXT_BUDGET
+        too_long = (
+            sum(slack_len(t) for t in texts) + _HEADING_RESERVE + slack_len(footer.mrkdwn) > MESSAGE_BLOCK_TEXT_BUDGET
+        )
         if groups[-1] and (too_many or too_long):
             groups.append([entry])
         else:
@@ -617,15 +841,17 @@ def render_group(
         head_md = f"{say}{icon} *{heading}*{suffix}"
         head_console = f"{say}{console_icon} {heading}{suffix}"
         texts = pack_sections([x.mrkdwn for _, x in group])
-        blocks = [section(head_md), *(section(t) for t in texts), context(footer)]
-        plain = "\n".join([head_md, *(x.mrkdwn for _, x in group), footer])
-        console = "\n".join([head_console, *(x.console for _, x in group), f"  {footer}"])
+        blocks = [section(head_md), *(section(t) for t in texts), context(footer.mrkdwn)]
+        plain = "\n".join([head_md, *(x.mrkdwn for _, x in group), footer.mrkdwn])
+        console = "\n".join([head_console, *(x.console for _, x in group), f"  {footer.console}"])
         message = Message(f"{say}{heading}{suffix}", blocks, plain=plain, console=console)
         parts.append(GroupPart(message, tuple(i for i, _ in group)))
     return parts
 
 
-def render_outage(notice: Notice, region: str, *, mention: str = "") -> Message:
+def render_outage(
+    notice: Notice, region: str, *, mention: str = "", now: datetime | None = None, runbook: str = ""
+) -> Message:
     """The one incident of a region whose Scalingo API fails for most databases (threads, reminders, resolution
     and the edit of its first message as for any incident)."""
     icon, console_icon = _icon(notice.severity)
@@ -634,18 +860,19 @@ def render_outage(notice: Notice, region: str, *, mention: str = "") -> Message:
     first.md.append(f"{lead}{icon} ")
     first.con.append(f"{lead}{console_icon} ")
     first.bold(title(notice)).say(" in ").data(region, REGION_MAX)
-    lines = [first, *(_Line().say("• ").extend(f) for f in _facts(notice))]
+    lines = [first, *(_Line().say("• ").extend(f) for f in _facts(notice, now))]
     if notice.phase is Phase.RESOLVE:
-        footer = "From now on, a database that still cannot be read is reported on its own."
+        footer = _Line().say("From now on, a database that still cannot be read is reported on its own.")
     else:
-        footer = f"Next: {NEXT_STEPS[Kind.API_OUTAGE]}"
+        footer = _footer(NEXT_STEPS[Kind.API_OUTAGE], runbook=runbook if _wants_runbook(notice) else "")
     blocks = [section(t) for t in pack_sections([x.mrkdwn for x in lines])]
-    blocks.append(context(footer))
-    plain = "\n".join([*(x.mrkdwn for x in lines), footer])
-    console = "\n".join([*(x.console for x in lines), f"  {footer}"])
+    blocks.append(context(footer.mrkdwn))
+    plain = "\n".join([*(x.mrkdwn for x in lines), footer.mrkdwn])
+    console = "\n".join([*(x.console for x in lines), f"  {footer.console}"])
     text = f"{lead}{title(notice)} in {safe(region, REGION_MAX)}"
     if notice.phase is Phase.RESOLVE and notice.thread is not None:
-        edit_text = f"{title(notice)} in {safe(region, REGION_MAX)}"
+        announced = title(replace(notice, phase=Phase.OPEN))
+        edit_text = resolved_edit_text(f"{announced} in {safe(region, REGION_MAX)}", notice, now)
         return Message(text, blocks, notice.thread, notice.thread, edit_text, plain, console)
     thread = notice.thread if notice.phase in (Phase.REMIND, Phase.UPDATE) else None
     broadcast = thread is not None and notice.phase is Phase.REMIND

@@ -50,6 +50,8 @@ class OpenIncident:
     opened_at: datetime
     age: timedelta
     thread: ThreadRef | None
+    # A point-in-time recovery incident (behind, or the only protection): PITR's latest restore point, if known.
+    restore_point: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,8 @@ class DatabaseLine:
     fresh: bool
     verification: LastVerification | None
     incidents: tuple[OpenIncident, ...]
+    restore_point: datetime | None = None  # point-in-time recovery's latest restore point (None: no PITR known)
+    pitr_behind: bool = False  # that restore point is older than PITR_MAX_LAG_HOURS
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,12 @@ class Report:
     verify_failed: int
     incidents: tuple[OpenIncident, ...]
     databases: tuple[DatabaseLine, ...]
+    pitr_max_lag: timedelta = timedelta(hours=6)  # PITR_MAX_LAG_HOURS
+
+    @property
+    def pitr(self) -> tuple[DatabaseLine, ...]:
+        """The databases with point-in-time recovery (a latest restore point is known)."""
+        return tuple(d for d in self.databases if d.restore_point is not None)
 
     @property
     def critical(self) -> int:
@@ -127,6 +137,9 @@ def incident_severity(kind: str) -> Severity:
         return Severity.CRITICAL
 
 
+PITR_KINDS = frozenset({Kind.PITR_BEHIND.value, Kind.PITR_ONLY.value})  # their lines say the latest restore point
+
+
 def build_report(
     settings: Settings,
     targets: Sequence[Target],
@@ -144,6 +157,7 @@ def build_report(
     fresh = unknown = verified = verify_failed = 0
     incidents: list[OpenIncident] = []
     named = {t.key for t in settings.monitored}
+    pitr_max_lag = timedelta(hours=settings.policy.pitr_max_lag_hours)
     watched = 0
     for target in targets:
         record = records.get(target.key)
@@ -163,9 +177,17 @@ def build_report(
         if every > 0 and verification is not None and now - verification.at <= period:
             verified += 1
             verify_failed += 0 if verification.ok else 1
-        own = tuple(_open_incident(info, inc, now) for inc in (record.incidents.values() if record else ()))
+        restore_point = record.pitr_latest if record else None
+        own = tuple(
+            _open_incident(info, inc, now, restore_point) for inc in (record.incidents.values() if record else ())
+        )
         incidents.extend(own)
-        lines.append(DatabaseLine(target.name, info, record is not None, last_usable, is_fresh, verification, own))
+        behind = restore_point is not None and now - restore_point > pitr_max_lag
+        lines.append(
+            DatabaseLine(
+                target.name, info, record is not None, last_usable, is_fresh, verification, own, restore_point, behind
+            )
+        )
     incidents.sort(key=lambda i: (SEVERITY_ORDER[i.severity], i.opened_at, i.database.app))
     return Report(
         now=now,
@@ -181,10 +203,13 @@ def build_report(
         verify_failed=verify_failed,
         incidents=tuple(incidents),
         databases=tuple(lines),
+        pitr_max_lag=pitr_max_lag,
     )
 
 
-def _open_incident(info: DatabaseInfo, incident: Incident, now: datetime) -> OpenIncident:
+def _open_incident(
+    info: DatabaseInfo, incident: Incident, now: datetime, restore_point: datetime | None = None
+) -> OpenIncident:
     return OpenIncident(
         database=info,
         kind=incident.kind,
@@ -193,6 +218,7 @@ def _open_incident(info: DatabaseInfo, incident: Incident, now: datetime) -> Ope
         opened_at=incident.opened_at,
         age=max(timedelta(0), now - incident.opened_at),
         thread=incident.thread,
+        restore_point=restore_point if incident.kind in PITR_KINDS else None,
     )
 
 
@@ -236,7 +262,12 @@ def summary_lines(report: Report, *, slack: bool) -> list[str]:
     fresh = f"Fresh usable backup (last {hours} h): {bold(f'{report.fresh} of {report.watched}')}"
     extra = []
     if report.stale:
-        names = [_who(d) if slack else _plain(d) for d in report.stale[:STALE_NAMES_SHOWN]]
+        # A database without a fresh dump may still be covered by point-in-time recovery: say so beside its name.
+        restore_points = {d.database: d.restore_point for d in report.pitr}
+        names = [
+            (_who(d) if slack else _plain(d)) + _covered_by(restore_points.get(d), report.now)
+            for d in report.stale[:STALE_NAMES_SHOWN]
+        ]
         more = f" and {len(report.stale) - STALE_NAMES_SHOWN} more" if len(report.stale) > STALE_NAMES_SHOWN else ""
         extra.append(f"not fresh: {', '.join(names)}{more}")
     if report.unknown:
@@ -255,7 +286,35 @@ def summary_lines(report: Report, *, slack: bool) -> list[str]:
         incidents = f"Open incidents: {bold(len(report.incidents))} ({report.critical} critical, {warnings} warning)"
     else:
         incidents = "Open incidents: none"
-    return [watched, fresh, verified, incidents]
+    pitr = [pitr_line(report, slack=slack)] if report.pitr else []
+    return [watched, fresh, *pitr, verified, incidents]
+
+
+def pitr_line(report: Report, *, slack: bool) -> str:
+    """`Point-in-time recovery (restore point within 6 h): 2 of 3 (behind: ...)`: the databases with PITR."""
+    with_pitr = report.pitr
+    behind = [d for d in with_pitr if d.pitr_behind]
+    hours = f"{report.pitr_max_lag.total_seconds() / 3600:g}"
+    count = f"{len(with_pitr) - len(behind)} of {len(with_pitr)}"
+    line = f"Point-in-time recovery (restore point within {hours} h): {f'*{count}*' if slack else count}"
+    if behind:
+        names = [_who(d.database) if slack else _plain(d.database) for d in behind[:STALE_NAMES_SHOWN]]
+        more = f" and {len(behind) - STALE_NAMES_SHOWN} more" if len(behind) > STALE_NAMES_SHOWN else ""
+        line += f" (behind: {', '.join(names)}{more})"
+    return line
+
+
+def _covered_by(restore_point: datetime | None, now: datetime) -> str:
+    if restore_point is None:
+        return ""
+    return f" (latest restore point {human_age(max(timedelta(0), now - restore_point))} ago)"
+
+
+def _restore_point_note(incident: OpenIncident, now: datetime) -> str:
+    """` · latest restore point 9 h ago` on a point-in-time recovery incident's line."""
+    if incident.restore_point is None:
+        return ""
+    return f" · latest restore point {human_age(max(timedelta(0), now - incident.restore_point))} ago"
 
 
 def _who(db: DatabaseInfo) -> str:
@@ -274,9 +333,11 @@ def _plain(db: DatabaseInfo) -> str:
     return f"{db.app}{resource}"
 
 
-def _incident_line(incident: OpenIncident, permalink: Callable[[ThreadRef], str | None] | None = None) -> str:
+def _incident_line(
+    incident: OpenIncident, now: datetime, permalink: Callable[[ThreadRef], str | None] | None = None
+) -> str:
     line = f"{ICONS[incident.severity]} *{escape(incident.title)}* on {_who(incident.database)}"
-    line += f" · open {human_age(incident.age)}"
+    line += f" · open {human_age(incident.age)}{_restore_point_note(incident, now)}"
     if incident.thread is not None:
         link = (permalink(incident.thread) if permalink is not None else None) or thread_link(incident.thread)
         line += f" · <{escape(link)}|thread>"
@@ -344,7 +405,7 @@ def render_slack(report: Report, permalink: Callable[[ThreadRef], str | None] | 
     room = MAX_BLOCKS - len(blocks) - 2  # the footer and the closing line
     shown: list[str] = []
     for incident in report.incidents:
-        line = _incident_line(incident, permalink)
+        line = _incident_line(incident, report.now, permalink)
         candidate = _chunks([*shown, line], MAX_SECTION_CHARS)
         if len(candidate) > room or sum(slack_len(t) for t in candidate) > budget:
             break
@@ -371,18 +432,29 @@ def render_text(report: Report, *, per_database: bool = True, problems_only: boo
             thread = f"  thread {thread_link(inc.thread)}" if inc.thread else ""
             lines.append(
                 f"  [{inc.severity.value.upper()}] {inc.title} on {_plain(inc.database)}"
-                f" ({inc.database.region}), open {human_age(inc.age)}{thread}"
+                f" ({inc.database.region}), open {human_age(inc.age)}{_restore_point_note(inc, report.now)}{thread}"
             )
     databases = [db for db in report.databases if db.incidents] if problems_only else list(report.databases)
     if per_database and databases:
-        rows = [("DATABASE", "LAST USABLE BACKUP", "LAST VERIFICATION", "OPEN INCIDENTS")]
+        # The restore point column only when some database has point-in-time recovery.
+        pitr = any(db.restore_point is not None for db in databases)
+        head = ["DATABASE", "LAST USABLE BACKUP", *(["LATEST RESTORE POINT"] if pitr else []), "LAST VERIFICATION"]
+        rows = [[*head, "OPEN INCIDENTS"]]
         for db in databases:
-            rows.append((db.key, _usable_cell(db, report.now), _verification_cell(db, report), _incidents_cell(db)))
-        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+            cells = [db.key, _usable_cell(db, report.now), *([_restore_point_cell(db, report.now)] if pitr else [])]
+            rows.append([*cells, _verification_cell(db, report), _incidents_cell(db)])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
         lines.append("")
         for row in rows:
-            lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+            lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1])
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _restore_point_cell(db: DatabaseLine, now: datetime) -> str:
+    if db.restore_point is None:
+        return "-"
+    age = human_age(max(timedelta(0), now - db.restore_point)) + " ago"
+    return f"{age} (behind)" if db.pitr_behind else age
 
 
 def _usable_cell(db: DatabaseLine, now: datetime) -> str:

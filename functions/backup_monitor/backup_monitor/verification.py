@@ -23,7 +23,7 @@ from backup_monitor.config import Settings, Target
 from backup_monitor.delivery import GIVEN_UP, Outbox
 from backup_monitor.messages import DatabaseInfo, render, render_verified
 from backup_monitor.records import Record
-from backup_monitor.rules import Kind, Notice, Phase, apply
+from backup_monitor.rules import Kind, Notice, Phase, apply, with_facts
 from backup_monitor.scalingo.client import build_session
 from backup_monitor.scalingo.errors import ScalingoError
 from backup_monitor.scalingo.models import Backup
@@ -173,15 +173,20 @@ def _verify_one(
         },
     )
     record = record_verdict(claimed, backup, verdict, now)
-    for notice in announce(record, now, settings.policy):
+    destination = str(getattr(clients.notifier, "destination", ""))
+    for notice in with_facts(announce(record, now, settings.policy), record):
         if notice.phase in (Phase.OPEN, Phase.UPDATE, Phase.NOTICE):
             summary.findings[notice.kind.value] += 1
-        delivery = sender.send(render(notice, candidate.info, mention=settings.slack_mention))
+        message = render(
+            notice, candidate.info, mention=settings.slack_mention, now=now, runbook=settings.runbook_url or ""
+        )
+        delivery = sender.send(message)
         if delivery is None:
             summary.undelivered += 1  # the next check announces it again from the record
             continue
         summary.sent += 1
-        record = apply(record, notice, now, None if delivery is GIVEN_UP else delivery.thread)
+        thread = None if delivery is GIVEN_UP else delivery.thread
+        record = apply(record, notice, now, thread, destination=destination)
     try:
         clients.store.commit(record, owner, now.timestamp())
     except StateError as exc:

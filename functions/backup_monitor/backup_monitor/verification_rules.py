@@ -24,6 +24,7 @@ from backup_monitor.rules import (
     remind_notice,
     resolve_notice,
     usable_newest_first,
+    with_facts,
 )
 from backup_monitor.scalingo.models import Backup
 
@@ -152,7 +153,7 @@ def verified_notice(backup: Backup, verdict: Verdict) -> Notice:
 
 def with_archive_notices(evaluation: Evaluation, policy: Policy, *, enabled: bool = True) -> Evaluation:
     """`evaluation` plus what the record's verification state still has to announce (reminders, retries)."""
-    extra = announce(evaluation.base, evaluation.now, policy, enabled=enabled)
+    extra = with_facts(announce(evaluation.base, evaluation.now, policy, enabled=enabled), evaluation.base)
     if not extra:
         return evaluation
     return replace(evaluation, notices=(*evaluation.notices, *extra))

@@ -43,6 +43,8 @@ class Deliverer:
         success = clients.success_notifier
         self.success_outbox = Outbox(success, self.deadline, stop=self.stop) if success is not None else self.outbox
         self.options = Options(
+            now=self.run.now,
+            runbook_url=settings.runbook_url or "",
             mention=settings.slack_mention,
             success_notices=settings.policy.success_notices,
             threaded_successes=isinstance(success or clients.notifier, BotNotifier),

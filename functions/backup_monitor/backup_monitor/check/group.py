@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from backup_monitor.check.model import Work
 from backup_monitor.messages import (
@@ -44,8 +45,13 @@ class Outgoing:
 
 @dataclass(slots=True)
 class Options:
-    """What the planner needs from the settings and the notifiers."""
+    """What the planner needs from the check, the settings and the notifiers.
 
+    `now`: the check's clock, which the messages' facts are dated from ("3 days ago"); `runbook_url`:
+    RUNBOOK_URL, linked from every alert's footer (empty: no link)."""
+
+    now: datetime
+    runbook_url: str = ""
     mention: str = ""
     success_notices: str = "digest"
     threaded_successes: bool = False
@@ -63,10 +69,11 @@ def _by_name(item: tuple[Work, Notice]) -> tuple[str, str, str]:
     return info.region, info.app, info.resource_id
 
 
-def _render_one(work: Work, notice: Notice, mention: str) -> Message:
+def _render_one(work: Work, notice: Notice, mention: str, options: Options) -> Message:
+    now, runbook = options.now, options.runbook_url
     if work.outage_region is not None:
-        return render_outage(notice, work.outage_region, mention=mention)
-    return render(notice, work.info_for(notice.incident_key), mention=mention)
+        return render_outage(notice, work.outage_region, mention=mention, now=now, runbook=runbook)
+    return render(notice, work.info_for(notice.incident_key), mention=mention, now=now, runbook=runbook)
 
 
 def plan(works: Sequence[Work], options: Options) -> list[Outgoing]:
@@ -88,7 +95,11 @@ def plan(works: Sequence[Work], options: Options) -> list[Outgoing]:
         grouped = len(items) >= GROUP_AT and all(w.outage_region is None for w, _ in items)
         if grouped:
             parts = render_group(
-                [(n, w.info_for(n.incident_key)) for w, n in items], mention=mention, permalink=options.permalink
+                [(n, w.info_for(n.incident_key)) for w, n in items],
+                mention=mention,
+                permalink=options.permalink,
+                now=options.now,
+                runbook=options.runbook_url,
             )
             if mention and any(n.mention for _, n in items):
                 options.mentioned.add(kind)
@@ -99,7 +110,7 @@ def plan(works: Sequence[Work], options: Options) -> list[Outgoing]:
             continue
         for work, notice in items:
             say = options.mention if kind not in options.mentioned else ""
-            out.append(Outgoing(_render_one(work, notice, say), [(work, notice)]))
+            out.append(Outgoing(_render_one(work, notice, say, options), [(work, notice)]))
             if say and notice.mention:
                 options.mentioned.add(kind)
     out.extend(_successes(successes, options))
