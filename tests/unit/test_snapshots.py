@@ -353,6 +353,15 @@ def _() -> Message:
     return sent(work(as_contracted(check(watched(), listed))), Kind.FAILED, Phase.NOTICE)
 
 
+@case("manual_cancelled_notice")
+def _() -> Message:
+    cancelled = replace(
+        backup(0, "cancelled", None), id="6a1fmanual", created_at=NOW - timedelta(hours=1), method="manual"
+    )
+    listed = [*HISTORY, backup(1), backup(0), cancelled]
+    return sent(work(check(watched([*HISTORY, backup(1), backup(0)]), listed)), Kind.MANUAL_CANCELLED, Phase.NOTICE)
+
+
 @case("failed_remind")
 def _() -> Message:
     record, listed = failed_yesterday()

@@ -471,6 +471,7 @@ TITLES = {
     (Kind.ENTRIES_SKIPPED, Phase.OPEN): "Backup list partly unreadable",
     (Kind.PITR_BEHIND, Phase.OPEN): "Point-in-time recovery behind",
     (Kind.PITR_ONLY, Phase.OPEN): "Periodic backups off (covered by point-in-time recovery)",
+    (Kind.MANUAL_CANCELLED, Phase.NOTICE): "Manual backup cancelled",
 }
 # A missed slot where a backup is, but stuck in progress or too small to be usable (`Notice.slot_backup`): said
 # as what it is. Reminders and resolutions follow ("Still open: daily backup stuck").
