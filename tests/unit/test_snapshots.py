@@ -4,9 +4,7 @@ Each message is made the way a check makes it: the rules judge a small scenario 
 `evaluate_failure`, `evaluate_outage`, `evaluate_gone`, the archive verification's `announce`), each delivered
 notice is folded into the record with `rules.apply` as the delivery stage does, and `check.group.plan` renders the
 last check's notices with the options `Deliverer` gives it (the check's `now`, SLACK_MENTION, RUNBOOK_URL). No
-notice is written by hand except where the rules do not make that kind yet (`pitr_*`, a re-announcement): those
-follow the field contract of `rules.Notice` and say so. `as_contracted` fills the facts of issue 17 the rules do
-not fill yet, as their contract says; a field the rules fill is kept as they made it.
+notice is written by hand: every fact a message shows is one the rules put there.
 
 After a deliberate change to the messages, regenerate them with
     UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/unit/test_snapshots.py
@@ -18,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,9 +33,6 @@ from backup_monitor.check.model import Work
 from backup_monitor.check.targets import GONE_REASON
 from backup_monitor.config import Policy, Target
 from backup_monitor.messages import (
-    ALERT_PHASES,
-    SLOT_SMALL,
-    SLOT_STUCK,
     SLOT_TITLES,
     TITLES,
     DatabaseInfo,
@@ -47,12 +42,14 @@ from backup_monitor.messages import (
     render_digest,
     render_verified,
 )
-from backup_monitor.records import Incident, Record, ThreadRef
+from backup_monitor.records import Record, ThreadRef
 from backup_monitor.rules import (
     CAUSE_ADDON,
     CAUSE_INTERNAL,
     CAUSE_SCALINGO,
     CAUSE_TOKEN,
+    SLOT_SMALL,
+    SLOT_STUCK,
     Evaluation,
     Kind,
     Notice,
@@ -62,9 +59,8 @@ from backup_monitor.rules import (
     evaluate_failure,
     evaluate_gone,
     evaluate_outage,
-    remind_notice,
-    resolve_notice,
 )
+from backup_monitor.rules import reannounced as rules_reannounced
 from backup_monitor.scalingo.models import Backup, Database
 from backup_monitor.verification_rules import record_verdict, verified_notice, with_archive_notices
 from tests.fakes.slack import refusal
@@ -133,21 +129,6 @@ def delivered(ev: Evaluation, *, shared: bool = False) -> Record:
     return record
 
 
-def as_contracted(ev: Evaluation, fields: Mapping[Kind, Mapping[str, Any]] | None = None) -> Evaluation:
-    """`ev` with the facts of issue 17 (rules.Notice, commit 038aef1) that the rules do not fill yet, as the
-    contract says: every alert and reminder knows when the newest usable backup was made (the record's
-    `last_usable_at`) and PITR's latest restore point (`pitr_latest`); `fields` adds a kind's own (a missed slot's
-    `slot_backup`, a "cannot check"'s `cause` and `failing_since`). A field the rules set is left as it is."""
-    notices = []
-    for notice in ev.notices:
-        changes = dict((fields or {}).get(notice.kind, {}))
-        if notice.phase in ALERT_PHASES:
-            changes.setdefault("last_usable_at", ev.base.last_usable_at)
-            changes.setdefault("restore_point", ev.base.pitr_latest)
-        notices.append(replace(notice, **{k: v for k, v in changes.items() if not getattr(notice, k)}))
-    return replace(ev, notices=tuple(notices))
-
-
 def work(ev: Evaluation, target: Target = TARGET, database: Database = DATABASE, **kw: Any) -> Work:
     return Work(target, ev.base, DatabaseInfo.of(target, database), evaluation=ev, **kw)
 
@@ -172,12 +153,12 @@ def sent(works: Work | Sequence[Work], kind: Kind, phase: Phase, **options: Any)
 
 def failed_today() -> Evaluation:
     listed = [*HISTORY, backup(1)]
-    return as_contracted(check(watched(listed), [*listed, backup(0, "error", None)]))
+    return check(watched(listed), [*listed, backup(0, "error", None)])
 
 
 def failed_yesterday() -> tuple[Record, list[Backup]]:
     listed = [*HISTORY, backup(1, "error", None)]
-    return delivered(as_contracted(check(watched(), listed, at=NOW - DAY))), listed
+    return delivered(check(watched(), listed, at=NOW - DAY)), listed
 
 
 def missed_yesterday(database: Database = DATABASE, at_slot: Sequence[Backup] = ()) -> tuple[Record, list[Backup]]:
@@ -236,12 +217,12 @@ def archive_unreadable_yesterday() -> Record:
     record = record_verdict(
         check(watched(listed), listed, at=NOW - DAY).base, backup(1), unreadable(backup(1)), NOW - DAY
     )
-    return delivered(as_contracted(with_archive_notices(Evaluation((), record, NOW - DAY), POLICY)))
+    return delivered(with_archive_notices(Evaluation((), record, NOW - DAY), POLICY))
 
 
 def archive_check(record: Record, listed: Sequence[Backup]) -> Evaluation:
     """The check of NOW, after the verification of the day (its verdict is in `record`)."""
-    return as_contracted(check(record, listed))
+    return check(record, listed)
 
 
 def group_of(stories: Callable[[Target, Database], Evaluation], count: int = 6) -> list[Work]:
@@ -256,71 +237,59 @@ def group_of(stories: Callable[[Target, Database], Evaluation], count: int = 6) 
 
 def failing_in_storm(target: Target, database: Database) -> Evaluation:
     listed = [*HISTORY, backup(1)]
-    return as_contracted(
-        check(watched(listed, target.key, database), [*listed, backup(0, "error", None)], database=database)
-    )
+    return check(watched(listed, target.key, database), [*listed, backup(0, "error", None)], database=database)
 
 
 def reminded_in_storm(target: Target, database: Database) -> Evaluation:
     listed = [*HISTORY, backup(1, "error", None)]
     opened = check(watched(HISTORY, target.key, database), listed, at=NOW - DAY, database=database)
-    return as_contracted(check(delivered(opened, shared=True), listed, database=database))
+    return check(delivered(opened, shared=True), listed, database=database)
 
 
 def resolved_in_storm(target: Target, database: Database) -> Evaluation:
     opened = check(watched(HISTORY, target.key, database), HISTORY, at=NOW - DAY, database=database)
-    return as_contracted(check(delivered(opened, shared=True), [*HISTORY, backup(0)], database=database))
+    return check(delivered(opened, shared=True), [*HISTORY, backup(0)], database=database)
 
 
 # PITR: the rules do not make these kinds yet. The notices follow rules.Notice's contract (PITR_BEHIND: critical,
 # `restore_point` set, `detail` says by how much; PITR_ONLY: said once), their reminder and resolution come from the
 # rules' own remind_notice / resolve_notice.
-PITR_KEY = Kind.PITR_BEHIND.value
-PITR_DETAIL = "The latest restore point is 9 hours old: more than PITR_MAX_LAG_HOURS (6)"
-
-
-def pitr_record(latest: datetime) -> Record:
+def pitr_record(latest: datetime, read_at: datetime = NOW) -> Record:
     listed = [*HISTORY, backup(1), backup(0)]
-    return replace(check(watched(listed), listed).base, pitr_earliest=NOW - 7 * DAY, pitr_latest=latest)
+    base = check(watched(listed), listed, at=read_at).base
+    return replace(base, pitr_earliest=NOW - 7 * DAY, pitr_latest=latest, pitr_read_at=read_at)
 
 
-def pitr_incident() -> Incident:
-    opened = NOW - DAY
-    return Incident(
-        PITR_KEY, opened, opened, detail=PITR_DETAIL, thread=ThreadRef("C0BACKUPS", f"{int(opened.timestamp())}.000001")
-    )
+PITR_LISTED = [*HISTORY, backup(1), backup(0)]
 
 
 def pitr_behind(phase: Phase) -> Evaluation:
+    """Point-in-time recovery 9 hours behind, judged by the rules: opened, reminded a day later, caught up."""
+    opened = check(pitr_record(NOW - DAY - timedelta(hours=9), NOW - DAY), PITR_LISTED, at=NOW - DAY)
     if phase is Phase.OPEN:
-        record = pitr_record(NOW - timedelta(hours=9))
-        notice = Notice(Kind.PITR_BEHIND, Phase.OPEN, PITR_KEY, detail=PITR_DETAIL)
-    elif phase is Phase.REMIND:
-        record = pitr_record(NOW - timedelta(hours=33))
-        reminder = remind_notice(PITR_KEY, pitr_incident(), NOW, POLICY)
-        assert reminder is not None
-        notice = reminder
-    else:
-        record = pitr_record(NOW - timedelta(minutes=4))
-        notice = resolve_notice(PITR_KEY, pitr_incident(), "The latest restore point is 4 minutes old again")
-    return as_contracted(Evaluation((notice,), record, NOW))
+        return check(pitr_record(NOW - timedelta(hours=9)), PITR_LISTED)
+    behind = replace(delivered(opened), pitr_latest=NOW - DAY - timedelta(hours=9), pitr_read_at=NOW)
+    if phase is Phase.REMIND:
+        return check(behind, PITR_LISTED)
+    return check(replace(behind, pitr_latest=NOW - timedelta(minutes=4)), PITR_LISTED)
 
 
 def pitr_only() -> Evaluation:
     database = replace(DATABASE, periodic_backups_enabled=False)
-    record = replace(watched(database=database), pitr_earliest=NOW - 7 * DAY, pitr_latest=NOW - timedelta(minutes=4))
-    notice = Notice(Kind.PITR_ONLY, Phase.OPEN, Kind.PITR_ONLY.value)
-    return as_contracted(Evaluation((notice,), record, NOW))
+    record = replace(
+        watched(database=database),
+        pitr_earliest=NOW - 7 * DAY,
+        pitr_latest=NOW - timedelta(minutes=4),
+        pitr_read_at=NOW,
+    )
+    return check(record, HISTORY, database=database)
 
 
 def reannounced() -> Evaluation:
-    """A failure opened yesterday in the old alert channel, announced again to the new one (the rules do not make
-    re-announcements yet: an opening with the incident's own facts, `reannounce` and its `opened_at`)."""
+    """A failure opened yesterday in the old alert channel, announced again to the new one by the rules."""
     record, listed = failed_yesterday()
-    incident = record.incidents[Kind.FAILED.value]
-    failed = next(b for b in listed if b.id == incident.backup_id)
-    notice = Notice(Kind.FAILED, Phase.OPEN, Kind.FAILED.value, failed, opened_at=incident.opened_at, reannounce=True)
-    return as_contracted(Evaluation((notice,), check(record, listed).base, NOW))
+    moved = {k: replace(v, destination="webhook:0123456789abcdef") for k, v in record.incidents.items()}
+    return rules_reannounced(check(replace(record, incidents=moved), listed), "bot:C0BACKUPS")
 
 
 # -- the golden files --------------------------------------------------------------------------------------------
@@ -344,13 +313,13 @@ def _() -> Message:
 @case("failed_update")
 def _() -> Message:
     record, listed = failed_yesterday()
-    return sent(work(as_contracted(check(record, [*listed, backup(0, "error", None)]))), Kind.FAILED, Phase.UPDATE)
+    return sent(work(check(record, [*listed, backup(0, "error", None)])), Kind.FAILED, Phase.UPDATE)
 
 
 @case("failed_notice")
 def _() -> Message:
     listed = [*HISTORY, backup(1, "error", None), backup(0)]
-    return sent(work(as_contracted(check(watched(), listed))), Kind.FAILED, Phase.NOTICE)
+    return sent(work(check(watched(), listed)), Kind.FAILED, Phase.NOTICE)
 
 
 @case("manual_cancelled_notice")
@@ -365,13 +334,13 @@ def _() -> Message:
 @case("failed_remind")
 def _() -> Message:
     record, listed = failed_yesterday()
-    return sent(work(as_contracted(check(record, listed))), Kind.FAILED, Phase.REMIND)
+    return sent(work(check(record, listed)), Kind.FAILED, Phase.REMIND)
 
 
 @case("failed_resolve")  # with the edit of the first message (a bot): the facts stay
 def _() -> Message:
     record, listed = failed_yesterday()
-    return sent(work(as_contracted(check(record, [*listed, backup(0)]))), Kind.FAILED, Phase.RESOLVE)
+    return sent(work(check(record, [*listed, backup(0)])), Kind.FAILED, Phase.RESOLVE)
 
 
 @case("failed_reannounce")
@@ -384,41 +353,41 @@ def _() -> Message:
     stopped = replace(DATABASE, status="stopped")
     listed = [*HISTORY, backup(1)]
     ev = check(watched(listed, database=stopped), listed, database=stopped)
-    return sent(work(as_contracted(ev), database=stopped), Kind.MISSING, Phase.OPEN)
+    return sent(work(ev, database=stopped), Kind.MISSING, Phase.OPEN)
 
 
 @case("missing_open_no_usable_backup")
 def _() -> Message:
     new = replace(DATABASE, created_at=NOW - DAY)
     record = Record(TARGET.key, first_seen_at=NOW - DAY, database=new)
-    return sent(work(as_contracted(check(record, [], database=new)), database=new), Kind.MISSING, Phase.OPEN)
+    return sent(work(check(record, [], database=new), database=new), Kind.MISSING, Phase.OPEN)
 
 
 @case("missing_update")
 def _() -> Message:
     record, listed = missed_yesterday()
-    return sent(work(as_contracted(check(record, listed))), Kind.MISSING, Phase.UPDATE)
+    return sent(work(check(record, listed)), Kind.MISSING, Phase.UPDATE)
 
 
 @case("missing_remind")
 def _() -> Message:
     unscheduled = replace(DATABASE, scheduled_hours=())
     record, listed = missed_yesterday(unscheduled)
-    ev = as_contracted(check(record, listed, database=unscheduled))
+    ev = check(record, listed, database=unscheduled)
     return sent(work(ev, database=unscheduled), Kind.MISSING, Phase.REMIND)
 
 
 @case("missing_resolve")
 def _() -> Message:
     record, listed = missed_yesterday()
-    return sent(work(as_contracted(check(record, [*listed, backup(0)]))), Kind.MISSING, Phase.RESOLVE)
+    return sent(work(check(record, [*listed, backup(0)])), Kind.MISSING, Phase.RESOLVE)
 
 
 @case("missing_stuck_open")
 def _() -> Message:
     stuck = backup(0, "running", None)
     listed = [*HISTORY, backup(1), stuck]
-    ev = as_contracted(check(watched(listed[:-1]), listed), {Kind.MISSING: {"slot_backup": stuck}})
+    ev = check(watched(listed[:-1]), listed)
     return sent(work(ev), Kind.MISSING, Phase.OPEN)
 
 
@@ -426,7 +395,7 @@ def _() -> Message:
 def _() -> Message:
     record, listed = stuck_yesterday()
     stuck = backup(0, "running", None)
-    ev = as_contracted(check(record, [*listed, stuck]), {Kind.MISSING: {"slot_backup": stuck}})
+    ev = check(record, [*listed, stuck])
     return sent(work(ev), Kind.MISSING, Phase.UPDATE)
 
 
@@ -434,8 +403,7 @@ def _() -> Message:
 def _() -> Message:
     every_12 = replace(POLICY, remind_every_hours=12)
     record, listed = stuck_yesterday()
-    fields = {Kind.MISSING: {"slot_backup": listed[-1]}}
-    ev = as_contracted(check(record, listed, at=NOW - timedelta(hours=12), policy=every_12), fields)
+    ev = check(record, listed, at=NOW - timedelta(hours=12), policy=every_12)
     return sent(work(ev), Kind.MISSING, Phase.REMIND)
 
 
@@ -443,7 +411,7 @@ def _() -> Message:
 def _() -> Message:
     record, listed = stuck_yesterday()
     now_done = [*listed[:-1], backup(1), backup(0)]
-    ev = as_contracted(check(record, now_done), {Kind.MISSING: {"slot_backup": listed[-1]}})
+    ev = check(record, now_done)
     return sent(work(ev), Kind.MISSING, Phase.RESOLVE)
 
 
@@ -451,7 +419,7 @@ def _() -> Message:
 def _() -> Message:
     small = backup(0, "done", SMALL)
     listed = [*HISTORY, backup(1), small]
-    ev = as_contracted(check(watched(listed[:-1]), listed), {Kind.MISSING: {"slot_backup": small}})
+    ev = check(watched(listed[:-1]), listed)
     return sent(work(ev), Kind.MISSING, Phase.OPEN)
 
 
@@ -459,57 +427,57 @@ def _() -> Message:
 def _() -> Message:
     record, listed = small_yesterday()
     small = backup(0, "done", SMALL)
-    ev = as_contracted(check(record, [*listed, small]), {Kind.MISSING: {"slot_backup": small}})
+    ev = check(record, [*listed, small])
     return sent(work(ev), Kind.MISSING, Phase.UPDATE)
 
 
 @case("stuck_open")
 def _() -> Message:
     listed = [*HISTORY, backup(1), backup(0, "running", None)]
-    return sent(work(as_contracted(check(watched(listed[:-1]), listed))), Kind.STUCK, Phase.OPEN)
+    return sent(work(check(watched(listed[:-1]), listed)), Kind.STUCK, Phase.OPEN)
 
 
 @case("stuck_remind")
 def _() -> Message:
     record, listed = stuck_yesterday()
-    return sent(work(as_contracted(check(record, listed))), Kind.STUCK, Phase.REMIND)
+    return sent(work(check(record, listed)), Kind.STUCK, Phase.REMIND)
 
 
 @case("stuck_resolve")
 def _() -> Message:
     record, listed = stuck_yesterday()
-    return sent(work(as_contracted(check(record, [*listed[:-1], backup(1), backup(0)]))), Kind.STUCK, Phase.RESOLVE)
+    return sent(work(check(record, [*listed[:-1], backup(1), backup(0)])), Kind.STUCK, Phase.RESOLVE)
 
 
 @case("suspicious_open")
 def _() -> Message:
     listed = [*HISTORY, backup(1), backup(0, "done", SMALL)]
-    return sent(work(as_contracted(check(watched(listed[:-1]), listed))), Kind.SUSPICIOUS, Phase.OPEN)
+    return sent(work(check(watched(listed[:-1]), listed)), Kind.SUSPICIOUS, Phase.OPEN)
 
 
 @case("suspicious_update")
 def _() -> Message:
     record, listed = small_yesterday()
-    ev = as_contracted(check(record, [*listed, backup(0, "done", SMALL)]))
+    ev = check(record, [*listed, backup(0, "done", SMALL)])
     return sent(work(ev), Kind.SUSPICIOUS, Phase.UPDATE)
 
 
 @case("suspicious_notice")
 def _() -> Message:
     listed = [*HISTORY, backup(1, "done", SMALL), backup(0)]
-    return sent(work(as_contracted(check(watched(), listed))), Kind.SUSPICIOUS, Phase.NOTICE)
+    return sent(work(check(watched(), listed)), Kind.SUSPICIOUS, Phase.NOTICE)
 
 
 @case("suspicious_remind")
 def _() -> Message:
     record, listed = small_yesterday()
-    return sent(work(as_contracted(check(record, listed))), Kind.SUSPICIOUS, Phase.REMIND)
+    return sent(work(check(record, listed)), Kind.SUSPICIOUS, Phase.REMIND)
 
 
 @case("suspicious_resolve")
 def _() -> Message:
     record, listed = small_yesterday()
-    return sent(work(as_contracted(check(record, [*listed, backup(0)]))), Kind.SUSPICIOUS, Phase.RESOLVE)
+    return sent(work(check(record, [*listed, backup(0)])), Kind.SUSPICIOUS, Phase.RESOLVE)
 
 
 OFF = replace(DATABASE, periodic_backups_enabled=False)
@@ -518,20 +486,20 @@ OFF = replace(DATABASE, periodic_backups_enabled=False)
 @case("periodic_off_open")
 def _() -> Message:
     listed = [*HISTORY, backup(1)]
-    ev = as_contracted(check(watched(listed, database=OFF), listed, database=OFF))
+    ev = check(watched(listed, database=OFF), listed, database=OFF)
     return sent(work(ev, database=OFF), Kind.PERIODIC_OFF, Phase.OPEN)
 
 
 @case("periodic_off_remind")
 def _() -> Message:
     record, listed = missed_yesterday(OFF, [backup(1)])
-    return sent(work(as_contracted(check(record, listed, database=OFF)), database=OFF), Kind.PERIODIC_OFF, Phase.REMIND)
+    return sent(work(check(record, listed, database=OFF), database=OFF), Kind.PERIODIC_OFF, Phase.REMIND)
 
 
 @case("periodic_off_resolve")
 def _() -> Message:
     record, listed = missed_yesterday(OFF, [backup(1)])
-    ev = as_contracted(check(record, [*listed, backup(0)]))
+    ev = check(record, [*listed, backup(0)])
     return sent(work(ev), Kind.PERIODIC_OFF, Phase.RESOLVE)
 
 
@@ -566,14 +534,13 @@ def _() -> Message:
 
 @case("cannot_check_remind")
 def _() -> Message:
-    fields = {Kind.CANNOT_CHECK: {"cause": CAUSE_SCALINGO, "failing_since": NOW - DAY - timedelta(minutes=30)}}
-    ev = as_contracted(evaluate_failure(cannot_check_yesterday(), SCALINGO_ERROR, NOW, POLICY, permanent=False), fields)
+    ev = evaluate_failure(cannot_check_yesterday(), SCALINGO_ERROR, NOW, POLICY, permanent=False, cause=CAUSE_SCALINGO)
     return sent(work(ev), Kind.CANNOT_CHECK, Phase.REMIND)
 
 
 @case("cannot_check_resolve")
 def _() -> Message:
-    ev = as_contracted(check(cannot_check_yesterday(), [*HISTORY, backup(1), backup(0)]))
+    ev = check(cannot_check_yesterday(), [*HISTORY, backup(1), backup(0)])
     return sent(work(ev), Kind.CANNOT_CHECK, Phase.RESOLVE)
 
 
@@ -631,7 +598,7 @@ def _() -> Message:
 def _() -> Message:
     listed = [*HISTORY, backup(1)]
     problems = ("database_backups[3]: field 'id' has the wrong type (int)",)
-    ev = as_contracted(check(watched(listed), listed, skipped=2, problems=problems))
+    ev = check(watched(listed), listed, skipped=2, problems=problems)
     return sent(work(ev), Kind.ENTRIES_SKIPPED, Phase.OPEN)
 
 

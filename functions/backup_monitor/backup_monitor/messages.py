@@ -23,10 +23,13 @@ from backup_monitor.rules import (
     CAUSE_INTERNAL,
     CAUSE_SCALINGO,
     CAUSE_TOKEN,
+    SLOT_SMALL,
+    SLOT_STUCK,
     Kind,
     Notice,
     Phase,
     Severity,
+    slot_state_of,
 )
 
 if TYPE_CHECKING:
@@ -475,8 +478,6 @@ TITLES = {
 }
 # A missed slot where a backup is, but stuck in progress or too small to be usable (`Notice.slot_backup`): said
 # as what it is. Reminders and resolutions follow ("Still open: daily backup stuck").
-SLOT_STUCK = "stuck"
-SLOT_SMALL = "small"
 SLOT_TITLES = {
     (SLOT_STUCK, Phase.OPEN): "Daily backup stuck",
     (SLOT_STUCK, Phase.UPDATE): "Daily backup still stuck",
@@ -519,13 +520,9 @@ REANNOUNCED = "announced again here because the alert destination changed"
 
 
 def slot_state(notice: Notice) -> str | None:
-    """For a missed slot with a backup at it: SLOT_STUCK (still in progress) or SLOT_SMALL (done, too small)."""
-    backup = notice.slot_backup
-    if notice.kind is not Kind.MISSING or backup is None:
-        return None
-    if backup.in_progress:
-        return SLOT_STUCK
-    return SLOT_SMALL if backup.done else None
+    """For a missed slot with a backup at it: SLOT_STUCK (still in progress) or SLOT_SMALL (done, too small),
+    from the backup or, in reminders and resolutions, as the incident was announced."""
+    return slot_state_of(notice) or None
 
 
 def title(notice: Notice) -> str:

@@ -36,6 +36,8 @@ class Incident:
     shared: bool = False
     # Where it was announced: a fingerprint of the destination (never the secret). A new destination hears it.
     destination: str = ""
+    # A missed slot whose backup was there but stuck ("stuck") or too small ("small"): its messages say so.
+    slot_state: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +144,7 @@ def record_to_json(record: Record) -> dict[str, Any]:
                 "thread": [inc.thread.channel, inc.thread.ts] if inc.thread else None,
                 **({"shared": True} if inc.shared else {}),
                 **({"destination": inc.destination} if inc.destination else {}),
+                **({"slot_state": inc.slot_state} if inc.slot_state else {}),
             }
             for key, inc in sorted(record.incidents.items())
         },
@@ -292,6 +295,7 @@ def _record_from_data(
             thread=ThreadRef(str(thread[0]), str(thread[1])) if thread else None,
             shared=bool(raw.get("shared")),
             destination=str(raw.get("destination") or ""),
+            slot_state=str(raw.get("slot_state") or ""),
         )
     database = data.get("database")
     return Record(

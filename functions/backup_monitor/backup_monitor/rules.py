@@ -80,6 +80,10 @@ SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 # The incidents that mean "this database has no usable backup": one page per outage, whichever comes first.
 BACKUP_OUTAGE = frozenset({Kind.FAILED, Kind.MISSING})
 
+# A missed slot where a backup is, but not usable: still in progress past STUCK_BACKUP_HOURS, or too small.
+SLOT_STUCK = "stuck"
+SLOT_SMALL = "small"
+
 # Why a database cannot be checked: the next step depends on it.
 CAUSE_SCALINGO = "scalingo"  # 5xx, timeout, 429 past retries, malformed or implausible answer: Scalingo's side
 CAUSE_TOKEN = "token"  # noqa: S105 (not a secret) 401/403: the API token (revoked, expired, lacking access)
@@ -113,6 +117,9 @@ class Notice:
     failing_since: datetime | None = None
     # A re-announcement of an incident already open, to a destination that never heard of it.
     reannounce: bool = False
+    # A missed slot's backup was stuck or too small (SLOT_STUCK, SLOT_SMALL): kept with the incident, so its
+    # reminders and resolution say the same.
+    slot_state: str = ""
 
     @property
     def severity(self) -> Severity:
@@ -171,6 +178,7 @@ def remind_notice(key: str, incident: Incident, now: datetime, policy: Policy) -
         opened_at=incident.opened_at,
         thread=incident.thread,
         shared=incident.shared,
+        slot_state=incident.slot_state,
     )
 
 
@@ -185,6 +193,7 @@ def resolve_notice(key: str, incident: Incident, detail: str) -> Notice:
         opened_at=incident.opened_at,
         thread=incident.thread,
         shared=incident.shared,
+        slot_state=incident.slot_state,
     )
 
 
@@ -793,6 +802,7 @@ def apply(
                 thread=thread,
                 shared=shared and thread is not None,
                 destination=destination,
+                slot_state=slot_state_of(notice),
             )
         elif notice.phase is Phase.RESOLVE:
             incidents.pop(key, None)
@@ -804,11 +814,24 @@ def apply(
                 backup_id=notice.backup.id if notice.backup else current.backup_id,
                 slot=_concern_time(notice) if notice.phase is Phase.UPDATE else current.slot,
                 detail=notice.detail if notice.phase is Phase.UPDATE else current.detail,
+                slot_state=slot_state_of(notice) if notice.phase is Phase.UPDATE else current.slot_state,
             )
             if thread is not None and current.thread is not None and thread != current.thread:
                 incidents[key] = replace(incidents[key], thread=thread, shared=shared)
     retired_at = now if notice.kind is Kind.GONE and record.retired_at is None else record.retired_at
     return replace(record, handled=handled, incidents=incidents, retired_at=retired_at)
+
+
+def slot_state_of(notice: Notice) -> str:
+    """SLOT_STUCK or SLOT_SMALL for a missed slot whose backup is there but not usable, "" otherwise."""
+    backup = notice.slot_backup
+    if notice.kind is not Kind.MISSING:
+        return ""
+    if backup is None:
+        return notice.slot_state
+    if backup.in_progress:
+        return SLOT_STUCK
+    return SLOT_SMALL if backup.done else ""
 
 
 def _hours(span: timedelta) -> str:
