@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -117,6 +118,23 @@ def test_scheduled_event_checks_everything_and_flushes_metrics(
     assert len(slack.messages()) == 9
     assert event["id"] in out  # the event's id is the correlation id of every log line
     assert slack.webhook_path not in out
+
+
+def test_the_lambdas_notifier_paces_and_records_where_incidents_were_announced(
+    handler: tuple[ModuleType, FakeSlack], dynamodb_table: str
+) -> None:
+    app, slack = handler
+    app.lambda_handler(json.loads((EVENTS / "scheduled.json").read_text()), FakeContext())
+    # THEN the warm notifier is paced like the command's (about one message a second to the webhook)
+    posts = [c.received_at for c in slack.calls if c.path == slack.webhook_path and c.status == 200]
+    assert len(posts) == 9
+    assert min(b - a for a, b in itertools.pairwise(posts)) >= 1.0
+    # AND each incident knows the destination that heard it (a later one hears what is still open)
+    from backup_monitor.notifiers import WebhookNotifier
+    from backup_monitor.state.dynamodb import DynamoStateStore
+
+    record = DynamoStateStore(dynamodb_table).load_many(["osc-fr1/ad-billing"])["osc-fr1/ad-billing"]
+    assert {inc.destination for inc in record.incidents.values()} == {WebhookNotifier(slack.webhook_url).destination}
 
 
 def test_manual_event_restricts_the_check(handler: tuple[ModuleType, FakeSlack]) -> None:

@@ -194,9 +194,12 @@ def test_17_6_point_in_time_recovery_said_once_paged_when_behind_closed_when_cau
     assert len(texts) == 1
     assert texts[0].startswith(MENTION)
     assert monitor.check(at(28, 17))[1] == []
+    # WHEN the recovery window answers 404 once (a glitch) THEN it is not "no longer reported": nothing is said
+    fake_scalingo.fail("/pitr/recovery_window", 404, '{"resource": "recovery_window", "error": "not found"}')
+    assert monitor.check(at(28, 17, 10))[1] == []
     # WHEN it catches up THEN the incident is resolved
     fake_scalingo.set_recovery_window("ad-ledger", at(20, 0), at(28, 17, 25))
     summary, texts = monitor.check(at(28, 17, 30))
     assert len(texts) == 1
     assert texts[0].startswith("Resolved")
-    assert fake_scalingo.count("db", "/pitr/recovery_window") == 5  # one request per check
+    assert fake_scalingo.count("db", "/pitr/recovery_window") == 6  # one request per check

@@ -309,3 +309,28 @@ def test_17_8_incidents_of_an_older_version_are_taken_as_announced_here() -> Non
     ev = reannounced(evaluate(record, db(1), nightly(range(20, 27)), at(27, 5), POLICY), "webhook:abc")
     assert got(ev) == []
     assert ev.base.incidents["missing"].destination == "webhook:abc"
+
+
+def test_17_6_a_recovery_window_that_cannot_be_read_ages_and_pages_behind() -> None:
+    off = db(1, periodic_backups_enabled=False)
+    # GIVEN PITR said once, then its window unreadable (reads fail: the record keeps the last one read)
+    record = replace(Record(key="k", first_seen_at=at(1, 0)), pitr_latest=at(27, 2), pitr_read_at=at(27, 2))
+    record = evaluate(record, off, [], at(27, 2, 5), POLICY).next_record
+    assert got(evaluate(record, off, [], at(27, 7), POLICY)) == []  # 5 h: within the lag
+    ev = evaluate(record, off, [], at(27, 8, 30), POLICY)
+    assert got(ev) == ["pitr_behind:open!"]
+    assert "could not be read since 2026-11-27 02:00 UTC" in ev.notices[0].detail
+    # a stale read never closes it; a fresh one does
+    stale = evaluate(ev.next_record, off, [], at(27, 9), POLICY)
+    assert got(stale) == []
+    fresh = replace(ev.next_record, pitr_latest=at(27, 9, 55), pitr_read_at=at(27, 10))
+    assert got(evaluate(fresh, off, [], at(27, 10), POLICY)) == ["pitr_behind:resolve"]
+
+
+def test_17_3_an_answer_taken_as_data_is_not_held_against_the_next_one() -> None:
+    backups = nightly(range(20, 28))
+    record = watched(backups, at(27, 5))
+    # GIVEN the newest backup gone for good, the short answer taken as data (the third in a row)
+    taken = evaluate(replace(record, api_failures=2), db(1), backups[:-1], at(27, 6), POLICY).next_record
+    # THEN the same answer at the next check is data at once
+    assert implausible_answer(taken, db(1), backups[:-1], at(27, 6, 15), POLICY) is None

@@ -475,14 +475,11 @@ def implausible_answer(
     return None
 
 
-def _recent(record: Record, view: _View) -> dict[str, datetime]:
+def _recent(view: _View) -> dict[str, datetime]:
     """The listed backups with a final status made in the last RECENT_KEEP, with their times (bounded, newest
-    kept)."""
+    kept). Only this answer's: an answer judged is data, so what it no longer lists is not held against the next."""
     now = view.now
-    recent = {k: v for k, v in record.recent.items() if now - v <= RECENT_KEEP}
-    recent.update(
-        {b.id: b.created_at for b in view.ordered if not view.pending(b) and now - b.created_at <= RECENT_KEEP}
-    )
+    recent = {b.id: b.created_at for b in view.ordered if not view.pending(b) and now - b.created_at <= RECENT_KEEP}
     if len(recent) > MAX_RECENT:
         recent = dict(sorted(recent.items(), key=lambda item: (item[1], item[0]))[-MAX_RECENT:])
     return recent
@@ -611,21 +608,24 @@ def evaluate(
     # Point-in-time recovery (PostgreSQL's continuous backups), as last read: behind, or healthy.
     pitr = record.pitr_latest
     lag = timedelta(hours=policy.pitr_max_lag_hours)
-    # A recovery window read longer ago than the lag says nothing now (its reads fail): no verdict on it.
-    known = record.pitr_read_at is not None and now - record.pitr_read_at <= lag
+    # A window that cannot be read ages as it was last read: past the lag it is behind, as far as anyone can tell.
+    read_at = record.pitr_read_at
+    known = read_at is not None and now - read_at <= lag  # a read recent enough to close an incident on
     behind_key = Kind.PITR_BEHIND.value
-    if behind_key in incidents and not known:
-        b.remind_or_keep(behind_key, incidents[behind_key])
-    elif pitr is not None and known and now - pitr > lag:
+    if pitr is not None and now - pitr > lag:
         if behind_key in incidents:
             b.remind_or_keep(behind_key, incidents[behind_key])
         else:
             late = _hours(now - pitr)
             detail = f"The latest restore point is {late} old (PITR_MAX_LAG_HOURS is {policy.pitr_max_lag_hours:g})"
+            if not known and read_at is not None:
+                detail += f"; the recovery window could not be read since {read_at:%Y-%m-%d %H:%M} UTC"
             b.notices.append(Notice(Kind.PITR_BEHIND, Phase.OPEN, behind_key, detail=detail))
-    elif behind_key in incidents:
+    elif behind_key in incidents and (known or pitr is None):
         closed = "The latest restore point is recent again" if pitr else "Point-in-time recovery is no longer reported"
         b.resolve(behind_key, incidents[behind_key], closed)
+    elif behind_key in incidents:
+        b.remind_or_keep(behind_key, incidents[behind_key])
 
     # Periodic backups switched off: with point-in-time recovery, said once (dumps may be off on purpose).
     off_key, only_key = Kind.PERIODIC_OFF.value, Kind.PITR_ONLY.value
@@ -722,7 +722,7 @@ def evaluate(
         first_seen_at=record.first_seen_at or now,
         last_usable_at=last_usable,
         filled_slot=filled_slot,
-        recent=_recent(record, view),
+        recent=_recent(view),
     )
     return Evaluation(with_facts(_assign_pages(b.notices, record.incidents), base), base, now)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from backup_monitor.config import ConfigError, Settings
 from backup_monitor.messages import Message
@@ -18,7 +19,13 @@ from backup_monitor.monitor import Clients
 from backup_monitor.notifiers import Delivery, DeliveryError, Notifier
 from backup_monitor.records import ThreadRef
 from backup_monitor.secrets import SecretReader
-from backup_monitor.wiring import build_notifier, build_scalingo, build_store, resolve_secrets
+from backup_monitor.wiring import (
+    build_notifier,
+    build_scalingo,
+    build_store,
+    build_success_notifier,
+    resolve_secrets,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +35,13 @@ class _Secrets:
     api_token: str | None
     webhook_url: str | None
     bot_token: str | None
+    success_webhook_url: str | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> _Secrets:
-        return cls(settings.api_token, settings.slack_webhook_url, settings.slack_bot_token)
+        return cls(
+            settings.api_token, settings.slack_webhook_url, settings.slack_bot_token, settings.slack_success_webhook_url
+        )
 
 
 class WarmClients:
@@ -47,6 +57,7 @@ class WarmClients:
             scalingo=build_scalingo(self._settings, self._renew_api_token),
             store=build_store(self._settings),
             notifier=_RenewingNotifier(self),
+            success_notifier=build_success_notifier(self._settings),
         )
 
     def __repr__(self) -> str:
@@ -74,6 +85,8 @@ class WarmClients:
         if (old.webhook_url, old.bot_token) != (new.webhook_url, new.bot_token):
             logger.info("the Slack credentials changed in SSM: new Slack client")
             self._notifier = build_notifier(fresh)
+        if (old.success_webhook_url, old.bot_token) != (new.success_webhook_url, new.bot_token):
+            self._clients.success_notifier = build_success_notifier(fresh)
         self._settings = fresh
         return True
 
@@ -123,6 +136,13 @@ class _RenewingNotifier:
 
     def __repr__(self) -> str:
         return f"_RenewingNotifier({self._owner.notifier!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        """The current notifier's optional attributes (`destination`, `pace_seconds`, `pacer`, `channel_of`,
+        `set_deadline`, `permalink`): the check reads them from whatever notifier it is given."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._owner.notifier, name)
 
     def send(self, message: Message) -> Delivery:
         try:

@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 DATABASE_INFO_MAX_AGE = timedelta(days=1)
 PITR_REFRESH = timedelta(hours=1)  # a healthy recovery window is written to the state at most this often
+# A database that had a recovery window and now answers "no PITR" keeps the window it had (aging, so it pages
+# "behind" if that lasts past PITR_MAX_LAG_HOURS) until the last window read is this old: PITR switched off.
+PITR_FORGET_AFTER = timedelta(days=1)
 # One database's answer costs at most this much: a list of thousands of new backups (a bug, a hostile answer)
 # announces the newest, records the rest silently, and asks for this many download links.
 MAX_SUCCESS_NOTICES_PER_DATABASE = 10
@@ -139,6 +142,10 @@ def with_recovery_window(
     if window is None:
         if record.pitr_latest is None and read_at is not None and now - read_at < DATABASE_INFO_MAX_AGE:
             return record  # still no PITR: nothing to write
+        if record.pitr_latest is not None and (read_at is None or now - read_at < PITR_FORGET_AFTER):
+            # A window seen before: one "no PITR" answer (a glitch) is not evidence. The window is kept as it
+            # was read, and ages: it is forgotten once the answers say "no PITR" for PITR_FORGET_AFTER.
+            return record
         return replace(record, pitr_earliest=None, pitr_latest=None, pitr_read_at=now)
     lag = timedelta(hours=lag_hours)
     stored = record.pitr_latest
@@ -183,7 +190,8 @@ def settle(work: Work, evaluation: Evaluation, run: Run) -> None:
     """Fetch download links, then claim the record (something to send) or save it (only state changed)."""
     settings, clients = run.settings, run.clients
     target = work.target
-    evaluation = reannounced(evaluation, run.destination)
+    if not run.dry_run:  # a dry run prints to the console: not a new destination for the real one's incidents
+        evaluation = reannounced(evaluation, run.destination)
     if settings.download_links and settings.policy.success_notices != "off" and not work.failed:
         wanted = [n for n in evaluation.notices if n.kind is Kind.SUCCEEDED and n.backup is not None]
         for notice in wanted[-MAX_LINKS_PER_DATABASE:]:
@@ -198,6 +206,11 @@ def settle(work: Work, evaluation: Evaluation, run: Run) -> None:
         work.evaluation = evaluation
         return
     try:
+        if work.adopted and work.record.version == 0:
+            # Adopted from its pre-addon key: written under the new key before anything else (a claim on a
+            # record not yet stored writes no data, and a cut after it would forget what the old record knew).
+            work.record = run.save(work.record)
+            evaluation = replace(evaluation, base=replace(evaluation.base, version=work.record.version))
         if evaluation.notices or work.record.pending_edits:
             work.claimed = run.claim(work.record)
         elif work.adopted or evaluation.base.content() != work.record.content():
