@@ -1,7 +1,8 @@
 """The time budget of a check and the order databases are checked in, so that a cut check loses nothing.
 
-Near the budget no new database is started; the ones left are remembered in one cursor blob, written only
-when a check was cut (or the one after it caught up), so a quiet check still writes nothing.
+Near the budget no new database is started; the ones left are remembered in a cursor blob (in chunks when
+large, see state/chunks.py), written only when a check was cut (or the one after it caught up), so a quiet
+check still writes nothing.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from typing import TypeVar
 
 from backup_monitor.config import Target
 from backup_monitor.state.base import RECORD_TTL_SECONDS, Blob, StateStore
+from backup_monitor.state.chunks import blob_part_keys, join_list, save_list
 
 # What a Lambda keeps for evaluating, sending and saving after it stops starting databases: in-flight
 # database-API calls (a 10 s timeout, retried), Slack deliveries and conditional writes.
 LAMBDA_SAFETY_MARGIN_SECONDS = 60.0
 CURSOR_KEY = "__cursor__/check"
+CURSOR_FIELD = "left"
 
 T = TypeVar("T")
 
@@ -49,20 +52,17 @@ def deadline_after(budget: float | None, started: float | None = None) -> float 
 
 def left_keys(blobs: Mapping[str, Blob]) -> list[str]:
     """The databases the previous check had no time for, in the order it would have taken them."""
-    blob = blobs.get(CURSOR_KEY)
-    if blob is None:
-        return []
-    try:
-        data = json.loads(blob.data)
-    except ValueError:
-        return []
-    left = data.get("left") if isinstance(data, dict) else None
-    return [k for k in left if isinstance(k, str)] if isinstance(left, list) else []
+    return join_list(blobs, CURSOR_KEY, CURSOR_FIELD)
+
+
+def cursor_part_keys(blobs: Mapping[str, Blob]) -> list[str]:
+    """The keys of the cursor's parts, when the cursor head in `blobs` is stored in chunks (else none)."""
+    return blob_part_keys(blobs, CURSOR_KEY)
 
 
 def cursor_blob(left: Sequence[str], now: float) -> Blob:
-    """The cursor for the next check (an empty list once every database was reached)."""
-    return Blob(CURSOR_KEY, json.dumps({"left": list(left)}, separators=(",", ":")), now + RECORD_TTL_SECONDS)
+    """The cursor for the next check, inline (an empty list once every database was reached)."""
+    return Blob(CURSOR_KEY, json.dumps({CURSOR_FIELD: list(left)}, separators=(",", ":")), now + RECORD_TTL_SECONDS)
 
 
 def order_for_check(
@@ -88,7 +88,7 @@ def save_cursor_if_changed(store: StateStore, before: Sequence[str], left: Seque
     """Write the cursor only when what is left changed (nothing, in the steady state)."""
     if list(before) == list(left):
         return False
-    store.save_blobs([cursor_blob(left, now)])
+    save_list(store, CURSOR_KEY, CURSOR_FIELD, left, now)  # inline, or in chunks (state/chunks.py)
     return True
 
 

@@ -111,6 +111,10 @@ class Record:
     pitr_earliest: datetime | None = None
     pitr_latest: datetime | None = None
     pitr_read_at: datetime | None = None
+    # The head of a record stored in chunks (see state/chunks.py): how many part records hold its collections,
+    # and the generation they were written as (0 parts: everything is inline, as before).
+    chunk_parts: int = 0
+    chunk_generation: int = 0
 
     def content(self) -> dict[str, Any]:
         """What decides whether a write is needed: everything but the version and the claim."""
@@ -174,6 +178,8 @@ def record_to_json(record: Record) -> dict[str, Any]:
         **({"pitr_earliest": _time(record.pitr_earliest)} if record.pitr_earliest else {}),
         **({"pitr_latest": _time(record.pitr_latest)} if record.pitr_latest else {}),
         **({"pitr_read_at": _time(record.pitr_read_at)} if record.pitr_read_at else {}),
+        **({"chunk_parts": record.chunk_parts} if record.chunk_parts else {}),
+        **({"chunk_generation": record.chunk_generation} if record.chunk_generation else {}),
     }
 
 
@@ -327,4 +333,6 @@ def _record_from_data(
         pitr_earliest=_parse(data.get("pitr_earliest")),
         pitr_latest=_parse(data.get("pitr_latest")),
         pitr_read_at=_parse(data.get("pitr_read_at")),
+        chunk_parts=int(data.get("chunk_parts") or 0),
+        chunk_generation=int(data.get("chunk_generation") or 0),
     )

@@ -11,6 +11,7 @@ from backup_monitor.monitor import DISCOVERY_KEY_PREFIX
 from backup_monitor.records import Record
 from backup_monitor.report import build_report, render_text
 from backup_monitor.state.base import StateError, load_renamed
+from backup_monitor.state.chunks import complete
 
 
 class StatusError(Exception):
@@ -45,7 +46,7 @@ def read_status(settings: Settings, now: datetime, *, problems: bool = False) ->
         store = build_store(settings)
         discovery_key = DISCOVERY_KEY_PREFIX + ",".join(settings.regions)
         special = store.load_many([discovery_key, report_key(settings)])
-        discovery = special.get(discovery_key)
+        discovery = complete(store, special.get(discovery_key))  # its parts, when stored in chunks
         targets, excluded = known_targets(settings, discovery)
         if not targets:
             raise StatusError("no database known yet (none configured, none discovered): run `backup-monitor check`")

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from backup_monitor.budget import CURSOR_KEY, save_cursor_if_changed
+from backup_monitor.budget import CURSOR_KEY, cursor_part_keys, save_cursor_if_changed
 from backup_monitor.check.deliver import Deliverer
 from backup_monitor.check.model import Clients, Run, Summary, Work
 from backup_monitor.config import Target
@@ -27,6 +27,9 @@ def load_blobs(clients: Clients, targets: Sequence[Target], *, with_cursor: bool
     keys = token_keys(t.key for t in targets) + ([CURSOR_KEY] if with_cursor else [])
     try:
         blobs = clients.store.load_blobs(keys)
+        parts = cursor_part_keys(blobs) if with_cursor else []
+        if parts:  # a cursor stored in chunks: its parts, in one batch
+            blobs.update(clients.store.load_blobs(parts))
     except StateError as exc:
         logger.warning("could not read the stored tokens", extra={"error": str(exc)})
         return {}

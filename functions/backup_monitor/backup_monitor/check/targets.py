@@ -21,6 +21,7 @@ from backup_monitor.records import Record
 from backup_monitor.scalingo.errors import ScalingoError
 from backup_monitor.scalingo.models import DiscoveredDatabase
 from backup_monitor.state.base import ConflictError, StateError
+from backup_monitor.state.chunks import load_record, save_record
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def resolve_targets(
 def load_discovery(settings: Settings, clients: Clients) -> Record | None:
     key = discovery_key(settings)
     broken: dict[str, str] = {}
-    cached = clients.store.load_many([key], unreadable=broken).get(key)
+    cached = load_record(clients.store, key, unreadable=broken)  # the head, then its parts (state/chunks.py)
     if broken:  # rediscovered at every check until it reads again (it is not overwritten)
         logger.warning("the cached discovery cannot be read, discovering again", extra={"error": broken[key]})
     return cached
@@ -131,7 +132,7 @@ def rediscover(
 
 def _save(clients: Clients, record: Record, now: datetime) -> Record:
     try:
-        return clients.store.save(record, now.timestamp())
+        return save_record(clients.store, record, now.timestamp())  # in chunks, far below the item-size limit
     except ConflictError:  # another check discovered at the same time: its list is as good
         logger.info("another check cached the discovery at the same time")
     except StateError as exc:
