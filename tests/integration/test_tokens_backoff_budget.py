@@ -71,7 +71,11 @@ def new_process(settings: Settings, store: StateStore, slack: FakeSlack) -> Clie
     scalingo = ScalingoClient.from_settings(
         settings, session=build_session(retries=1, backoff_factor=0.01), window_seconds=WINDOW
     )
-    return Clients(scalingo, store, WebhookNotifier(slack.webhook_url))
+    notifier = WebhookNotifier(slack.webhook_url)
+    # These checks have a budget of one scaled "minute" (1 s), which Slack's real pace (a message a second)
+    # cannot fit; what they measure is Scalingo's budget, and the fake Slack has no rate limit.
+    notifier.pace_seconds = 0.0
+    return Clients(scalingo, store, notifier)
 
 
 @pytest.fixture
@@ -189,7 +193,7 @@ def run_until_covered(
         # (the next window opens exactly at the deadline, and nothing starts past it).
         assert fake.count("main") <= settings.api_rate_limit
         summaries.append(summary)
-        if summary.left == 0:
+        if summary.left == 0 and summary.undelivered == 0:
             break
     return summaries
 
@@ -205,13 +209,16 @@ def test_a_time_budget_stops_in_time_and_the_next_checks_cover_the_rest(
     first = summaries[0]
     # THEN the first check stops with databases left, and that is not a failure
     assert first.left > 0
-    assert first.exit_code == 0
+    assert first.exit_code == 0 or (first.out_of_time and first.undelivered)  # see below
     assert f"left for the next check (time limit): {first.left}" in first.line()
     assert first.checked + first.left == 30
     # AND the following checks reach every database, with every failure announced exactly once
-    assert 2 <= len(summaries) <= 5
+    assert 2 <= len(summaries) <= 6
     assert summaries[-1].left == 0
-    assert all(s.exit_code == 0 and not s.unchecked for s in summaries)
+    assert not any(s.unchecked for s in summaries)
+    # A budget of one scaled second leaves Slack a twentieth of it: a read still in flight at the end of fetching
+    # may leave no time to send, and then the messages go first at the next check (exit 1 says so), never lost.
+    assert all(s.exit_code == 0 or (s.out_of_time and s.undelivered) for s in summaries)
     assert_each_named_once(slack, keys)
     assert sum(s.sent for s in summaries) == len(slack.messages())
 

@@ -129,8 +129,8 @@ def with_recovery_window(
 ) -> Record:
     """The record with point-in-time recovery's window as read now (one database-API request, with the addon
     token already held), or as it was when it cannot be read (the rules give no verdict on an old read)."""
-    if not _asks_recovery_window(record, database, now):
-        return record
+    if not _asks_recovery_window(record, database, now) or not scalingo.has_time():
+        return record  # not due, or fetching time is over: the window is read at the next check
     try:
         window = scalingo.recovery_window(target)
     except OutOfTimeError:

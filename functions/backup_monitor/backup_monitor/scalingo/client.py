@@ -290,6 +290,11 @@ class ScalingoClient:
             for limiter in self._host_limiters.values():
                 limiter.reset()
 
+    def has_time(self) -> bool:
+        """Whether the check's fetching time is not over (an optional read, such as point-in-time recovery's
+        window, is not started after it: only what a database's verdict needs may use the grace)."""
+        return self._deadline is None or time.monotonic() < self._deadline
+
     def interrupt(self) -> None:
         """The check was interrupted: no call starts from now on (calls in flight end by their own deadline)."""
         now = time.monotonic()
