@@ -13,6 +13,7 @@ import requests
 import requests.auth
 from urllib3.exceptions import HTTPError, ProtocolError, ReadTimeoutError
 
+from backup_monitor.archives import inflate
 from backup_monitor.archives.stream import verify_chunks
 from backup_monitor.archives.verdict import CannotVerifyError, Outcome, Verdict
 from backup_monitor.scalingo.client import redact_url
@@ -244,6 +245,7 @@ def download_and_verify(
             "code": verdict.code,
             "bytes": verdict.received,
             "seconds": verdict.seconds,
+            "inflater": inflate.INFLATER,
         },
     )
     return verdict
