@@ -519,17 +519,11 @@ ALERT_PHASES = (Phase.OPEN, Phase.UPDATE, Phase.REMIND)
 REANNOUNCED = "announced again here because the alert destination changed"
 
 
-def slot_state(notice: Notice) -> str | None:
-    """For a missed slot with a backup at it: SLOT_STUCK (still in progress) or SLOT_SMALL (done, too small),
-    from the backup or, in reminders and resolutions, as the incident was announced."""
-    return slot_state_of(notice) or None
-
-
 def title(notice: Notice) -> str:
     """The heading of a notice: from TITLES, or the kind's name for a kind without an entry."""
-    state = slot_state(notice)
+    state = slot_state_of(notice)  # a missed slot's backup stuck or too small: said as what it is
     base = None
-    if state is not None:
+    if state:
         base = SLOT_TITLES.get((state, notice.phase)) or SLOT_TITLES[(state, Phase.OPEN)]
     base = base or TITLES.get((notice.kind, notice.phase)) or TITLES.get((notice.kind, Phase.OPEN))
     if base is None:
@@ -546,8 +540,8 @@ def next_step(notice: Notice) -> str | None:
     """What on-call should do about an alert or reminder (None for resolutions and one-off notices)."""
     if notice.phase not in ALERT_PHASES:
         return None
-    state = slot_state(notice)
-    if state is not None:
+    state = slot_state_of(notice)
+    if state:
         return SLOT_NEXT_STEPS[state]
     if notice.kind is Kind.CANNOT_CHECK and notice.cause in CAUSE_NEXT_STEPS:
         return CAUSE_NEXT_STEPS[notice.cause]

@@ -163,6 +163,11 @@ class Notifier(Protocol):
         ...
 
 
+def destination_of(notifier: Notifier) -> str:
+    """The notifier's `destination` fingerprint, or "" when it has none."""
+    return str(getattr(notifier, "destination", ""))
+
+
 # Slack's chat.postMessage allows about one message a second per channel (bursts tolerated); webhooks the same.
 # A little more than a second between two posts, so network jitter never makes two arrive within one.
 PACE_SECONDS = 1.05

@@ -293,7 +293,7 @@ def _fills(backup: Backup, slot: datetime, hours: Sequence[int], grace: timedelt
     about whether the periodic backup ran)."""
     if backup.method == "manual":
         return abs(backup.created_at - slot) <= grace
-    return backup.created_at >= slot or (bool(hours) and _nearest_slot(backup.created_at, hours) == slot)
+    return _after(backup, slot, hours)
 
 
 def _after(backup: Backup, slot: datetime, hours: Sequence[int]) -> bool:

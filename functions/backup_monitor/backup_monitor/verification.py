@@ -22,6 +22,7 @@ from backup_monitor.archives.download import too_big
 from backup_monitor.config import Settings, Target
 from backup_monitor.delivery import GIVEN_UP, Outbox
 from backup_monitor.messages import DatabaseInfo, render, render_verified
+from backup_monitor.notifiers import destination_of
 from backup_monitor.records import Record
 from backup_monitor.rules import Kind, Notice, Phase, apply, with_facts
 from backup_monitor.scalingo.client import build_session
@@ -173,7 +174,7 @@ def _verify_one(
         },
     )
     record = record_verdict(claimed, backup, verdict, now)
-    destination = str(getattr(clients.notifier, "destination", ""))
+    destination = destination_of(clients.notifier)
     for notice in with_facts(announce(record, now, settings.policy), record):
         if notice.phase in (Phase.OPEN, Phase.UPDATE, Phase.NOTICE):
             summary.findings[notice.kind.value] += 1

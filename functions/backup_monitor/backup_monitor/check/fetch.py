@@ -206,14 +206,15 @@ def settle(work: Work, evaluation: Evaluation, run: Run) -> None:
         work.evaluation = evaluation
         return
     try:
-        if work.adopted and work.record.version == 0:
-            # Adopted from its pre-addon key: written under the new key before anything else (a claim on a
-            # record not yet stored writes no data, and a cut after it would forget what the old record knew).
+        if work.adopted:
+            # Adopted from its pre-addon key (or retired and listed again): written as it is before anything
+            # else (a claim on a record not yet stored writes no data, and a cut after it would forget what the
+            # old record knew).
             work.record = run.save(work.record)
             evaluation = replace(evaluation, base=replace(evaluation.base, version=work.record.version))
         if evaluation.notices or work.record.pending_edits:
             work.claimed = run.claim(work.record)
-        elif work.adopted or evaluation.base.content() != work.record.content():
+        elif evaluation.base.content() != work.record.content():
             run.save(replace(evaluation.base, version=work.record.version))
     except ConflictError:
         logger.info("another check holds this database, skipping it", extra={"target": target.key})

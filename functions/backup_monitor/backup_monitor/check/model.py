@@ -9,7 +9,7 @@ from datetime import datetime
 
 from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo
-from backup_monitor.notifiers import Notifier
+from backup_monitor.notifiers import Notifier, destination_of
 from backup_monitor.records import Record
 from backup_monitor.rules import Evaluation
 from backup_monitor.scalingo.client import ScalingoClient
@@ -69,7 +69,7 @@ class Run:
     @property
     def destination(self) -> str:
         """Where incidents are announced (the alert notifier's fingerprint; "" when it has none)."""
-        return str(getattr(self.clients.notifier, "destination", ""))
+        return destination_of(self.clients.notifier)
 
     def claim(self, record: Record) -> Record:
         """Claim `record` as read, until this check can no longer write (ConflictError: another check has it)."""

@@ -268,46 +268,41 @@ def _decide_not_found(works: list[Work], run: Run, found: Targets) -> None:
     Left out: held until a pass at least RETIRE_AFTER later confirms it (then retired), with nothing said."""
     settings, clients, now = run.settings, run.clients, run.now
     record = found.record or load_discovery(settings, clients)
-    regions = sorted({w.target.region for w in works})
-    due = [
-        region
-        for region in regions
-        if any(
-            (since := (record.unlisted.get(w.target.key) if record else None)) is None or now - since >= RETIRE_AFTER
-            for w in works
-            if w.target.region == region
-        )
-    ]
-    retired: set[str] = set()
-    failed: str | None = None
+    pending = record.unlisted if record else {}
+    # Regions to discover again: those with a database not yet left out, or left out an hour ago or more.
+    due = sorted(
+        {w.target.region for w in works if (since := pending.get(w.target.key)) is None or now - since >= RETIRE_AFTER}
+    )
+    gone: set[str] = set()
+    failed: dict[str, Exception] = {}  # regions whose discovery failed: no evidence either way
     if due:
         try:
             result = rediscover(settings, clients, now, due, record, save=not run.dry_run)
-        except OutOfTimeError:  # no time left to rediscover: these databases are left for the next check
-            for work in works:
-                work.left = True
-            return
-        except (ScalingoError, StateError) as exc:
-            logger.warning("rediscovery failed; the 404s count as failed reads", extra={"error": str(exc)})
-            failed = str(exc)
+        except (ScalingoError, StateError) as exc:  # every region failed, nothing cached
+            failed = dict.fromkeys(due, exc)
         else:
-            record = result.record
-            retired = {t.key for t in result.retired}
+            record, failed = result.record, dict(result.failed)
+            gone = {t.key for t in result.retired}
+    if failed:
+        logger.warning("rediscovery failed; the 404s count as failed reads", extra={"regions": sorted(failed)})
     pending = record.unlisted if record else {}
     listed = {t.key: t for t in map(target_from_name, record.discovered if record else {}) if t.key not in pending}
     for work in works:
         key = work.target.key
-        if key in retired:
+        if isinstance(failed.get(work.target.region), OutOfTimeError):  # no time to rediscover: next check
+            work.left = True
+            continue
+        if key in gone:
             logger.warning("database deleted, no longer watched", extra={"target": key})
             work.gone = True
             settle(work, evaluate_gone(work.record, now, GONE_REASON), run)
             continue
-        if failed is None and key not in listed:
+        if key not in listed:  # left out (the cached list, if this region's discovery failed now)
             logger.info("database not listed by discovery, retired if still unlisted later", extra={"target": key})
             work.unlisted = True
             continue
-        current = listed.get(key)
-        if failed is None and current is not None and current != work.target:
+        current = listed[key]
+        if current != work.target:
             logger.info("database renamed, read again", extra={"target": key, "app": current.app})
             work.target, work.not_found = current, None
             evaluation = evaluate_target(work, settings, clients, now)

@@ -47,10 +47,7 @@ class Targets:
     watched: list[Target] = field(default_factory=list)
     retired: list[Target] = field(default_factory=list)
     record: Record | None = None  # the discovery record as cached after this stage (None: MONITORED_DATABASES)
-
-    def pending(self, target: Target) -> datetime | None:
-        """When discovery first left this database out (it may be retired by a later pass), or None."""
-        return self.record.unlisted.get(target.key) if self.record is not None else None
+    failed: dict[str, ScalingoError] = field(default_factory=dict)  # regions whose discovery failed now
 
 
 def resolve_targets(
@@ -93,7 +90,7 @@ def rediscover(
     nothing is cached (OutOfTimeError: no time was left)."""
     key = discovery_key(settings)
     record = cached or Record(key=key)
-    errors: list[ScalingoError] = []
+    errors: dict[str, ScalingoError] = {}
     retired: list[Target] = []
     discovered, unlisted = dict(record.discovered), dict(record.unlisted)
     excluded: list[str] = []
@@ -105,12 +102,12 @@ def rediscover(
             logger.warning(
                 "discovery failed, the region's cached list is kept", extra={"region": region, "error": str(exc)}
             )
-            errors.append(exc)
+            errors[region] = exc
             continue
         excluded.extend(region_excluded)
         retired.extend(_merge_region(settings, region, found, discovered, unlisted, now))
     if errors and len(errors) == len(regions) and not record.discovered:
-        raise errors[0]
+        raise next(iter(errors.values()))
     full = not errors and set(regions) >= set(settings.regions)
     if not full:  # the apps excluded in the regions not discovered now are still excluded
         excluded.extend(record.excluded_apps)
@@ -127,7 +124,7 @@ def rediscover(
     if save:
         record = _save(clients, record, now)
     logger.info("discovered databases", extra={"count": len(discovered), "regions": list(regions)})
-    return _kept(settings, record, summary)
+    return replace(_kept(settings, record, summary), failed=errors)
 
 
 def _save(clients: Clients, record: Record, now: datetime) -> Record:
