@@ -70,16 +70,18 @@ def order_for_check(
     left: Sequence[str],
     needs_token: Callable[[Target], bool],
     token_expiry: Callable[[Target], float] = lambda _: 0.0,
+    priority: Callable[[Target], tuple[int, float]] = lambda _: (0, 0.0),
 ) -> list[Target]:
     """Databases whose addon token is cached first (seconds, no main-API request), then those needing a
-    token: the ones the previous check left first, in its order, then the tokens expiring soonest (a token
-    not yet expired can still serve when time runs out). Otherwise stable."""
+    token; within each, by `priority` (urgency, then how long it has waited: see cadence.py), then the ones the
+    previous check left first, in its order, then the tokens expiring soonest (a token not yet expired can
+    still serve when time runs out). Otherwise stable."""
     rank = {key: i for i, key in enumerate(left)}
     missing = len(rank)
 
-    def key(t: Target) -> tuple[bool, int, float]:
+    def key(t: Target) -> tuple[bool, tuple[int, float], int, float]:
         due = needs_token(t)
-        return (due, rank.get(t.key, missing), token_expiry(t) if due else 0.0)
+        return (due, priority(t), rank.get(t.key, missing), token_expiry(t) if due else 0.0)
 
     return sorted(targets, key=key)
 

@@ -116,6 +116,7 @@ class Settings:
     api_rate_limit: int = 40
     check_time_limit: float | None = None
     discovery_every_hours: float = 6.0
+    sweep_every_hours: float = 6.0
     http_timeout: float = 10.0
     daily_report: ReportTime | None = None
     verify_archives_every_days: float = 7.0
@@ -168,6 +169,8 @@ class Settings:
             api_rate_limit=int(reader.number("SCALINGO_API_RATE_LIMIT", 40, minimum=1, maximum=100_000, integer=True)),
             check_time_limit=reader.optional_number("CHECK_TIME_LIMIT_SECONDS", minimum=1),
             discovery_every_hours=reader.number("DISCOVERY_EVERY_HOURS", 6.0, minimum=0, maximum=168),
+            # A database with no news due is read this often (0: every database at every check; see cadence.py).
+            sweep_every_hours=reader.number("SWEEP_EVERY_HOURS", 6.0, minimum=0, maximum=24),
             http_timeout=reader.number("HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120),
             daily_report=reader.report_time("DAILY_REPORT_AT"),
             verify_archives_every_days=reader.number("VERIFY_ARCHIVES_EVERY_DAYS", 7.0, minimum=0, maximum=366),

@@ -100,6 +100,8 @@ class Record:
     # Discovery records only: databases retired (`region/app/addon_id`) whose "no longer watched" is not yet
     # delivered; handed to every check until their record says it was.
     retiring: tuple[str, ...] = ()
+    # Discovery records only: when each database (key) was first listed (a new database's wait is counted from it).
+    first_listed: dict[str, datetime] = field(default_factory=dict)
     # The latest schedule slot a usable backup filled: a short answer that omits that backup keeps it filled.
     filled_slot: datetime | None = None
     # Handled backups made in the last days (id -> created_at): an answer that omits one of them while listing
@@ -111,6 +113,8 @@ class Record:
     pitr_earliest: datetime | None = None
     pitr_latest: datetime | None = None
     pitr_read_at: datetime | None = None
+    # When the database was last read in full with every notice delivered (kept to the hour: see cadence.py).
+    read_at: datetime | None = None
     # The head of a record stored in chunks (see state/chunks.py): how many part records hold its collections,
     # and the generation they were written as (0 parts: everything is inline, as before).
     chunk_parts: int = 0
@@ -175,6 +179,8 @@ def record_to_json(record: Record) -> dict[str, Any]:
         **({"filled_slot": _time(record.filled_slot)} if record.filled_slot else {}),
         **({"recent": _times_to_json(record.recent)} if record.recent else {}),
         **({"failing_since": _time(record.failing_since)} if record.failing_since else {}),
+        **({"read_at": _time(record.read_at)} if record.read_at else {}),
+        **({"first_listed": _times_to_json(record.first_listed)} if record.first_listed else {}),
         **({"pitr_earliest": _time(record.pitr_earliest)} if record.pitr_earliest else {}),
         **({"pitr_latest": _time(record.pitr_latest)} if record.pitr_latest else {}),
         **({"pitr_read_at": _time(record.pitr_read_at)} if record.pitr_read_at else {}),
@@ -330,6 +336,8 @@ def _record_from_data(
         filled_slot=_parse(data.get("filled_slot")),
         recent=_times_from_json(data.get("recent")),
         failing_since=_parse(data.get("failing_since")),
+        read_at=_parse(data.get("read_at")),
+        first_listed=_times_from_json(data.get("first_listed")),
         pitr_earliest=_parse(data.get("pitr_earliest")),
         pitr_latest=_parse(data.get("pitr_latest")),
         pitr_read_at=_parse(data.get("pitr_read_at")),

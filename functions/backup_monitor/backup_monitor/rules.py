@@ -282,6 +282,12 @@ def _latest_due_slot(now: datetime, hours: Sequence[int], grace: timedelta) -> d
     return due[-1] if due else None
 
 
+def latest_started_slot(now: datetime, hours: Sequence[int]) -> datetime | None:
+    """The latest schedule slot at or before `now` (its backup may be running or due), None without hours."""
+    started = [slot for slot in _slots_around(now, hours, 1, 0) if slot <= now]
+    return started[-1] if started else None
+
+
 def _nearest_slot(moment: datetime, hours: Sequence[int]) -> datetime:
     """The schedule slot a backup belongs to: the nearest one (ties go to the earlier, late-running slot)."""
     return min(_slots_around(moment, hours, 1, 1), key=lambda slot: (abs(slot - moment), slot))

@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
+from backup_monitor.cadence import with_read_at
 from backup_monitor.check.group import Options, Outgoing, plan
 from backup_monitor.check.model import Run, Summary, Work
 from backup_monitor.delivery import GIVEN_UP, Outbox
@@ -71,6 +72,8 @@ class Deliverer:
             for work, notice in out.items:
                 if work not in touched:
                     touched.append(work)
+                if delivery is None:
+                    work.undelivered = True  # found again and read first by the next check
                 if delivery is not None and (work.claimed is not None or self.run.dry_run):
                     self._record(work, notice, delivery, out)
             for work in touched:
@@ -147,6 +150,8 @@ class Deliverer:
         record = self._current.get(id(work))
         if record is None:
             return
+        if not (work.undelivered or work.failed or work.gone or work.retiring or work.outage_region or work.infos):
+            record = with_read_at(record, self.run.now)  # read in full, everything said: due again by cadence.py
         self._write(work, record, release=True)
 
     def interrupt(self) -> None:

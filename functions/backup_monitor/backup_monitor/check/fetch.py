@@ -9,6 +9,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from backup_monitor.cadence import with_read_at
 from backup_monitor.check.model import Clients, Run, Work
 from backup_monitor.check.targets import named_in_settings
 from backup_monitor.config import Settings, Target
@@ -213,9 +214,11 @@ def settle(work: Work, evaluation: Evaluation, run: Run) -> None:
             work.record = run.save(work.record)
             evaluation = replace(evaluation, base=replace(evaluation.base, version=work.record.version))
         if evaluation.notices or work.record.pending_edits:
-            work.claimed = run.claim(work.record)
-        elif evaluation.base.content() != work.record.content():
-            run.save(replace(evaluation.base, version=work.record.version))
+            work.claimed = run.claim(work.record)  # `read_at` is noted once every message is delivered
+        else:
+            base = evaluation.base if work.failed else with_read_at(evaluation.base, run.now)
+            if base.content() != work.record.content():
+                run.save(replace(base, version=work.record.version))
     except ConflictError:
         logger.info("another check holds this database, skipping it", extra={"target": target.key})
         work.failed = False

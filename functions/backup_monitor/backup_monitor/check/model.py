@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from backup_monitor.cadence import Due
 from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo
 from backup_monitor.notifiers import Notifier, destination_of
@@ -103,6 +104,18 @@ class Summary:
     held: int = 0  # per-database "cannot check" notices held by an open Scalingo API outage
     out_of_time: bool = False  # sending stopped because the budget could not cover a wait
     interrupted: bool = False  # stopped by Ctrl-C or SIGTERM (the command's exit status says which)
+    due: int = 0  # databases due for a read (cadence.py); the others were not read, on purpose
+    not_due: int = 0
+    oldest_due: datetime | None = None  # since when the longest-waiting due database not reached has waited
+
+    @property
+    def reached_none(self) -> bool:
+        """Databases were due and the check reached none of them (time ran out before the first)."""
+        return self.due > 0 and self.left >= self.due
+
+    def oldest_due_minutes(self, now: datetime) -> float:
+        """How long the longest-waiting due database this check could not reach has waited (0: none left)."""
+        return 0.0 if self.oldest_due is None else max(0.0, (now - self.oldest_due).total_seconds() / 60)
 
     @property
     def ok(self) -> bool:
@@ -112,6 +125,7 @@ class Summary:
             and self.undelivered == 0
             and self.given_up == 0
             and self.delivery_error is None
+            and not self.reached_none
         )
 
     @property
@@ -150,8 +164,12 @@ class Summary:
             parts.append(f"excluded by EXCLUDE_APPS: {self.excluded}")
         if self.skipped:
             parts.append(f"skipped (another check holds them): {len(self.skipped)}")
+        if self.not_due:
+            parts.append(f"not due (no news expected, see SWEEP_EVERY_HOURS): {self.not_due}")
         if self.left:
-            parts.append(f"left for the next check (time limit): {self.left}")
+            parts.append(f"left for the next check (time limit): {self.left} of {self.due} due")
+        if self.reached_none:
+            parts.append("no due database was reached")
         if self.error:
             parts.append(f"error: {self.error}")
         if self.interrupted:
@@ -181,6 +199,8 @@ class Work:
     adopted: bool = False  # its record was found under an older key (or retired and listed again): written once
     backups: list[Backup] = field(default_factory=list)
     database: Database | None = None
+    due: Due | None = None  # why it is read in this check (cadence.py)
+    undelivered: bool = False  # one of its messages was not delivered: the next check reads it first
     outage_region: str | None = None
     done: bool = False  # committed (claim released) in this check
     # A record whose notices are about several databases (the unreadable records): who each incident key is.

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from datetime import datetime
@@ -27,6 +27,7 @@ from backup_monitor.budget import (
     split_lanes,
     time_budget,
 )
+from backup_monitor.cadence import RETRY, SWEEP, Due, due
 from backup_monitor.check.after import daily_report, load_blobs, save_cursor, save_tokens, verify
 from backup_monitor.check.deliver import Deliverer
 from backup_monitor.check.fetch import evaluate_target, settle
@@ -118,13 +119,37 @@ def run_check(
     broken = {t.key: t for t in targets if t.key in unreadable}
     summary.unchecked.extend(f"{t.app}/{t.addon_id}" for t in broken.values())
     targets = [t for t in targets if t.key not in broken]
-    blobs = load_blobs(clients, targets, with_cursor=not only)
+    # -- cadence: only the databases that can have news are read (all of them with --only) ----------------------
+    listed_at = found.record.first_listed if found.record is not None else {}
+    plan = {t.key: _due(run, records.get(t.key), t, listed_at) for t in targets}
+    # Tokens are read for the databases due, and those with an incident (read at every check while it lives).
+    hopeful = [t for t in targets if only or plan[t.key] is not None or _has_incident(records.get(t.key))]
+    blobs = load_blobs(clients, hopeful, with_cursor=not only)
     left_before = left_keys(blobs)
+    owed = set(left_before)
+    late = [t for t in targets if t.key in owed and plan[t.key] is None and not _has_incident(records.get(t.key))]
+    if late:  # left or not delivered by the previous check, not due otherwise: their tokens too
+        load_blobs(clients, late, with_cursor=False)
     needs_token = {t.key for t in targets if clients.scalingo.needs_token(t)}
-    targets = order_for_check(targets, left_before, lambda t: t.key in needs_token, clients.scalingo.token_expiry)
+    for t in targets:
+        plan[t.key] = _due(run, records.get(t.key), t, listed_at, cached=t.key not in needs_token, owed=t.key in owed)
+    if only:  # a manual check reads what it names
+        plan = {t.key: plan[t.key] or Due("asked", now, RETRY) for t in targets}
+    summary.not_due = sum(1 for t in targets if plan[t.key] is None)
+    targets = [t for t in targets if plan[t.key] is not None]
+    summary.due = len(targets)
+
+    def priority(t: Target) -> tuple[int, float]:
+        d = plan[t.key]
+        return (d.urgency, d.since.timestamp()) if d is not None else (SWEEP + 1, 0.0)
+
+    targets = order_for_check(
+        targets, left_before, lambda t: t.key in needs_token, clients.scalingo.token_expiry, priority
+    )
     works = [Work(t, records.get(t.key) or Record(key=t.key), DatabaseInfo.of(t, None)) for t in targets]
     for work in works:
         work.adopted = work.key in adopted
+        work.due = plan[work.key]
     # Retired by discovery: "no longer watched" said once, incidents closed (nothing is read from Scalingo).
     retiring = [
         Work(t, records[t.key], DatabaseInfo.of(t, records[t.key].database), retiring=True)
@@ -218,8 +243,9 @@ def run_check(
         _finish_retirements(run, [*found.retired, *(w.target for w in works if w.gone)])
     if not dry_run:
         save_tokens(clients)
-        if not only:
-            save_cursor(clients.store, left_before, [w.target.key for w in works if w.left], now)
+        if not only:  # the next check takes first what this one left or could not deliver
+            owing = [w.target.key for w in works if (w.left or w.undelivered) and not w.retiring]
+            save_cursor(clients.store, left_before, owing, now)
     _count(works, summary)
     if stop.is_set():
         return summary
@@ -230,10 +256,33 @@ def run_check(
     return summary
 
 
+def _due(
+    run: Run,
+    record: Record | None,
+    target: Target,
+    listed_at: Mapping[str, datetime],
+    *,
+    cached: bool = False,
+    owed: bool = False,
+) -> Due | None:
+    settings = run.settings
+    listed = listed_at.get(target.key)
+    return due(
+        record, run.now, settings.policy, settings.sweep_every_hours, listed_at=listed, token_cached=cached, owed=owed
+    )
+
+
+def _has_incident(record: Record | None) -> bool:
+    return record is not None and bool(record.incidents)
+
+
 def _count(works: Sequence[Work], summary: Summary) -> None:
     for work in works:
         if work.left:
             summary.left += 1
+            if work.due is not None:
+                since = work.due.since
+                summary.oldest_due = since if summary.oldest_due is None else min(summary.oldest_due, since)
         elif work.gone:
             summary.gone.append(f"{work.target.app}/{work.target.addon_id}")
         elif work.unlisted:
