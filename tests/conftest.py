@@ -31,6 +31,9 @@ def settings_for(fake: FakeScalingo, **overrides: str) -> Settings:
         "SCALINGO_DB_API_URL": fake.region_url(),
         "SCALINGO_API_RATE_LIMIT": "6000",
         "DAILY_REPORT_AT": "",
+        # Every database read at every check: these tests are about what one read finds. The cadence has its
+        # own (tests/unit/test_cadence.py, test_fleet_scale.py, and test_month.py with the default).
+        "SWEEP_EVERY_HOURS": "0",
         **overrides,
     }
     return Settings.from_env(env)

@@ -37,7 +37,7 @@ def _clients() -> tuple[Settings, Clients]:
     return warm.current()
 
 
-def _record_metrics(summary: Summary) -> None:
+def _record_metrics(summary: Summary, now: datetime) -> None:
     metrics.add_metric(name="DatabasesChecked", unit=MetricUnit.Count, value=summary.checked)
     metrics.add_metric(name="BackupsFailed", unit=MetricUnit.Count, value=summary.findings.get(Kind.FAILED.value, 0))
     metrics.add_metric(name="BackupsMissing", unit=MetricUnit.Count, value=summary.findings.get(Kind.MISSING.value, 0))
@@ -45,6 +45,10 @@ def _record_metrics(summary: Summary) -> None:
     metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=summary.undelivered + summary.given_up)
     metrics.add_metric(name="TargetsFailed", unit=MetricUnit.Count, value=len(summary.unchecked))
     metrics.add_metric(name="DatabasesLeft", unit=MetricUnit.Count, value=summary.left)
+    # Coverage (issue 18): how many databases were due for a read, and how long the longest-waiting one this
+    # check could not reach has waited (0 when every due database was read); the DueCheckWaitAlarm watches it.
+    metrics.add_metric(name="DatabasesDue", unit=MetricUnit.Count, value=summary.due)
+    metrics.add_metric(name="OldestDueMinutes", unit=MetricUnit.Count, value=round(summary.oldest_due_minutes(now), 1))
     metrics.add_metric(name="SlackRateLimited", unit=MetricUnit.Count, value=summary.rate_limited)
     metrics.add_metric(name="CannotCheckHeld", unit=MetricUnit.Count, value=summary.held)
     if summary.error is None:  # the check ran, even if Slack refused messages (delivery_error, MessagesFailed)
@@ -61,8 +65,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if not isinstance(only, list) or not all(isinstance(x, str) for x in only):
         raise ValueError('"databases" must be a list of "app/addon_id" or "region/app/addon_id" strings')
     remaining = context.get_remaining_time_in_millis() / 1000  # the time budget: what is left, less a margin
-    summary = run_check(settings, clients, datetime.now(UTC), only=only, remaining_seconds=remaining)
-    _record_metrics(summary)
+    now = datetime.now(UTC)
+    summary = run_check(settings, clients, now, only=only, remaining_seconds=remaining)
+    _record_metrics(summary, now)
     result = {
         "targets": summary.targets,
         "checked": summary.checked,
@@ -72,6 +77,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "sent": summary.sent,
         "undelivered": summary.undelivered,
         "left": summary.left,
+        "due": summary.due,
+        "not_due": summary.not_due,
         "error": summary.error,
     }
     logger.info(

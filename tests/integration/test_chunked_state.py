@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import pytest
 from backup_monitor.budget import left_keys
 from backup_monitor.check.after import load_blobs, save_cursor
 from backup_monitor.check.model import Clients
-from backup_monitor.check.targets import discovery_key, load_discovery, rediscover, resolve_targets
+from backup_monitor.check.targets import Targets, advance, discovery_key, load_discovery, resolve_targets
 from backup_monitor.config import Settings
 from backup_monitor.notifiers import ConsoleNotifier
 from backup_monitor.records import Record
@@ -69,17 +69,28 @@ def fleet(n: int) -> list[DiscoveredDatabase]:
     return found
 
 
-def discovering(found: list[DiscoveredDatabase], calls: list[str]) -> Callable[..., list[DiscoveredDatabase]]:
-    def discover(
-        regions: Iterable[str], *, exclude: Callable[[str], bool] | None = None, excluded: list[str] | None = None
-    ) -> list[DiscoveredDatabase]:
-        wanted = list(regions)
-        calls.extend(wanted)
+def discovering(
+    found: list[DiscoveredDatabase], calls: list[str], monkeypatch: pytest.MonkeyPatch, client: Any
+) -> None:
+    """Scalingo's answers for `found` without HTTP (10,000 apps): the app lists (each region appended to
+    `calls`) and each app's addons."""
+    by_app: dict[tuple[str, str], list[DiscoveredDatabase]] = {}
+    for d in found:
+        by_app.setdefault((d.region, d.app), []).append(d)
+
+    def list_apps(
+        region: str, *, exclude: Callable[[str], bool] | None = None, excluded: list[str] | None = None
+    ) -> list[str]:
+        calls.append(region)
         if excluded is not None:  # review apps, as a real fleet has them
             excluded.extend(f"customer-portal-production-frontend-pr{i:05d}" for i in range(300))
-        return [d for d in found if d.region in wanted]
+        return [app for r, app in by_app if r == region]
 
-    return discover
+    def list_addons(region: str, app: str) -> list[DiscoveredDatabase]:
+        return by_app.get((region, app), [])
+
+    monkeypatch.setattr(client, "list_apps", list_apps)
+    monkeypatch.setattr(client, "list_addons", list_addons)
 
 
 def item_sizes(store: StateStore) -> dict[str, int]:
@@ -123,7 +134,7 @@ def test_a_large_fleets_discovery_is_stored_in_chunks_and_read_back(
     clients = Clients(ScalingoClient.from_settings(settings), store, ConsoleNotifier())
     calls: list[str] = []
     found = fleet(FLEET)
-    monkeypatch.setattr(clients.scalingo, "discover", discovering(found, calls))
+    discovering(found, calls, monkeypatch, clients.scalingo)
     # GIVEN a first check WHEN it discovers the whole fleet THEN the list is cached, every item far below 400 KB
     targets = resolve_targets(settings, clients, NOW)
     assert len(targets.watched) == FLEET
@@ -143,8 +154,8 @@ def test_a_large_fleets_discovery_is_stored_in_chunks_and_read_back(
     assert store.reads - reads <= 2 + (cached.chunk_parts // 100)
     # WHEN discovery later leaves a tenth of the fleet out THEN they are pending, stored and read back
     calls.clear()
-    monkeypatch.setattr(clients.scalingo, "discover", discovering(found[FLEET // 10 :], calls))
-    later = rediscover(settings, clients, NOW + timedelta(hours=7), REGIONS, cached)
+    discovering(found[FLEET // 10 :], calls, monkeypatch, clients.scalingo)
+    later = advance(settings, clients, NOW + timedelta(hours=7), Targets(record=cached), regions=REGIONS)
     assert later.record is not None
     assert len(later.record.unlisted) == FLEET // 10
     reread = load_discovery(settings, clients)

@@ -48,6 +48,7 @@ def env_for(fake: FakeScalingo, slack: FakeSlack, path: Path) -> dict[str, str]:
         "DOWNLOAD_LINKS": "false",
         "VERIFY_ARCHIVES_EVERY_DAYS": "0",
         "DAILY_REPORT_AT": "",
+        "SWEEP_EVERY_HOURS": "0",  # every database at every check (the cadence has its own tests)
         "GROUP_WAIT_SECONDS": "0",
     }
 

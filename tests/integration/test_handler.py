@@ -68,6 +68,7 @@ def handler(
             "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # the fleet has no archives to serve
             "STATE_TABLE": dynamodb_table,
             "DAILY_REPORT_AT": "",
+            "SWEEP_EVERY_HOURS": "0",  # every database at every check (the cadence has its own tests)
             "POWERTOOLS_SERVICE_NAME": "backup-monitor",
             "POWERTOOLS_METRICS_NAMESPACE": "BackupMonitor",
             "POWERTOOLS_TRACE_DISABLED": "true",

@@ -69,6 +69,7 @@ def env_for(fake: FakeScalingo, **extra: str) -> dict[str, str]:
         "MISSING_BACKUP_GRACE_HOURS": "12",  # the failed slot does not also turn "missing" while tests run
         "VERIFY_ARCHIVES_EVERY_DAYS": "0",
         "DAILY_REPORT_AT": "",
+        "SWEEP_EVERY_HOURS": "0",  # every database at every check (the cadence has its own tests)
         "GROUP_WAIT_SECONDS": "2",
         "MAX_WORKERS": "16",
         **extra,

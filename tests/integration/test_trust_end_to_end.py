@@ -54,6 +54,7 @@ class Monitor:
             "SUCCESS_NOTICES": "off",
             "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # the fake serves no archives here (see test_archive_check.py)
             "DAILY_REPORT_AT": "",  # the daily report has its own tests (test_daily_report.py)
+            "SWEEP_EVERY_HOURS": "0",  # every database at every check (the cadence has its own tests)
             **env,
         }
         if bot:

@@ -68,6 +68,7 @@ ENV = {
     "SLACK_MENTION": MENTION,
     "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # archive verification has its own tests (the fake serves no archives)
     "DOWNLOAD_LINKS": "false",  # one request less per success; links have their own tests
+    "SWEEP_EVERY_HOURS": "6",  # the default cadence: a database is read when it can have news (issue 18)
 }
 
 

@@ -10,7 +10,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from backup_monitor.check.targets import RETIRE_AFTER, _merge_region
+from backup_monitor.check.model import Clients
+from backup_monitor.check.targets import RETIRE_AFTER, Targets, advance
 from backup_monitor.config import Policy, Settings, Target
 from backup_monitor.records import Incident, Record
 from backup_monitor.rules import (
@@ -74,37 +75,117 @@ SETTINGS = Settings()
 # -- 1. retirement needs evidence, and ends --------------------------------------------------------------------
 
 
+class Listing:
+    """Scalingo's discovery answers, in process (the pass logic is what is tested, not HTTP): `apps` per
+    region, each with its listed databases."""
+
+    def __init__(self, *names: str) -> None:
+        self.set(*names)
+        self.requests = 0
+
+    def set(self, *names: str) -> None:
+        self.databases = found(*names)
+        self.apps = {(d.region, d.app) for d in self.databases}
+
+    def list_apps(self, region: str, **_: object) -> list[str]:
+        self.requests += 1
+        return sorted({app for r, app in self.apps if r == region})
+
+    def list_addons(self, region: str, app: str) -> list[DiscoveredDatabase]:
+        self.requests += 1
+        return [d for d in self.databases if (d.region, d.app) == (region, app)]
+
+    def has_time(self) -> bool:
+        return True
+
+
+def walk(listing: Listing, record: Record | None, now: datetime, allowance: int | None = None, **kw: object) -> Targets:
+    clients = Clients(listing, None, None)  # type: ignore[arg-type]  # nothing is saved: save=False
+    return advance(SETTINGS, clients, now, Targets(record=record), allowance=allowance, save=False, **kw)  # type: ignore[arg-type]
+
+
 def test_17_1_one_discovery_miss_retires_nothing_a_second_an_hour_later_does() -> None:
-    discovered = {"osc-fr1/shop/ad-1": "postgresql", "osc-fr1/blog/ad-2": "postgresql"}
-    unlisted: dict[str, datetime] = {}
+    listing = Listing("osc-fr1/shop/ad-1", "osc-fr1/blog/ad-2")
+    first = walk(listing, None, at(27, 8))
+    assert first.record is not None
     # GIVEN one answer leaves blog out THEN it stays watched, marked as first left out now
-    assert _merge_region(SETTINGS, "osc-fr1", found("osc-fr1/shop/ad-1"), discovered, unlisted, at(27, 9)) == []
-    assert "osc-fr1/blog/ad-2" in discovered
-    assert unlisted == {"osc-fr1/ad-2": at(27, 9)}
+    listing.set("osc-fr1/shop/ad-1")
+    again = walk(listing, first.record, at(27, 9), regions=("osc-fr1",))
+    assert again.retired == []
+    assert "osc-fr1/blog/ad-2" in again.record.discovered  # type: ignore[union-attr]
+    assert again.record.unlisted == {"osc-fr1/ad-2": at(27, 9)}  # type: ignore[union-attr]
     # WHEN a pass within the hour leaves it out again THEN still watched
-    assert _merge_region(SETTINGS, "osc-fr1", found("osc-fr1/shop/ad-1"), discovered, unlisted, at(27, 9, 30)) == []
+    within = walk(listing, again.record, at(27, 9, 30), regions=("osc-fr1",))
+    assert within.retired == []
     # WHEN a pass an hour after the first miss leaves it out THEN it is retired (once) and dropped
-    later = at(27, 9) + RETIRE_AFTER
-    retired = _merge_region(SETTINGS, "osc-fr1", found("osc-fr1/shop/ad-1"), discovered, unlisted, later)
-    assert retired == [Target("osc-fr1", "blog", "ad-2")]
-    assert discovered == {"osc-fr1/shop/ad-1": "postgresql"}
-    assert unlisted == {}
+    later = walk(listing, within.record, at(27, 9) + RETIRE_AFTER, regions=("osc-fr1",))
+    assert later.retired == [Target("osc-fr1", "blog", "ad-2")]
+    assert later.record.discovered == {"osc-fr1/shop/ad-1": "postgresql"}  # type: ignore[union-attr]
+    assert later.record.unlisted == {}  # type: ignore[union-attr]
 
 
 def test_17_1_a_listing_in_between_resets_the_evidence() -> None:
-    discovered = {"osc-fr1/blog/ad-2": "postgresql"}
-    unlisted: dict[str, datetime] = {}
-    _merge_region(SETTINGS, "osc-fr1", [], discovered, unlisted, at(27, 9))
-    _merge_region(SETTINGS, "osc-fr1", found("osc-fr1/blog/ad-2"), discovered, unlisted, at(27, 10))
-    assert unlisted == {}
-    assert _merge_region(SETTINGS, "osc-fr1", [], discovered, unlisted, at(27, 11)) == []  # a first miss again
+    listing = Listing("osc-fr1/blog/ad-2")
+    record = walk(listing, None, at(27, 8)).record
+    listing.set()
+    record = walk(listing, record, at(27, 9), regions=("osc-fr1",)).record
+    listing.set("osc-fr1/blog/ad-2")
+    record = walk(listing, record, at(27, 10), regions=("osc-fr1",)).record
+    assert record is not None
+    assert record.unlisted == {}
+    listing.set()
+    assert walk(listing, record, at(27, 11), regions=("osc-fr1",)).retired == []  # a first miss again
 
 
 def test_17_1_another_regions_answer_never_retires_this_regions_databases() -> None:
-    discovered = {"osc-fr1/shop/ad-1": "postgresql", "osc-secnum-fr1/bank/ad-9": "postgresql"}
-    unlisted = {"osc-secnum-fr1/ad-9": at(27, 0)}
-    assert _merge_region(SETTINGS, "osc-fr1", found("osc-fr1/shop/ad-1"), discovered, unlisted, at(27, 9)) == []
-    assert "osc-secnum-fr1/bank/ad-9" in discovered
+    listing = Listing("osc-fr1/shop/ad-1")
+    record = Record(
+        key="d",
+        discovered={"osc-fr1/shop/ad-1": "postgresql", "osc-secnum-fr1/bank/ad-9": "postgresql"},
+        unlisted={"osc-secnum-fr1/ad-9": at(27, 0)},
+    )
+    result = walk(listing, record, at(27, 9), regions=("osc-fr1",))
+    assert result.retired == []
+    assert "osc-secnum-fr1/bank/ad-9" in result.record.discovered  # type: ignore[union-attr]
+
+
+def test_18_1_a_pass_carries_on_across_checks_and_lists_what_it_reached_at_once() -> None:
+    listing = Listing(*(f"osc-fr1/app-{i:02d}/ad-{i:02d}" for i in range(10)))
+    # GIVEN 4 requests a check THEN the app list and 3 apps are listed, and watched at once
+    first = walk(listing, None, at(27, 8), allowance=4)
+    assert [t.app for t in first.watched] == ["app-00", "app-01", "app-02"]
+    assert first.record is not None
+    assert len(first.record.pass_todo) == 7
+    # WHEN the next checks go on THEN the pass is not restarted (no app list again) and ends after 7 more
+    second = walk(listing, first.record, at(27, 8, 15), allowance=4)
+    assert len(second.watched) == 7
+    assert listing.requests == 8
+    third = walk(listing, second.record, at(27, 8, 30), allowance=4)
+    assert len(third.watched) == 10
+    assert third.record is not None
+    assert third.record.pass_todo == ()
+    assert third.record.pass_completed == {"osc-fr1": at(27, 8, 30)}
+    assert third.record.database_fetched_at == at(27, 8, 30)
+    # AND no pass starts again before DISCOVERY_EVERY_HOURS
+    assert walk(listing, third.record, at(27, 9), allowance=4).watched == third.watched
+    assert listing.requests == 11
+
+
+def test_18_1_a_pass_retires_only_at_its_end_and_new_apps_go_first() -> None:
+    names = [f"osc-fr1/app-{i:02d}/ad-{i:02d}" for i in range(6)]
+    listing = Listing(*names)
+    record = walk(listing, None, at(27, 0)).record
+    # GIVEN app-00 is renamed (its database listed under new-app) and app-05 deleted, at the start of a pass
+    listing.set("osc-fr1/new-app/ad-00", *names[1:5])
+    step = walk(listing, record, at(27, 6), allowance=2)
+    # THEN the new app is listed first: the database is renamed, not left out
+    assert Target("osc-fr1", "new-app", "ad-00") in step.watched
+    assert step.record is not None
+    assert step.record.unlisted == {"osc-fr1/ad-05": at(27, 6)}
+    assert step.retired == []
+    # WHEN the pass ends more than an hour later THEN the deleted one is retired, once
+    end = walk(listing, step.record, at(27, 7, 30))
+    assert end.retired == [Target("osc-fr1", "app-05", "ad-05")]
 
 
 def test_17_1_a_retired_database_listed_again_is_watched_again_without_replaying_old_backups() -> None:
@@ -122,10 +203,16 @@ def test_17_1_a_retired_database_listed_again_is_watched_again_without_replaying
 
 def test_17_2_the_state_key_is_the_addon_and_a_rename_keeps_it() -> None:
     assert Target("osc-fr1", "shop", "ad-1").key == Target("osc-fr1", "shop-renamed", "ad-1").key == "osc-fr1/ad-1"
-    discovered = {"osc-fr1/shop/ad-1": "postgresql"}
-    unlisted: dict[str, datetime] = {}
-    retired = _merge_region(SETTINGS, "osc-fr1", found("osc-fr1/boutique/ad-1"), discovered, unlisted, at(27, 9))
-    assert (retired, discovered, unlisted) == ([], {"osc-fr1/boutique/ad-1": "postgresql"}, {})
+    listing = Listing("osc-fr1/shop/ad-1")
+    record = walk(listing, None, at(27, 8)).record
+    listing.set("osc-fr1/boutique/ad-1")
+    result = walk(listing, record, at(27, 9), regions=("osc-fr1",))
+    assert result.record is not None
+    assert (result.retired, result.record.discovered, result.record.unlisted) == (
+        [],
+        {"osc-fr1/boutique/ad-1": "postgresql"},
+        {},
+    )
 
 
 def test_17_2_a_record_stored_under_the_old_key_is_adopted_unchanged(tmp_path: Path) -> None:

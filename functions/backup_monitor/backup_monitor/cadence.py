@@ -1,9 +1,9 @@
 """When a database is due for a read (pure): only when it can have news, so one API token serves thousands.
 
 A database is read
-- at every check while its reads fail, while an edit or a message of an earlier check is still owed, and when
-  it was never read;
-- from its backup slot until a usable backup answers for it, at most until the grace (or the stuck limit) plus
+- at every check while its reads fail, while an edit or a message of an earlier check is still owed (the
+  check left it, could not deliver, or was cut while it held the record's claim), and when it was never read;
+- from its backup slot until a usable backup answers for it, at most until the grace plus the stuck limit plus
   an hour has passed: by then a missed or hung backup is an incident;
 - while an incident is open: hourly (an addon token lasts an hour), and at every check while its token lives;
 - when point-in-time recovery's restore point, as last read, would now be PITR_MAX_LAG_HOURS behind;
@@ -61,7 +61,7 @@ def due(
     main-API request); `owed`: the previous check left it or could not deliver one of its messages."""
     if record is None or (record.read_at is None and record.first_seen_at is None):
         return Due("new", listed_at or now, SLOT)
-    if owed:
+    if owed or record.claim_owner is not None:  # a check that claimed it was cut before releasing it
         return Due("owed", now, RETRY)
     if record.api_failures or record.failing_since is not None:
         return Due("retry", record.failing_since or now, RETRY)
@@ -88,11 +88,13 @@ def _incident(record: Record, now: datetime, read_at: datetime, token_cached: bo
 
 
 def _slot(record: Record, now: datetime, policy: Policy) -> Due | None:
-    """From the latest slot until a usable backup fills it, for at most the grace (or stuck limit) plus an hour."""
+    """From the latest slot until a usable backup fills it, for at most the grace plus the stuck limit plus an
+    hour."""
     database = record.database
     if database is None or not database.periodic_backups_enabled:
         return None
-    window = timedelta(hours=max(policy.missing_grace_hours, policy.stuck_hours)) + INCIDENT_READ_EVERY
+    # A backup may start late in its slot's grace and then run up to the stuck limit before it is "stuck".
+    window = timedelta(hours=policy.missing_grace_hours + policy.stuck_hours) + INCIDENT_READ_EVERY
     known_since = max(filter(None, (database.created_at, record.first_seen_at, record.schedule_since)), default=None)
     hours = database.scheduled_hours
     if hours:

@@ -102,6 +102,11 @@ class Record:
     retiring: tuple[str, ...] = ()
     # Discovery records only: when each database (key) was first listed (a new database's wait is counted from it).
     first_listed: dict[str, datetime] = field(default_factory=dict)
+    # Discovery records only: the pass of each region's discovery under way (it carries on across checks): the
+    # apps still to list (`region/app`, in order), when each region's pass began, and when one last completed.
+    pass_todo: tuple[str, ...] = ()
+    pass_started: dict[str, datetime] = field(default_factory=dict)
+    pass_completed: dict[str, datetime] = field(default_factory=dict)
     # The latest schedule slot a usable backup filled: a short answer that omits that backup keeps it filled.
     filled_slot: datetime | None = None
     # Handled backups made in the last days (id -> created_at): an answer that omits one of them while listing
@@ -181,6 +186,9 @@ def record_to_json(record: Record) -> dict[str, Any]:
         **({"failing_since": _time(record.failing_since)} if record.failing_since else {}),
         **({"read_at": _time(record.read_at)} if record.read_at else {}),
         **({"first_listed": _times_to_json(record.first_listed)} if record.first_listed else {}),
+        **({"pass_todo": list(record.pass_todo)} if record.pass_todo else {}),
+        **({"pass_started": _times_to_json(record.pass_started)} if record.pass_started else {}),
+        **({"pass_completed": _times_to_json(record.pass_completed)} if record.pass_completed else {}),
         **({"pitr_earliest": _time(record.pitr_earliest)} if record.pitr_earliest else {}),
         **({"pitr_latest": _time(record.pitr_latest)} if record.pitr_latest else {}),
         **({"pitr_read_at": _time(record.pitr_read_at)} if record.pitr_read_at else {}),
@@ -338,6 +346,9 @@ def _record_from_data(
         failing_since=_parse(data.get("failing_since")),
         read_at=_parse(data.get("read_at")),
         first_listed=_times_from_json(data.get("first_listed")),
+        pass_todo=tuple(str(x) for x in (data.get("pass_todo") or [])),
+        pass_started=_times_from_json(data.get("pass_started")),
+        pass_completed=_times_from_json(data.get("pass_completed")),
         pitr_earliest=_parse(data.get("pitr_earliest")),
         pitr_latest=_parse(data.get("pitr_latest")),
         pitr_read_at=_parse(data.get("pitr_read_at")),

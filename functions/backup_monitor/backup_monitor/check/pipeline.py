@@ -37,10 +37,10 @@ from backup_monitor.check.targets import (
     GONE_REASON,
     RETIRE_AFTER,
     Targets,
+    advance,
+    cached_targets,
     finish_retirements,
     load_discovery,
-    rediscover,
-    resolve_targets,
     target_from_name,
 )
 from backup_monitor.check.unreadable import unreadable_work
@@ -83,12 +83,33 @@ def run_check(
     clients.scalingo.begin_check(fetch_deadline)
     run = Run(settings, clients, now, owner, dry_run, ClaimClock(now.timestamp(), started, budget))
 
-    # -- targets ---------------------------------------------------------------------------------------------
+    # -- targets: the cached list, then discovery carried on with what the due reads leave of the quota --------
+    unreadable: dict[str, str] = {}
+    adopted: set[str] = set()  # records found under their pre-addon key: written once under the new one
+    records: dict[str, Record] = {}
+
+    def load(wanted: Sequence[Target]) -> None:
+        fresh = [t for t in wanted if t.key not in records and t.key not in unreadable]
+        if fresh:
+            keys = {t.key: t.name for t in fresh}
+            records.update(load_renamed(clients.store, keys, unreadable=unreadable, adopted=adopted))
+
     try:
-        found = resolve_targets(settings, clients, now, summary=summary, save=not dry_run)
-    except (ScalingoError, StateError) as exc:
+        found = cached_targets(settings, clients, summary=summary)
+        load([*found.watched, *found.retired])
+        if not settings.monitored and (not only or not found.watched):
+            allowance, until = _discovery_allowance(run, found, records, fetch_deadline, started)
+            found = advance(
+                settings, clients, now, found, allowance=allowance, until=until, summary=summary, save=not dry_run
+            )
+            load([*found.watched, *found.retired])
+    except ScalingoError as exc:
         summary.error = f"could not list the databases to check: {exc}"
         logger.error("could not list databases", extra={"error": str(exc)})
+        return summary
+    except StateError as exc:
+        summary.error = str(exc)
+        logger.error("could not read state", extra={"error": str(exc)})
         return summary
     targets = found.watched
     if only:
@@ -99,15 +120,6 @@ def run_check(
         if unknown:  # a typo must not pass for a successful check of nothing
             summary.error = f"unknown databases (not monitored): {', '.join(unknown)}"
             return summary
-    unreadable: dict[str, str] = {}
-    adopted: set[str] = set()  # records found under their pre-addon key: written once under the new one
-    try:
-        keys = {t.key: t.name for t in [*targets, *found.retired]}
-        records = load_renamed(clients.store, keys, unreadable=unreadable, adopted=adopted)
-    except StateError as exc:
-        summary.error = str(exc)
-        logger.error("could not read state", extra={"error": str(exc)})
-        return summary
     for target in targets:  # retired once, listed again (or named in MONITORED_DATABASES): watched again
         record = records.get(target.key)
         if record is not None and record.retired_at is not None:
@@ -272,6 +284,30 @@ def _due(
     )
 
 
+DISCOVERY_FLOOR_SHARE = 0.1  # of a check's main-API requests, always left to discovery (a pass always moves)
+
+
+def _discovery_allowance(
+    run: Run, found: Targets, records: Mapping[str, Record], fetch_deadline: float | None, started: float
+) -> tuple[int | None, float | None]:
+    """The main-API requests this check gives discovery, and until when (`time.monotonic()`): what the due
+    databases leave of what the rate limit allows before fetching stops, and at least a tenth of it; half of
+    it when nothing is cached yet (the first check reads what it found). The same share of the fetching time
+    (a slow API must not let discovery take it all). None, None without a time limit (the command: discovery
+    goes on to the end of its pass)."""
+    if fetch_deadline is None:
+        return None, None
+    window = max(0.0, fetch_deadline - started)
+    capacity = max(1, run.clients.scalingo.requests_within(window))
+    if not found.watched:
+        allowance = max(2, capacity // 2)
+    else:
+        listed_at = found.record.first_listed if found.record is not None else {}
+        wanted = sum(1 for t in found.watched if _due(run, records.get(t.key), t, listed_at) is not None)
+        allowance = max(2, int(DISCOVERY_FLOOR_SHARE * capacity), capacity - wanted)
+    return allowance, started + window * min(1.0, allowance / capacity)
+
+
 def _has_incident(record: Record | None) -> bool:
     return record is not None and bool(record.incidents)
 
@@ -324,13 +360,17 @@ def _decide_not_found(works: list[Work], run: Run, found: Targets) -> None:
     )
     gone: set[str] = set()
     failed: dict[str, Exception] = {}  # regions whose discovery failed: no evidence either way
+    reached: set[tuple[str, str]] = set()  # apps whose addons were listed now
     if due:
+        first = {(w.target.region, w.target.app) for w in works}
         try:
-            result = rediscover(settings, clients, now, due, record, save=not run.dry_run)
+            result = advance(
+                settings, clients, now, Targets(record=record), regions=due, first=first, save=not run.dry_run
+            )
         except (ScalingoError, StateError) as exc:  # every region failed, nothing cached
             failed = dict.fromkeys(due, exc)
         else:
-            record, failed = result.record, dict(result.failed)
+            record, failed, reached = result.record, dict(result.failed), result.listed
             gone = {t.key for t in result.retired}
     if failed:
         logger.warning("rediscovery failed; the 404s count as failed reads", extra={"regions": sorted(failed)})
@@ -338,8 +378,9 @@ def _decide_not_found(works: list[Work], run: Run, found: Targets) -> None:
     listed = {t.key: t for t in map(target_from_name, record.discovered if record else {}) if t.key not in pending}
     for work in works:
         key = work.target.key
-        if isinstance(failed.get(work.target.region), OutOfTimeError):  # no time to rediscover: next check
-            work.left = True
+        late = isinstance(failed.get(work.target.region), OutOfTimeError)
+        if late and (work.target.region, work.target.app) not in reached and key in listed:
+            work.left = True  # no time to list its app: the next check
             continue
         if key in gone:
             logger.warning("database deleted, no longer watched", extra={"target": key})

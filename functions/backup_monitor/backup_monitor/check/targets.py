@@ -1,9 +1,12 @@
 """Stage `targets`: which databases this check looks at (configured, or discovered and cached), less
 EXCLUDE_APPS, and which discovered databases are retired.
 
-Discovery is merged region by region into the cached list, never replacing it wholesale: a database one
-answer leaves out stays watched; it is retired only when its region's discovery leaves it out twice in a row,
-at least RETIRE_AFTER apart (then "no longer watched" is said once). A region whose discovery fails keeps its
+Discovery is resumable: a pass of a region lists its apps, then each app's addons, as many per check as the
+check's main-API quota leaves after the due reads (see pipeline), and carries on at the next check; what was
+listed is watched at once, and the cached list is never replaced wholesale. A database a pass leaves out (its
+app is gone, or no longer lists it) stays watched, marked with the time of the first miss; it is retired when a
+pass ends with it still left out at least RETIRE_AFTER after that (then "no longer watched" is said once).
+A region whose discovery fails keeps its
 cached databases. A database is identified by its addon (`region/addon_id`): one listed under another app
 name is the same database, renamed.
 """
@@ -11,6 +14,7 @@ name is the same database, renamed.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -18,7 +22,7 @@ from datetime import datetime, timedelta
 from backup_monitor.check.model import Clients, Summary
 from backup_monitor.config import Settings, Target
 from backup_monitor.records import Record
-from backup_monitor.scalingo.errors import ScalingoError
+from backup_monitor.scalingo.errors import OutOfTimeError, ScalingoError
 from backup_monitor.scalingo.models import DiscoveredDatabase
 from backup_monitor.state.base import ConflictError, StateError
 from backup_monitor.state.chunks import load_record, save_record
@@ -48,21 +52,34 @@ class Targets:
     retired: list[Target] = field(default_factory=list)
     record: Record | None = None  # the discovery record as cached after this stage (None: MONITORED_DATABASES)
     failed: dict[str, ScalingoError] = field(default_factory=dict)  # regions whose discovery failed now
+    listed: set[tuple[str, str]] = field(default_factory=set)  # apps (region, app) whose addons were listed now
 
 
 def resolve_targets(
-    settings: Settings, clients: Clients, now: datetime, *, summary: Summary | None = None, save: bool = True
+    settings: Settings,
+    clients: Clients,
+    now: datetime,
+    *,
+    summary: Summary | None = None,
+    save: bool = True,
+    allowance: int | None = None,
 ) -> Targets:
-    """The configured databases, or every database the token can see (discovery cached in state, refreshed
-    every DISCOVERY_EVERY_HOURS). Apps matched by EXCLUDE_APPS are left out (their addons are not even listed).
-    `save` false (a dry run): what discovery found is not cached."""
+    """The configured databases, or every database the token can see: the cached list, with the discovery
+    pass under way (or due: every DISCOVERY_EVERY_HOURS) carried on by at most `allowance` main-API requests
+    (None: as far as the check's time allows). Apps matched by EXCLUDE_APPS are left out (their addons are not
+    even listed). `save` false (a dry run): what discovery found is not cached."""
+    found = cached_targets(settings, clients, summary=summary)
+    if settings.monitored:
+        return found
+    return advance(settings, clients, now, found, allowance=allowance, summary=summary, save=save)
+
+
+def cached_targets(settings: Settings, clients: Clients, *, summary: Summary | None = None) -> Targets:
+    """The configured databases, or the discovered ones as cached (no request to Scalingo)."""
     if settings.monitored:
         return Targets(list(settings.monitored))
     cached = load_discovery(settings, clients)
-    max_age = timedelta(hours=settings.discovery_every_hours)
-    if cached and cached.database_fetched_at and now - cached.database_fetched_at < max_age:
-        return _kept(settings, cached, summary)
-    return rediscover(settings, clients, now, settings.regions, cached, summary=summary, save=save)
+    return _kept(settings, cached or Record(key=discovery_key(settings)), summary)
 
 
 def load_discovery(settings: Settings, clients: Clients) -> Record | None:
@@ -74,57 +91,194 @@ def load_discovery(settings: Settings, clients: Clients) -> Record | None:
     return cached
 
 
-def rediscover(
+def pass_due(settings: Settings, record: Record, region: str, now: datetime) -> bool:
+    """Whether `region` has a discovery pass under way, or one is due."""
+    if region in record.pass_started:
+        return True
+    completed = record.pass_completed.get(region) or record.database_fetched_at
+    return completed is None or now - completed >= timedelta(hours=settings.discovery_every_hours)
+
+
+def advance(
     settings: Settings,
     clients: Clients,
     now: datetime,
-    regions: Sequence[str],
-    cached: Record | None,
+    found: Targets,
     *,
+    allowance: int | None = None,
+    until: float | None = None,
+    regions: Sequence[str] | None = None,
+    first: Iterable[tuple[str, str]] = (),
     summary: Summary | None = None,
     save: bool = True,
 ) -> Targets:
-    """Discover `regions` again and merge them into the cached list (the other regions are kept as cached).
+    """Carry discovery on by at most `allowance` main-API requests and until `until` (a `time.monotonic()`
+    value; None for either: until the check's fetching time ends), and merge what it finds into the cached
+    list. A pass of a region lists its apps, then each app's
+    addons, across as many checks as it takes; the apps already listed are kept meanwhile.
 
-    A region whose discovery fails keeps its cached databases; ScalingoError when every region failed and
-    nothing is cached (OutOfTimeError: no time was left)."""
-    key = discovery_key(settings)
-    record = cached or Record(key=key)
-    errors: dict[str, ScalingoError] = {}
-    retired: list[Target] = []
-    discovered, unlisted = dict(record.discovered), dict(record.unlisted)
-    excluded: list[str] = []
-    for region in regions:
-        region_excluded: list[str] = []
+    `regions` and `first` (a 404's evidence): those regions' app lists are read again now, and the `first`
+    apps (region, app) and the apps not known yet (a rename) are listed before the rest of the pass.
+
+    A region whose discovery fails keeps its cached databases (and its pass, to go on later); ScalingoError
+    when nothing is cached and no region answered (OutOfTimeError: no time was left)."""
+    record = found.record or Record(key=discovery_key(settings))
+    walk = _Walk(settings, clients, now, record, allowance, until, set(first))
+    forced = list(regions or ())
+    for region in settings.regions if regions is None else forced:
+        if region not in forced and not pass_due(settings, record, region, now):
+            continue
         try:
-            found = clients.scalingo.discover([region], exclude=settings.excluded, excluded=region_excluded)
+            walk.region(region, refresh=region in forced)
+        except OutOfTimeError as exc:  # progress so far is kept; the pass goes on at the next check
+            walk.failed[region] = exc
         except ScalingoError as exc:
             logger.warning(
                 "discovery failed, the region's cached list is kept", extra={"region": region, "error": str(exc)}
             )
-            errors[region] = exc
-            continue
-        excluded.extend(region_excluded)
-        retired.extend(_merge_region(settings, region, found, discovered, unlisted, now))
-    if errors and len(errors) == len(regions) and not record.discovered:
-        raise next(iter(errors.values()))
-    full = not errors and set(regions) >= set(settings.regions)
-    if not full:  # the apps excluded in the regions not discovered now are still excluded
-        excluded.extend(record.excluded_apps)
-    listed = {target_from_name(name).key for name in discovered}
-    retiring = [n for n in record.retiring if target_from_name(n).key not in listed]  # listed again: watched
-    record = replace(
-        record,
-        discovered=discovered,
-        unlisted=unlisted,
-        retiring=tuple(sorted({*retiring, *(t.name for t in retired)})),
-        excluded_apps=tuple(sorted(set(excluded))),
-        database_fetched_at=now if full else record.database_fetched_at,
-    )
-    if save:
-        record = _save(clients, record, now)
-    logger.info("discovered databases", extra={"count": len(discovered), "regions": list(regions)})
-    return replace(_kept(settings, record, summary), failed=errors)
+            walk.failed[region] = exc
+        if walk.spent():
+            break
+    result = walk.record()
+    if walk.failed and not result.discovered and not walk.listed:
+        raise next(iter(walk.failed.values()))
+    if save and result != record:
+        result = _save(clients, result, now)
+    if walk.requests:
+        logger.info(
+            "discovery went on",
+            extra={"requests": walk.requests, "count": len(result.discovered), "apps_left": len(result.pass_todo)},
+        )
+    kept = _kept(settings, result, summary)
+    return replace(kept, retired=[*found.retired, *walk.retired], failed=walk.failed, listed=walk.listed)
+
+
+class _Walk:
+    """One check's share of discovery passes, folded into a copy of the discovery record."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clients: Clients,
+        now: datetime,
+        record: Record,
+        allowance: int | None,
+        until: float | None,
+        first: set[tuple[str, str]],
+    ) -> None:
+        self.settings, self.clients, self.now, self.first = settings, clients, now, first
+        self.allowance, self.until = allowance, until
+        self.base = record
+        self.discovered = dict(record.discovered)
+        self.unlisted = dict(record.unlisted)
+        self.first_listed = dict(record.first_listed)
+        self.todo = list(record.pass_todo)
+        self.started = dict(record.pass_started)
+        self.completed = dict(record.pass_completed)
+        self.excluded = set(record.excluded_apps)
+        self.retiring = list(record.retiring)
+        self.retired: list[Target] = []
+        self.failed: dict[str, ScalingoError] = {}
+        self.listed: set[tuple[str, str]] = set()  # apps (region, app) whose addons were listed now
+        self.requests = 0
+        self.fetched_at = record.database_fetched_at
+
+    def spent(self) -> bool:
+        if self.allowance is not None and self.requests >= self.allowance:
+            return True
+        return (self.until is not None and time.monotonic() >= self.until) or not self.clients.scalingo.has_time()
+
+    def _names_of(self, region: str) -> list[str]:
+        return [n for n in self.discovered if n.startswith(f"{region}/")]
+
+    def region(self, region: str, *, refresh: bool) -> None:
+        prefix = f"{region}/"
+        todo = [entry[len(prefix) :] for entry in self.todo if entry.startswith(prefix)]
+        under_way = region in self.started
+        if not under_way or refresh:
+            if self.spent():
+                return
+            excluded: list[str] = []
+            self.requests += 1
+            apps = self.clients.scalingo.list_apps(region, exclude=self.settings.excluded, excluded=excluded)
+            present = set(apps)
+            self.excluded = (self.excluded - present) | set(excluded)
+            known = {target_from_name(n).app for n in self._names_of(region)}
+            for name in self._names_of(region):  # apps gone from the list: their databases are left out
+                target = target_from_name(name)
+                if target.app not in present:
+                    self._miss(name, target)
+            wanted = [app for app in apps if (region, app) in self.first]
+            new = [app for app in apps if app not in known]
+            rest = [app for app in todo if app in present] if under_way else [app for app in apps if app in known]
+            todo = list(dict.fromkeys([*wanted, *new, *rest]))
+            if not under_way:
+                self.started[region] = self.now
+        try:
+            while todo and not self.spent():
+                app = todo[0]
+                self.requests += 1
+                self._merge_app(region, app, self.clients.scalingo.list_addons(region, app))
+                self.listed.add((region, app))
+                todo.pop(0)
+        finally:
+            self.todo = [e for e in self.todo if not e.startswith(prefix)] + [prefix + app for app in todo]
+        if not todo:
+            self._complete(region)
+
+    def _merge_app(self, region: str, app: str, found: Iterable[DiscoveredDatabase]) -> None:
+        listed = {Target(d.region, d.app, d.addon_id): d.provider for d in found}
+        keys = {t.key for t in listed}
+        for name in self._names_of(region):
+            target = target_from_name(name)
+            if target.key in keys:
+                del self.discovered[name]  # listed again below, under its current app name (a rename)
+            elif target.app == app:
+                self._miss(name, target)
+        for target, provider in listed.items():
+            self.discovered[target.name] = provider
+            self.unlisted.pop(target.key, None)
+            self.first_listed.setdefault(target.key, self.now)
+
+    def _miss(self, name: str, target: Target) -> None:
+        """A pass leaves `target` out (its app is gone, or no longer lists it): pending until the pass ends."""
+        if self.settings.excluded(target.app):  # excluded since: dropped without a word
+            del self.discovered[name]
+            self.unlisted.pop(target.key, None)
+            self.first_listed.pop(target.key, None)
+            return
+        self.unlisted.setdefault(target.key, self.now)
+
+    def _complete(self, region: str) -> None:
+        """The region's pass is over: what it left out, first left out at least RETIRE_AFTER ago, is retired."""
+        for name in self._names_of(region):
+            target = target_from_name(name)
+            first_miss = self.unlisted.get(target.key)
+            if first_miss is not None and self.now - first_miss >= RETIRE_AFTER:
+                del self.discovered[name]
+                del self.unlisted[target.key]
+                self.first_listed.pop(target.key, None)
+                self.retired.append(target)
+        self.started.pop(region, None)
+        self.completed[region] = self.now
+        if all(r in self.completed for r in self.settings.regions) and not self.started:
+            self.fetched_at = self.now
+
+    def record(self) -> Record:
+        listed = {target_from_name(name).key for name in self.discovered}
+        retiring = [n for n in self.retiring if target_from_name(n).key not in listed]  # listed again: watched
+        return replace(
+            self.base,
+            discovered=self.discovered,
+            unlisted=self.unlisted,
+            first_listed=self.first_listed,
+            pass_todo=tuple(self.todo),
+            pass_started=self.started,
+            pass_completed=self.completed,
+            retiring=tuple(sorted({*retiring, *(t.name for t in self.retired)})),
+            excluded_apps=tuple(sorted(self.excluded)),
+            database_fetched_at=self.fetched_at,
+        )
 
 
 def _save(clients: Clients, record: Record, now: datetime) -> Record:
@@ -146,39 +300,6 @@ def finish_retirements(settings: Settings, clients: Clients, now: datetime, done
     left = tuple(name for name in record.retiring if not done(target_from_name(name).key))
     if left != record.retiring:
         _save(clients, replace(record, retiring=left), now)
-
-
-def _merge_region(
-    settings: Settings,
-    region: str,
-    found: Iterable[DiscoveredDatabase],
-    discovered: dict[str, str],
-    unlisted: dict[str, datetime],
-    now: datetime,
-) -> list[Target]:
-    """Fold one region's discovery answer into `discovered` (name -> provider) and `unlisted` (key -> first
-    miss); return the databases it retires."""
-    listed = {Target(d.region, d.app, d.addon_id): d.provider for d in found}
-    listed_keys = {t.key for t in listed}
-    retired: list[Target] = []
-    for name in [n for n in discovered if n.startswith(f"{region}/")]:
-        target = target_from_name(name)
-        if target.key in listed_keys:
-            del discovered[name]  # listed again below, under its current app name (a rename)
-            continue
-        if settings.excluded(target.app):  # excluded since: dropped without a word
-            del discovered[name]
-            unlisted.pop(target.key, None)
-            continue
-        first_miss = unlisted.setdefault(target.key, now)
-        if now - first_miss >= RETIRE_AFTER:
-            del discovered[name]
-            del unlisted[target.key]
-            retired.append(target)
-    for target, provider in listed.items():
-        discovered[target.name] = provider
-        unlisted.pop(target.key, None)
-    return retired
 
 
 def _kept(settings: Settings, record: Record, summary: Summary | None) -> Targets:

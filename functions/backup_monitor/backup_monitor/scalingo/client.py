@@ -394,17 +394,37 @@ class ScalingoClient:
         Apps for which `exclude` is true cost no request; their names are appended to `excluded`.
         """
         found: list[DiscoveredDatabase] = []
-        with _for_api("main"):
-            for region in regions:
-                apps = parse_apps(self._main("GET", region, "/v1/apps"))
-                for app in apps:
-                    if exclude is not None and exclude(app):
-                        if excluded is not None:
-                            excluded.append(app)
-                        continue
-                    payload = self._main("GET", region, f"/v1/apps/{quote(app, safe='')}/addons")
-                    found.extend(parse_addons(payload, region, app))
+        for region in regions:
+            for app in self.list_apps(region, exclude=exclude, excluded=excluded):
+                found.extend(self.list_addons(region, app))
         return found
+
+    def list_apps(
+        self, region: str, *, exclude: Callable[[str], bool] | None = None, excluded: list[str] | None = None
+    ) -> list[str]:
+        """The apps the token can see in `region` (one main-API request), less those `exclude` matches (their
+        names are appended to `excluded`)."""
+        with _for_api("main"):
+            apps = parse_apps(self._main("GET", region, "/v1/apps"))
+        kept = []
+        for app in apps:
+            if exclude is not None and exclude(app):
+                if excluded is not None:
+                    excluded.append(app)
+                continue
+            kept.append(app)
+        return kept
+
+    def list_addons(self, region: str, app: str) -> list[DiscoveredDatabase]:
+        """The database addons of one app (one main-API request); other addons are skipped."""
+        with _for_api("main"):
+            payload = self._main("GET", region, f"/v1/apps/{quote(app, safe='')}/addons")
+            return parse_addons(payload, region, app)
+
+    def requests_within(self, seconds: float) -> int:
+        """How many main-API requests the rate limit allows in `seconds`."""
+        per_window = self.limiter.configured
+        return 1_000_000 if per_window is None else int(per_window * seconds / self._window)
 
     # -- links -------------------------------------------------------------------------------------------
 

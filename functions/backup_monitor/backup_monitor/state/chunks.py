@@ -11,8 +11,9 @@ only if every one is there and of the head's generation (two generations are nev
 value reads as empty (a record: empty and stale, so it is discovered again and written over). Parts beyond
 the head's count (from a larger earlier generation) are ignored, and overwritten by a later one.
 
-Records: the discovery's collections (`discovered`, `unlisted`, `retiring`, `excluded_apps`) and its
-`database_fetched_at` go to the parts; the head keeps none of them, so a version before chunking reads an
+Records: the discovery's collections (`discovered`, `unlisted`, `retiring`, `excluded_apps`, `first_listed`,
+`pass_todo`) and its `database_fetched_at` go to the parts (the small `pass_started`/`pass_completed` stay in
+the head); the head keeps none of them, so a version before chunking reads an
 empty, stale list and discovers again (it never watches an empty list as if it were fresh). Parts are plain
 records, written conditionally on their version like any other (a concurrent writer is a ConflictError), and
 the head last, conditionally on the version its writer read.
@@ -91,6 +92,8 @@ def _entries(record: Record) -> list[Entry]:
         *(("unlisted", k, v) for k, v in sorted(record.unlisted.items())),
         *(("retiring", name, None) for name in sorted(record.retiring)),
         *(("excluded_apps", app, None) for app in sorted(record.excluded_apps)),
+        *(("first_listed", k, v) for k, v in sorted(record.first_listed.items())),
+        *(("pass_todo", app, None) for app in record.pass_todo),  # in its order
     ]
 
 
@@ -100,7 +103,18 @@ def _entry_size(entry: Entry) -> int:
 
 
 def _emptied(record: Record) -> Record:
-    return replace(record, discovered={}, unlisted={}, retiring=(), excluded_apps=(), database_fetched_at=None)
+    return replace(
+        record,
+        discovered={},
+        unlisted={},
+        retiring=(),
+        excluded_apps=(),
+        first_listed={},
+        pass_todo=(),
+        pass_started={},
+        pass_completed={},
+        database_fetched_at=None,
+    )
 
 
 def split_record(record: Record, limit: int | None = None) -> tuple[Record, list[Record]]:
@@ -122,9 +136,17 @@ def split_record(record: Record, limit: int | None = None) -> tuple[Record, list
             unlisted={k: v for f, k, v in group if f == "unlisted"},
             retiring=tuple(k for f, k, _ in group if f == "retiring"),
             excluded_apps=tuple(k for f, k, _ in group if f == "excluded_apps"),
+            first_listed={k: v for f, k, v in group if f == "first_listed"},
+            pass_todo=tuple(k for f, k, _ in group if f == "pass_todo"),
         )
         parts.append(part)
-    head = replace(_emptied(record), chunk_parts=len(parts), chunk_generation=generation)
+    head = replace(
+        _emptied(record),
+        pass_started=record.pass_started,  # small: kept in the head
+        pass_completed=record.pass_completed,
+        chunk_parts=len(parts),
+        chunk_generation=generation,
+    )
     return head, parts
 
 
@@ -145,6 +167,8 @@ def join_record(head: Record, parts: Mapping[str, Record]) -> Record | None:
         unlisted={k: v for p in found for k, v in p.unlisted.items()},
         retiring=tuple(n for p in found for n in p.retiring),
         excluded_apps=tuple(a for p in found for a in p.excluded_apps),
+        first_listed={k: v for p in found for k, v in p.first_listed.items()},
+        pass_todo=tuple(a for p in found for a in p.pass_todo),
         database_fetched_at=found[0].database_fetched_at,
     )
 
