@@ -118,6 +118,9 @@ def run_demo() -> int:
                 "SCALINGO_API_RATE_LIMIT": "600",
                 "VERIFY_ARCHIVES_EVERY_DAYS": "0",  # on in check 6, for the two databases that serve archives
                 "DAILY_REPORT_AT": f"{now:%H:%M} UTC",  # so the first check shows the daily report
+                # Every database at every check, so each step of the story shows at once; check 12 shows the
+                # default cadence (a database is read when it can have news).
+                "SWEEP_EVERY_HOURS": "0",
             }
         )
         clients = Clients(
@@ -181,6 +184,15 @@ def run_demo() -> int:
         cleared = run_check(paging, clients, now + timedelta(hours=4))
         print(f"summary of check 11: {cleared.line()}")
 
+        banner(
+            "Check 12 - the default cadence (SWEEP_EVERY_HOURS=6): only the databases that can have news are read\n"
+            "(an open incident, a backup slot not yet filled, a sweep due); the others cost no request"
+        )
+        before = len(fake.requests)
+        cadence = run_check(replace(settings, sweep_every_hours=6.0), clients, now + timedelta(hours=4, minutes=15))
+        print(f"summary of check 12: {cadence.line()}")
+        print(f"requests to the fake API in check 12: {len(fake.requests) - before}")
+
         requests = len(fake.requests)
         print(
             f"\nThe fake API saw {requests} requests in all. State lives in DynamoDB in AWS, in SQLite here.\n"
@@ -202,6 +214,8 @@ def run_demo() -> int:
         and [o.sent for o in outage] == [0, 0, 1]
         and outage[-1].held > 0
         and cleared.sent == 1
+        and cadence.not_due > 0
+        and cadence.ok
     )
     if not story_holds:
         print("demo: the story did not go as told; this is a bug", file=sys.stderr)
