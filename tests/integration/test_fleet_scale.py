@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import pytest
 from backup_monitor.check.model import Clients, Summary
 from backup_monitor.check.pipeline import run_check
 from backup_monitor.check.targets import discovery_key
-from backup_monitor.config import Settings, Target
+from backup_monitor.config import ReportTime, Settings, Target
 from backup_monitor.notifiers import ConsoleNotifier
 from backup_monitor.records import Record
 from backup_monitor.scalingo.client import ScalingoClient
@@ -127,6 +128,13 @@ def test_600_apps_of_one_database_each_are_all_read_within_4_checks(
     assert fleet.out.getvalue() == ""
     assert fake.count("main", "/v1/apps", method="GET") >= 601
     assert sum(1 for r in fake.requests if r.status == 429) == 0
+    # AND the daily report, sent by a check that reads none of them, covers all 600
+    report_at = START + 4 * PERIOD
+    fleet.settings = replace(fleet.settings, daily_report=ReportTime(report_at.timetz().replace(tzinfo=None), "UTC"))
+    summary = fleet.check(report_at)
+    assert summary.due == 0
+    assert "Databases watched: 600 (" in fleet.out.getvalue()
+    assert "[OK] Daily backup report" in fleet.out.getvalue()
 
 
 def test_a_fleet_that_grows_past_one_checks_discovery_keeps_every_database_read(

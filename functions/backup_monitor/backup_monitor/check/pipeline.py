@@ -148,6 +148,7 @@ def run_check(
     if only:  # a manual check reads what it names
         plan = {t.key: plan[t.key] or Due("asked", now, RETRY) for t in targets}
     summary.not_due = sum(1 for t in targets if plan[t.key] is None)
+    watched = targets  # the daily report covers every database, read now or not
     targets = [t for t in targets if plan[t.key] is not None]
     summary.due = len(targets)
 
@@ -262,7 +263,7 @@ def run_check(
     if stop.is_set():
         return summary
     if not only:  # a manual check of a few databases does not stand for the day's report
-        daily_report(run, targets, summary, deliverer)
+        daily_report(run, watched, summary, deliverer)
     if not dry_run:
         verify(run, works, summary, deadline, deliverer, stop)
     return summary
