@@ -379,8 +379,10 @@ def _decide_not_found(works: list[Work], run: Run, found: Targets) -> None:
     listed = {t.key: t for t in map(target_from_name, record.discovered if record else {}) if t.key not in pending}
     for work in works:
         key = work.target.key
-        late = isinstance(failed.get(work.target.region), OutOfTimeError)
-        if late and (work.target.region, work.target.app) not in reached and key in listed:
+        where = (work.target.region, work.target.app)
+        todo = set(record.pass_todo) if record else set()
+        late = isinstance(failed.get(where[0]), OutOfTimeError) or f"{where[0]}/{where[1]}" in todo
+        if late and where not in reached and key in listed:
             work.left = True  # no time to list its app: the next check
             continue
         if key in gone:

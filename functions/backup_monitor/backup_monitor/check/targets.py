@@ -197,6 +197,8 @@ class _Walk:
         under_way = region in self.started
         if not under_way or refresh:
             if self.spent():
+                if refresh:  # asked for evidence, and no time to get it: the caller leaves it to the next check
+                    raise OutOfTimeError(f"no time left to discover {region} again")
                 return
             excluded: list[str] = []
             self.requests += 1
