@@ -51,7 +51,9 @@ def _record_metrics(summary: Summary, now: datetime) -> None:
     metrics.add_metric(name="OldestDueMinutes", unit=MetricUnit.Count, value=round(summary.oldest_due_minutes(now), 1))
     metrics.add_metric(name="SlackRateLimited", unit=MetricUnit.Count, value=summary.rate_limited)
     metrics.add_metric(name="CannotCheckHeld", unit=MetricUnit.Count, value=summary.held)
-    if summary.error is None:  # the check ran, even if Slack refused messages (delivery_error, MessagesFailed)
+    # The check ran, even if Slack refused messages (delivery_error, MessagesFailed); one that could reach none
+    # of the databases due did not (issue 18): the heartbeat must not count it.
+    if summary.error is None and not summary.reached_none:
         metrics.add_metric(name="ChecksCompleted", unit=MetricUnit.Count, value=1)
 
 

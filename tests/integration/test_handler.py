@@ -258,9 +258,11 @@ def test_the_lambdas_remaining_time_bounds_the_check(
     app.lambda_handler(event, FakeContext())  # discovery is cached from here on
     capfd.readouterr()
     app.metrics.clear_metrics()
-    # WHEN an invocation has only its safety margin left THEN it starts nothing, and that is not a failure
-    result = app.lambda_handler(event, NearlyOutOfTimeContext())
-    assert (result["checked"], result["left"], result["error"]) == (0, 6, None)
+    # WHEN an invocation has only its safety margin left THEN it starts nothing, and with databases due that is
+    # a failure (issue 18: a check that reaches none of the due databases is not a success, nor a heartbeat)
+    with pytest.raises(app.CheckFailedError, match="no due database was reached"):
+        app.lambda_handler(event, NearlyOutOfTimeContext())
     metrics = emf(capfd.readouterr().out)
     assert metrics["DatabasesLeft"] in (6.0, [6.0])
-    assert metrics["ChecksCompleted"] in (1.0, [1.0])
+    assert metrics["DatabasesDue"] in (6.0, [6.0])
+    assert "ChecksCompleted" not in metrics

@@ -52,7 +52,13 @@ def test_the_alarm_topic_is_not_under_the_aws_managed_key(template: dict[str, An
 
 def test_every_alarm_announces_alarm_and_recovery_on_the_topic(template: dict[str, Any]) -> None:
     alarms = resources_of(template, "AWS::CloudWatch::Alarm")
-    assert set(alarms) == {"HeartbeatAlarm", "FunctionErrorsAlarm", "FunctionThrottlesAlarm", "ScheduleDeadLetterAlarm"}
+    assert set(alarms) == {
+        "HeartbeatAlarm",
+        "FunctionErrorsAlarm",
+        "FunctionThrottlesAlarm",
+        "ScheduleDeadLetterAlarm",
+        "DueCheckWaitAlarm",
+    }
     for name, alarm in alarms.items():
         props = alarm["Properties"]
         assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
@@ -73,6 +79,20 @@ def test_the_schedule_and_the_alarm_periods_follow_one_parameter(template: dict[
         assert period == minutes * 60, name
         # CloudWatch: Period x EvaluationPeriods <= 1 day when Period < 1 hour, <= 7 days otherwise.
         assert period * props["EvaluationPeriods"] <= (86_400 if period < 3_600 else 604_800), name
+
+
+@pytest.mark.parametrize("minutes", [5, 15, 60, 1440])
+def test_the_due_check_alarm_fires_past_the_grace_plus_two_periods(template: dict[str, Any], minutes: int) -> None:
+    # Issue 18: a due database waiting longer than MISSING_BACKUP_GRACE_HOURS (3 h, the default) + 2 periods.
+    values = cfn.Evaluator(template, CheckEveryMinutes=str(minutes))
+    alarm = template["Resources"]["DueCheckWaitAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["ComparisonOperator"]) == (
+        "OldestDueMinutes",
+        "Maximum",
+        "GreaterThanThreshold",
+    )
+    assert values.value(alarm["Threshold"]) == 180 + 2 * minutes
+    assert alarm["TreatMissingData"] == "notBreaching"  # no check at all is the heartbeat's
 
 
 def test_the_heartbeat_is_this_stacks_and_missing_checks_breach(template: dict[str, Any]) -> None:

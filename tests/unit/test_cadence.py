@@ -45,8 +45,9 @@ INCIDENT = Incident("failed", opened_at=at(27, 1, 30), last_notice_at=at(27, 1, 
         (quiet(), at(27, 8), {}, ("sweep", at(27, 8), SWEEP)),
         # the next slot: due from it until a usable backup fills it, for at most grace + stuck + 1 h (10 h)
         (quiet(read_at=at(27, 23)), at(28, 1), {}, ("slot", at(28, 1), SLOT)),
-        (quiet(read_at=at(28, 1, 15)), at(28, 6, 59), {}, ("slot", at(28, 1), SLOT)),
-        (quiet(read_at=at(28, 6)), at(28, 11), {}, ("slot", at(28, 1), SLOT)),
+        # ... read since the slot and still unfilled: it waits from that read
+        (quiet(read_at=at(28, 1, 15)), at(28, 6, 59), {}, ("slot", at(28, 1, 15), SLOT)),
+        (quiet(read_at=at(28, 6)), at(28, 11), {}, ("slot", at(28, 6), SLOT)),
         (quiet(read_at=at(28, 6)), at(28, 11, 1), {}, None),  # past the window, before the sweep
         (quiet(read_at=at(28, 6)), at(28, 12), {}, ("sweep", at(28, 12), SWEEP)),
         (quiet(read_at=at(28, 1, 15), filled_slot=at(28, 1)), at(28, 1, 30), {}, None),
@@ -57,15 +58,28 @@ INCIDENT = Incident("failed", opened_at=at(27, 1, 30), last_notice_at=at(27, 1, 
             {},
             None,
         ),
-        # a slot before the monitor knew the database is not expected
-        (quiet(first_seen_at=at(28, 1, 30), read_at=at(28, 1, 30)), at(28, 2), {}, None),
+        # a slot before the database existed is not expected (as the rules have it: its creation date)...
+        (
+            quiet(database=replace(quiet().database, created_at=at(28, 1, 30)), read_at=at(28, 1, 40)),  # type: ignore[type-var]
+            at(28, 2),
+            {},
+            None,
+        ),
+        # ... but one first seen after its slot is: the rules page for it
+        (quiet(first_seen_at=at(28, 1, 30), read_at=at(28, 1, 30)), at(28, 2), {}, ("slot", at(28, 1, 30), SLOT)),
         # never read, or unknown: at once (a new database waits from when discovery listed it)
         (None, at(27, 9), {"listed_at": at(27, 8)}, ("new", at(27, 8), SLOT)),
         (Record(key="k"), at(27, 9), {}, ("new", at(27, 9), SLOT)),
         # failing reads, owed messages and edits: every check
-        (quiet(api_failures=1, failing_since=at(27, 3)), at(27, 4), {}, ("retry", at(27, 3), RETRY)),
-        (quiet(), at(27, 3), {"owed": True}, ("owed", at(27, 3), RETRY)),
-        (quiet(pending_edits=(PendingEdit("C1", "1.2", "text"),)), at(27, 3), {}, ("edit", at(27, 3), RETRY)),
+        # (tried at every check, they never wait)
+        (quiet(api_failures=1, failing_since=at(27, 3)), at(27, 4), {}, ("retry", at(27, 4), RETRY)),
+        (quiet(pending_edits=(PendingEdit("C1", "1.2", "text"),)), at(27, 3), {}, ("retry", at(27, 3), RETRY)),
+        # owed: as urgent as a slot (or its own reason, if more), waiting since its own reason came due
+        (quiet(), at(27, 3), {"owed": True}, ("owed", at(27, 3), SLOT)),
+        (quiet(), at(27, 9), {"owed": True}, ("owed", at(27, 8), SLOT)),
+        (quiet(claim_owner="check-1"), at(27, 3), {}, ("owed", at(27, 3), SLOT)),
+        # listed again after its retirement (no first sight): new
+        (quiet(first_seen_at=None), at(27, 3), {"listed_at": at(27, 2)}, ("new", at(27, 2), SLOT)),
         # an open incident: hourly, and at every check while the addon token lives
         (quiet(incidents={"failed": INCIDENT}), at(27, 2, 30), {}, None),
         (quiet(incidents={"failed": INCIDENT}), at(27, 3), {}, ("incident", at(27, 3), RETRY)),

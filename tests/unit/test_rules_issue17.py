@@ -26,6 +26,7 @@ from backup_monitor.rules import (
     reannounced,
     rewatched,
 )
+from backup_monitor.scalingo.errors import NotFoundError
 from backup_monitor.scalingo.models import Backup, Database, DiscoveredDatabase
 from backup_monitor.state.base import load_renamed
 from backup_monitor.state.sqlite import SqliteStateStore
@@ -82,6 +83,7 @@ class Listing:
     def __init__(self, *names: str) -> None:
         self.set(*names)
         self.requests = 0
+        self.gone: frozenset[str] = frozenset()  # apps whose addons answer 404
 
     def set(self, *names: str) -> None:
         self.databases = found(*names)
@@ -93,6 +95,8 @@ class Listing:
 
     def list_addons(self, region: str, app: str) -> list[DiscoveredDatabase]:
         self.requests += 1
+        if app in self.gone:
+            raise NotFoundError(f"GET /v1/apps/{app}/addons: 404")
         return [d for d in self.databases if (d.region, d.app) == (region, app)]
 
     def has_time(self) -> bool:
@@ -183,9 +187,26 @@ def test_18_1_a_pass_retires_only_at_its_end_and_new_apps_go_first() -> None:
     assert step.record is not None
     assert step.record.unlisted == {"osc-fr1/ad-05": at(27, 6)}
     assert step.retired == []
-    # WHEN the pass ends more than an hour later THEN the deleted one is retired, once
+    # WHEN the pass ends more than an hour later THEN nothing is retired: one pass left it out, not two
     end = walk(listing, step.record, at(27, 7, 30))
-    assert end.retired == [Target("osc-fr1", "app-05", "ad-05")]
+    assert end.retired == []
+    # WHEN the next pass leaves it out too THEN it is retired, once
+    again = walk(listing, end.record, at(27, 13, 30))
+    assert again.retired == [Target("osc-fr1", "app-05", "ad-05")]
+    assert walk(listing, again.record, at(27, 19, 30)).retired == []
+
+
+def test_18_1_an_app_deleted_in_the_middle_of_a_pass_does_not_stop_it() -> None:
+    listing = Listing(*(f"osc-fr1/app-{i:02d}/ad-{i:02d}" for i in range(6)))
+    first = walk(listing, None, at(27, 0), allowance=3)  # the app list and 2 apps
+    # GIVEN app-03 is deleted after the app list was read (its addons now answer 404)
+    listing.set(*(f"osc-fr1/app-{i:02d}/ad-{i:02d}" for i in range(6) if i != 3))
+    listing.gone = frozenset({"app-03"})
+    rest = walk(listing, first.record, at(27, 0, 15))
+    # THEN the pass goes on past it and ends
+    assert rest.record is not None
+    assert rest.record.pass_todo == ()
+    assert len(rest.watched) == 5
 
 
 def test_17_1_a_retired_database_listed_again_is_watched_again_without_replaying_old_backups() -> None:

@@ -59,21 +59,21 @@ def due(
 
     `listed_at`: when discovery first listed it; `token_cached`: its addon token is held (a read costs no
     main-API request); `owed`: the previous check left it or could not deliver one of its messages."""
-    if record is None or (record.read_at is None and record.first_seen_at is None):
+    if record is None or record.first_seen_at is None:  # never read (or listed again after its retirement)
         return Due("new", listed_at or now, SLOT)
-    if owed or record.claim_owner is not None:  # a check that claimed it was cut before releasing it
-        return Due("owed", now, RETRY)
-    if record.api_failures or record.failing_since is not None:
-        return Due("retry", record.failing_since or now, RETRY)
-    if record.pending_edits:
-        return Due("edit", now, RETRY)
-    read_at = record.read_at or record.first_seen_at or now
-    return _sooner(
+    read_at = record.read_at or record.first_seen_at
+    found = _sooner(
         _incident(record, now, read_at, token_cached),
-        _slot(record, now, policy),
+        _slot(record, now, policy, read_at),
         _pitr(record, now, policy),
         _sweep(read_at, now, sweep_hours),
     )
+    if record.api_failures or record.failing_since is not None or record.pending_edits:
+        return Due("retry", now, RETRY)  # tried at every check: it never waits
+    if owed or record.claim_owner is not None:  # left, not delivered, or a check was cut holding its claim
+        # It waits since its own reason came due (the alarm measures that), no less urgent than a slot.
+        return Due("owed", found.since if found else now, min(found.urgency, SLOT) if found else SLOT)
+    return found
 
 
 def _incident(record: Record, now: datetime, read_at: datetime, token_cached: bool) -> Due | None:
@@ -87,7 +87,7 @@ def _incident(record: Record, now: datetime, read_at: datetime, token_cached: bo
     return None
 
 
-def _slot(record: Record, now: datetime, policy: Policy) -> Due | None:
+def _slot(record: Record, now: datetime, policy: Policy, read_at: datetime) -> Due | None:
     """From the latest slot until a usable backup fills it, for at most the grace plus the stuck limit plus an
     hour."""
     database = record.database
@@ -95,18 +95,19 @@ def _slot(record: Record, now: datetime, policy: Policy) -> Due | None:
         return None
     # A backup may start late in its slot's grace and then run up to the stuck limit before it is "stuck".
     window = timedelta(hours=policy.missing_grace_hours + policy.stuck_hours) + INCIDENT_READ_EVERY
-    known_since = max(filter(None, (database.created_at, record.first_seen_at, record.schedule_since)), default=None)
+    # As the rules have it (rules._missing): no slot is expected before the database existed.
+    known_since = max(filter(None, (database.created_at or record.first_seen_at or now, record.schedule_since)))
     hours = database.scheduled_hours
     if hours:
         slot = latest_started_slot(now, hours)
-        if slot is None or (known_since is not None and slot < known_since):
+        if slot is None or slot < known_since:
             return None
         if record.filled_slot is not None and record.filled_slot >= slot:
             return None
-        return Due("slot", slot, SLOT) if now - slot <= window else None
-    last = record.last_usable_at
-    expected = (last or known_since or now) + NO_SCHEDULE_DAY
-    return Due("slot", expected, SLOT) if expected <= now <= expected + window else None
+        # Read since the slot and still unfilled: it waits from that read (the longest unread go first).
+        return Due("slot", max(slot, read_at), SLOT) if now - slot <= window else None
+    expected = (record.last_usable_at or known_since) + NO_SCHEDULE_DAY
+    return Due("slot", max(expected, read_at), SLOT) if expected <= now <= expected + window else None
 
 
 def _pitr(record: Record, now: datetime, policy: Policy) -> Due | None:

@@ -515,6 +515,7 @@ def rewatched(record: Record) -> Record:
         record,
         retired_at=None,
         first_seen_at=None,
+        read_at=None,  # read at the next check, as a new database (cadence.py)
         api_failures=0,
         failing_since=None,
         recent={},

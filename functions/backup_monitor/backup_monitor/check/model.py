@@ -106,12 +106,13 @@ class Summary:
     interrupted: bool = False  # stopped by Ctrl-C or SIGTERM (the command's exit status says which)
     due: int = 0  # databases due for a read (cadence.py); the others were not read, on purpose
     not_due: int = 0
+    due_left: int = 0  # of the databases due, those this check could not reach
     oldest_due: datetime | None = None  # since when the longest-waiting due database not reached has waited
 
     @property
     def reached_none(self) -> bool:
         """Databases were due and the check reached none of them (time ran out before the first)."""
-        return self.due > 0 and self.left >= self.due
+        return self.due > 0 and self.due_left >= self.due
 
     def oldest_due_minutes(self, now: datetime) -> float:
         """How long the longest-waiting due database this check could not reach has waited (0: none left)."""
@@ -167,7 +168,7 @@ class Summary:
         if self.not_due:
             parts.append(f"not due (no news expected, see SWEEP_EVERY_HOURS): {self.not_due}")
         if self.left:
-            parts.append(f"left for the next check (time limit): {self.left} of {self.due} due")
+            parts.append(f"left for the next check (time limit): {self.left} ({self.due_left} of {self.due} due)")
         if self.reached_none:
             parts.append("no due database was reached")
         if self.error:

@@ -47,7 +47,15 @@ from backup_monitor.check.unreadable import unreadable_work
 from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo
 from backup_monitor.records import Record
-from backup_monitor.rules import CAUSE_ADDON, Phase, evaluate_failure, evaluate_gone, retired, rewatched
+from backup_monitor.rules import (
+    CAUSE_ADDON,
+    OUTAGE_MIN_DATABASES,
+    Phase,
+    evaluate_failure,
+    evaluate_gone,
+    retired,
+    rewatched,
+)
 from backup_monitor.scalingo.errors import OutOfTimeError, ScalingoError
 from backup_monitor.state.base import StateError, load_renamed
 
@@ -228,10 +236,27 @@ def run_check(
                 deliverer.deliver(sorted(ready, key=lambda w: rank[id(w)]))
                 ready, first_ready = [], None
 
+    # -- evidence: a region whose few due reads failed on Scalingo's side is read a little more ---------------
+    if not only:
+        probes = _outage_probes(works, [t for t in watched if plan[t.key] is None], records, needs_token)
+        for work in probes:
+            rank[id(work)] = len(rank)
+            examine(work)
+            if work.failed or work.not_found is not None:
+                held_back.append(work)
+            elif work.evaluation is not None:
+                ready.append(work)
+        works.extend(probes)
+
     # -- rediscovery for 404s, then one cause one incident ----------------------------------------------------
     deferred = [w for w in held_back if w.not_found is not None]
     if deferred:
-        _decide_not_found(deferred, run, found)
+        share = (
+            None
+            if fetch_deadline is None
+            else max(2, int(DISCOVERY_FLOOR_SHARE * _capacity(run, fetch_deadline, started)))
+        )
+        _decide_not_found(deferred, run, found, share)
     final = [*ready, *sorted(held_back, key=lambda w: rank[id(w)])]
     if not only:
         final = hold_and_judge(works, final, run, summary)
@@ -252,8 +277,8 @@ def run_check(
     summary.interrupted = stop.is_set()
 
     # -- after -------------------------------------------------------------------------------------------------
-    if not dry_run and (found.retired or any(w.gone for w in works)):
-        _finish_retirements(run, [*found.retired, *(w.target for w in works if w.gone)])
+    if not dry_run and (found.retired or deferred or any(w.gone for w in works)):
+        _finish_retirements(run)
     if not dry_run:
         save_tokens(clients)
         if not only:  # the next check takes first what this one left or could not deliver
@@ -299,7 +324,7 @@ def _discovery_allowance(
     if fetch_deadline is None:
         return None, None
     window = max(0.0, fetch_deadline - started)
-    capacity = max(1, run.clients.scalingo.requests_within(window))
+    capacity = _capacity(run, fetch_deadline, started)
     if not found.watched:
         allowance = max(2, capacity // 2)
     else:
@@ -307,6 +332,38 @@ def _discovery_allowance(
         wanted = sum(1 for t in found.watched if _due(run, records.get(t.key), t, listed_at) is not None)
         allowance = max(2, int(DISCOVERY_FLOOR_SHARE * capacity), capacity - wanted)
     return allowance, started + window * min(1.0, allowance / capacity)
+
+
+OUTAGE_EVIDENCE = OUTAGE_MIN_DATABASES + 2  # reads a region's failures are judged on, when the cadence read fewer
+
+
+def _outage_probes(
+    works: Sequence[Work],
+    not_due: Sequence[Target],
+    records: Mapping[str, Record],
+    needs_token: set[str],
+) -> list[Work]:
+    """Databases not due, read now as evidence, in each region where a read failed on Scalingo's side while
+    the cadence read fewer than OUTAGE_EVIDENCE databases there: one Scalingo outage must be one incident, not
+    a page per database as each comes due (those with a cached addon token first: they cost no main-API request)."""
+    probes: list[Work] = []
+    for region in sorted({w.target.region for w in works if w.failed and w.api_failed}):
+        tried = sum(1 for w in works if w.target.region == region and not w.left and not w.retiring)
+        wanted = OUTAGE_EVIDENCE - tried
+        if wanted <= 0:
+            continue
+        spare = sorted(
+            (t for t in not_due if t.region == region and t.key in records), key=lambda t: t.key in needs_token
+        )
+        for target in spare[:wanted]:
+            record = records[target.key]
+            probes.append(Work(target, record, DatabaseInfo.of(target, record.database)))  # not due: not counted
+    return probes
+
+
+def _capacity(run: Run, fetch_deadline: float, started: float) -> int:
+    """The main-API requests the rate limit allows from the start of the check until fetching stops."""
+    return max(1, run.clients.scalingo.requests_within(max(0.0, fetch_deadline - started)))
 
 
 def _has_incident(record: Record | None) -> bool:
@@ -318,6 +375,7 @@ def _count(works: Sequence[Work], summary: Summary) -> None:
         if work.left:
             summary.left += 1
             if work.due is not None:
+                summary.due_left += 1
                 since = work.due.since
                 summary.oldest_due = since if summary.oldest_due is None else min(summary.oldest_due, since)
         elif work.gone:
@@ -338,17 +396,21 @@ def _count(works: Sequence[Work], summary: Summary) -> None:
                     summary.findings[notice.kind.value] += 1
 
 
-def _finish_retirements(run: Run, targets: Sequence[Target]) -> None:
+def _finish_retirements(run: Run) -> None:
     """Retirements delivered in full leave the discovery record's list of retirements to say (a database with
-    no record, never checked, has nothing to say)."""
+    no record, never checked, has nothing to say); the others are handed to the next check."""
     try:
-        fresh = load_renamed(run.clients.store, {t.key: t.name for t in targets}, unreadable={})
+        cached = load_discovery(run.settings, run.clients)
+        if cached is None or not cached.retiring:
+            return
+        names = {target_from_name(name).key: name for name in cached.retiring}
+        fresh = load_renamed(run.clients.store, names, unreadable={})
         finish_retirements(run.settings, run.clients, run.now, lambda key: retired(fresh.get(key)))
     except StateError as exc:
         logger.warning("could not update the retirements", extra={"error": str(exc)})
 
 
-def _decide_not_found(works: list[Work], run: Run, found: Targets) -> None:
+def _decide_not_found(works: list[Work], run: Run, found: Targets, allowance: int | None) -> None:
     """Scalingo answered 404 for discovered databases: discovery of their region decides (a 404 alone retires
     nothing). Listed under the same name: a failed read. Listed under another app name: renamed, read again.
     Left out: held until a pass at least RETIRE_AFTER later confirms it (then retired), with nothing said."""
@@ -365,8 +427,17 @@ def _decide_not_found(works: list[Work], run: Run, found: Targets) -> None:
     if due:
         first = {(w.target.region, w.target.app) for w in works}
         try:
+            # The evidence (the region's app list, the 404s' apps, new apps: a rename) whatever `allowance`; then
+            # the pass under way goes on by at most `allowance` requests (the rest at the next checks).
             result = advance(
-                settings, clients, now, Targets(record=record), regions=due, first=first, save=not run.dry_run
+                settings,
+                clients,
+                now,
+                Targets(record=record),
+                allowance=allowance,
+                regions=due,
+                first=first,
+                save=not run.dry_run,
             )
         except (ScalingoError, StateError) as exc:  # every region failed, nothing cached
             failed = dict.fromkeys(due, exc)

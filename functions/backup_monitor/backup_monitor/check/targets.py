@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from backup_monitor.check.model import Clients, Summary
 from backup_monitor.config import Settings, Target
 from backup_monitor.records import Record
-from backup_monitor.scalingo.errors import OutOfTimeError, ScalingoError
+from backup_monitor.scalingo.errors import NotFoundError, OutOfTimeError, ScalingoError
 from backup_monitor.scalingo.models import DiscoveredDatabase
 from backup_monitor.state.base import ConflictError, StateError
 from backup_monitor.state.chunks import load_record, save_record
@@ -195,6 +195,7 @@ class _Walk:
         prefix = f"{region}/"
         todo = [entry[len(prefix) :] for entry in self.todo if entry.startswith(prefix)]
         under_way = region in self.started
+        evidence = 0
         if not under_way or refresh:
             if self.spent():
                 if refresh:  # asked for evidence, and no time to get it: the caller leaves it to the next check
@@ -214,13 +215,22 @@ class _Walk:
             new = [app for app in apps if app not in known]
             rest = [app for app in todo if app in present] if under_way else [app for app in apps if app in known]
             todo = list(dict.fromkeys([*wanted, *new, *rest]))
+            if (
+                refresh
+            ):  # the evidence a 404 asks for (its apps, and new ones: a rename) is listed whatever the allowance
+                evidence = len(dict.fromkeys([*wanted, *new]))
             if not under_way:
                 self.started[region] = self.now
         try:
-            while todo and not self.spent():
+            while todo and ((evidence > 0 and self.clients.scalingo.has_time()) or not self.spent()):
                 app = todo[0]
                 self.requests += 1
-                self._merge_app(region, app, self.clients.scalingo.list_addons(region, app))
+                evidence -= 1
+                try:
+                    found = self.clients.scalingo.list_addons(region, app)
+                except NotFoundError:  # deleted since the app list was read: its databases are left out
+                    found = []
+                self._merge_app(region, app, found)
                 self.listed.add((region, app))
                 todo.pop(0)
         finally:
@@ -252,11 +262,13 @@ class _Walk:
         self.unlisted.setdefault(target.key, self.now)
 
     def _complete(self, region: str) -> None:
-        """The region's pass is over: what it left out, first left out at least RETIRE_AFTER ago, is retired."""
+        """The region's pass is over: what it left out, first left out by an earlier pass at least RETIRE_AFTER
+        ago, is retired (two passes in a row: one short answer never retires anything)."""
+        started = self.started.get(region, self.now)
         for name in self._names_of(region):
             target = target_from_name(name)
             first_miss = self.unlisted.get(target.key)
-            if first_miss is not None and self.now - first_miss >= RETIRE_AFTER:
+            if first_miss is not None and first_miss < started and self.now - first_miss >= RETIRE_AFTER:
                 del self.discovered[name]
                 del self.unlisted[target.key]
                 self.first_listed.pop(target.key, None)
