@@ -8,6 +8,7 @@ AWS::Lambda::EventInvokeConfig (it skips them), so those are checked by test_tem
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import re
@@ -111,3 +112,36 @@ def test_two_stacks_deploy_side_by_side(moto: str) -> None:
         TableName=one["Environment"]["Variables"]["STATE_TABLE"]
     )["Table"]
     assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+
+
+def test_a_stack_with_token_shards_deploys_with_each_token_granted(moto: str) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto)
+    if "bucket" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket="bucket", CreateBucketConfiguration={"LocationConstraint": cfn.PSEUDO["AWS::Region"]})
+        for key in ("CodeUri", "ContentUri"):
+            archive = io.BytesIO()
+            with zipfile.ZipFile(archive, "w") as zipped:
+                zipped.writestr("app.py", "def lambda_handler(event, context):\n    return {}\n")
+            s3.put_object(Bucket="bucket", Key=key, Body=archive.getvalue())
+    shards = "/bm/acme/token,/bm/globex/token"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resources = deploy(moto, json.dumps(cfn.translate(cfn.load())), "bm-shards", ScalingoApiTokenParameters=shards)
+    function = boto3.client("lambda", endpoint_url=moto).get_function(FunctionName="bm-shards-monitor")
+    variables = function["Configuration"]["Environment"]["Variables"]
+    assert variables["SCALINGO_API_TOKEN_PARAMETERS"] == shards
+    assert variables["SCALINGO_API_TOKEN_PARAMETER"] == ""
+    iam = boto3.client("iam", endpoint_url=moto)
+    role = resources["BackupMonitorFunctionRole"]["PhysicalResourceId"]
+    policies = [
+        iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
+    ]
+    # moto keeps a policy document as the text of a Python dict (and AWS::NoValue in a list as None)
+    documents = [ast.literal_eval(p) if isinstance(p, str) else p for p in policies]
+    statements = {s.get("Sid"): s for policy in documents for s in policy["Statement"]}
+    arn = "arn:aws:ssm:eu-west-3:123456789012:parameter"
+    assert set(statements["ReadShardTokens"]["Resource"]) == {arn + "/bm/acme/token", arn + "/bm/globex/token"}
+    assert statements["InvokeOwnShardChecks"]["Resource"] == (
+        "arn:aws:lambda:eu-west-3:123456789012:function:bm-shards-monitor"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,19 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any
     return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
 
 
-def function_statements(translated: dict[str, Any]) -> list[dict[str, Any]]:
+def function_statements(translated: dict[str, Any], **parameters: str) -> list[dict[str, Any]]:
+    """The role's statements for these parameter values (a statement under Fn::If is there or not)."""
     role = translated["Resources"]["BackupMonitorFunctionRole"]["Properties"]
-    return [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    evaluator = cfn.Evaluator(translated, **parameters)
+    statements = []
+    for policy in role["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                condition, yes, no = statement["Fn::If"]
+                statement = yes if evaluator.condition(condition) else no
+            if statement != {"Ref": "AWS::NoValue"}:
+                statements.append(statement)
+    return statements
 
 
 def as_list(value: Any) -> list[Any]:
@@ -234,6 +245,80 @@ def test_the_function_reads_and_decrypts_only_its_own_parameters_through_ssm(
     assert webhook.value(decrypt["Condition"]) == {"StringEquals": {"kms:ViaService": "ssm.eu-west-3.amazonaws.com"}}
     key = "arn:aws:kms:eu-west-3:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     assert cfn.Evaluator(template, SecretsKmsKeyArn=key).value(decrypt["Resource"]) == key
+
+
+# -- token shards (SCALINGO_API_TOKEN_PARAMETERS) ---------------------------------------------------------------
+
+SHARDS = "/backup-monitor/acme/scalingo-token,/backup-monitor/globex/scalingo-token"
+SSM_ARN = "arn:aws:ssm:eu-west-3:123456789012:parameter"
+
+
+def shard_pattern(template: dict[str, Any]) -> re.Pattern[str]:
+    return re.compile(template["Parameters"]["ScalingoApiTokenParameters"]["AllowedPattern"])
+
+
+def test_without_token_shards_nothing_changes(template: dict[str, Any], translated: dict[str, Any]) -> None:
+    statements = {s.get("Sid") for s in function_statements(translated)}
+    assert "ReadShardTokens" not in statements
+    assert "InvokeOwnShardChecks" not in statements
+    assert not any("lambda:" in str(s["Action"]) for s in function_statements(translated))
+    function = cfn.Evaluator(template).value(template["Resources"]["BackupMonitorFunction"]["Properties"])
+    assert function["ReservedConcurrentExecutions"] == 1
+    settings = resolved_settings(template)
+    assert (settings.api_token_parameters, settings.shards) == ((), {})
+
+
+def test_token_shards_read_each_listed_parameter_exactly_and_may_invoke_the_function_itself(
+    template: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    evaluator = cfn.Evaluator(translated, ScalingoApiTokenParameters=SHARDS)
+    statements = {s.get("Sid"): s for s in function_statements(translated, ScalingoApiTokenParameters=SHARDS)}
+    # The single token's parameter is no longer read; each shard's is, by its exact ARN.
+    assert evaluator.value(statements["ReadOwnSecrets"]["Resource"]) == [f"{SSM_ARN}/backup-monitor/slack-webhook-url"]
+    shards = statements["ReadShardTokens"]
+    assert (shards["Effect"], shards["Action"]) == ("Allow", "ssm:GetParameter")
+    assert set(evaluator.value(shards["Resource"])) == {SSM_ARN + name for name in SHARDS.split(",")}
+    invoke = statements["InvokeOwnShardChecks"]
+    assert (invoke["Effect"], invoke["Action"]) == ("Allow", "lambda:InvokeFunction")
+    # The function's own name (FunctionName: ${AWS::StackName}-monitor), built without a reference to it.
+    assert evaluator.value(invoke["Resource"]) == "arn:aws:lambda:eu-west-3:123456789012:function:bm-test-monitor"
+    assert "BackupMonitorFunction" not in str(invoke["Resource"])
+    function = cfn.Evaluator(template, ScalingoApiTokenParameters=SHARDS).value(
+        template["Resources"]["BackupMonitorFunction"]["Properties"]
+    )
+    assert "ReservedConcurrentExecutions" not in function  # the shards' checks run side by side
+    settings = resolved_settings(template, ScalingoApiTokenParameters=SHARDS)
+    assert settings.api_token_parameter is None
+    assert list(settings.shards.values()) == SHARDS.split(",")
+
+
+def test_up_to_ten_shards_are_each_granted_and_an_eleventh_is_refused(
+    template: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    names = [f"/bm/account-{i}/token" for i in range(11)]
+    pattern = shard_pattern(template)
+    assert pattern.fullmatch(",".join(names[:10]))
+    assert not pattern.fullmatch(",".join(names))
+    for count in (1, 3, 10):
+        listed = ",".join(names[:count])
+        evaluator = cfn.Evaluator(translated, ScalingoApiTokenParameters=listed)
+        statements = {s.get("Sid"): s for s in function_statements(translated, ScalingoApiTokenParameters=listed)}
+        assert set(evaluator.value(statements["ReadShardTokens"]["Resource"])) == {
+            SSM_ARN + name for name in names[:count]
+        }
+        assert len(resolved_settings(template, ScalingoApiTokenParameters=listed).shards) == count
+
+
+def test_token_shards_refuse_a_list_of_databases(template: dict[str, Any]) -> None:
+    assert cfn.Evaluator(template, ScalingoApiTokenParameters=SHARDS).rule_failures() == []
+    failures = cfn.Evaluator(template, ScalingoApiTokenParameters=SHARDS, MonitoredDatabases="a/ad-1").rule_failures()
+    assert len(failures) == 1
+    assert "leave MonitoredDatabases empty" in failures[0]
+
+
+@pytest.mark.parametrize("value", ["bm/token", "/bm/a, /bm/b", "/bm/a,,/bm/b", "/bm/a,", "/bm/token name"])
+def test_the_shard_parameter_refuses_what_the_names_cannot_be(template: dict[str, Any], value: str) -> None:
+    assert not shard_pattern(template).fullmatch(value)
 
 
 # -- the build ------------------------------------------------------------------------------------------------

@@ -76,8 +76,9 @@ def translate(template: dict[str, Any]) -> dict[str, Any]:
 
 
 class Evaluator:
-    """Evaluates Ref, Fn::Sub, Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Fn::FindInMap and Condition for one
-    set of parameter values (the template's defaults, overridden by `overrides`)."""
+    """Evaluates Ref, Fn::Sub, Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Fn::FindInMap, Fn::Select,
+    Fn::Split, Fn::Join and Condition for one set of parameter values (the template's defaults, overridden by
+    `overrides`)."""
 
     def __init__(self, template: dict[str, Any], **overrides: str) -> None:
         self.template = template
@@ -118,8 +119,20 @@ class Evaluator:
             mapping, top, second = (self.value(a) for a in arg)
             return self.template["Mappings"][mapping][str(top)][second]
         if key == "Fn::Sub":
-            assert isinstance(arg, str), "only the one-argument Fn::Sub is used"
-            return re.sub(r"\$\{([^}!]+)\}", lambda m: str(self.params.get(m.group(1), f"<{m.group(1)}>")), arg)
+            text, variables = (arg, {}) if isinstance(arg, str) else arg
+            names = {**self.params, **{k: self.value(v) for k, v in variables.items()}}
+            return re.sub(r"\$\{([^}!]+)\}", lambda m: str(names.get(m.group(1), f"<{m.group(1)}>")), text)
+        if key == "Fn::Select":
+            index, items = (self.value(a) for a in arg)
+            return items[int(index)]  # out of range: an IndexError, as CloudFormation fails the stack
+        if key == "Fn::Split":
+            delimiter, text = arg
+            assert isinstance(delimiter, str), "Fn::Split's delimiter is a literal"
+            return str(self.value(text)).split(delimiter)
+        if key == "Fn::Join":
+            delimiter, items = arg
+            assert isinstance(delimiter, str), "Fn::Join's delimiter is a literal"
+            return delimiter.join(str(v) for v in self.value(items))
         if key == "Fn::GetAtt":
             return f"<{'.'.join(arg)}>"
         return {key: self.value(arg)}

@@ -8,19 +8,22 @@ check still writes nothing.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from backup_monitor.config import Target
-from backup_monitor.state.base import RECORD_TTL_SECONDS, Blob, StateStore
+from backup_monitor.config import Target, shard_key
+from backup_monitor.state.base import RECORD_TTL_SECONDS, Blob, StateStore, shard_of
 from backup_monitor.state.chunks import blob_part_keys, join_list, save_list
 
 # What a Lambda keeps for evaluating, sending and saving after it stops starting databases: in-flight
 # database-API calls (a 10 s timeout, retried), Slack deliveries and conditional writes.
 LAMBDA_SAFETY_MARGIN_SECONDS = 60.0
-CURSOR_KEY = "__cursor__/check"
+CURSOR_PREFIX = "__cursor__/"
+CURSOR_KEY = CURSOR_PREFIX + "check"  # the cursor without a shard (each shard has its own: cursor_key)
 CURSOR_FIELD = "left"
+_CURSOR_HEAD = re.compile(r"__cursor__/(?:[a-z0-9-]+/)?check")
 
 T = TypeVar("T")
 
@@ -50,19 +53,33 @@ def deadline_after(budget: float | None, started: float | None = None) -> float 
     return (time.monotonic() if started is None else started) + budget
 
 
-def left_keys(blobs: Mapping[str, Blob]) -> list[str]:
-    """The databases the previous check had no time for, in the order it would have taken them."""
-    return join_list(blobs, CURSOR_KEY, CURSOR_FIELD)
+def cursor_key(shard: str = "") -> str:
+    """The cursor of a shard's checks (CURSOR_KEY without a shard)."""
+    return shard_key(CURSOR_PREFIX, "check", shard)
 
 
-def cursor_part_keys(blobs: Mapping[str, Blob]) -> list[str]:
+def _head_in(blobs: Mapping[str, Blob], key: str | None) -> str:
+    """`key`, or (None) the key of the cursor head among `blobs`: a check loads the cursor of its own shard
+    only (check/after.load_blobs), so there is at most one; CURSOR_KEY when there is none."""
+    if key is not None:
+        return key
+    return next((k for k in blobs if _CURSOR_HEAD.fullmatch(k)), CURSOR_KEY)
+
+
+def left_keys(blobs: Mapping[str, Blob], key: str | None = None) -> list[str]:
+    """The databases the previous check had no time for, in the order it would have taken them (from the
+    cursor `key`; None: the one cursor `blobs` holds)."""
+    return join_list(blobs, _head_in(blobs, key), CURSOR_FIELD)
+
+
+def cursor_part_keys(blobs: Mapping[str, Blob], key: str | None = None) -> list[str]:
     """The keys of the cursor's parts, when the cursor head in `blobs` is stored in chunks (else none)."""
-    return blob_part_keys(blobs, CURSOR_KEY)
+    return blob_part_keys(blobs, _head_in(blobs, key))
 
 
-def cursor_blob(left: Sequence[str], now: float) -> Blob:
+def cursor_blob(left: Sequence[str], now: float, key: str = CURSOR_KEY) -> Blob:
     """The cursor for the next check, inline (an empty list once every database was reached)."""
-    return Blob(CURSOR_KEY, json.dumps({CURSOR_FIELD: list(left)}, separators=(",", ":")), now + RECORD_TTL_SECONDS)
+    return Blob(key, json.dumps({CURSOR_FIELD: list(left)}, separators=(",", ":")), now + RECORD_TTL_SECONDS)
 
 
 def order_for_check(
@@ -86,11 +103,15 @@ def order_for_check(
     return sorted(targets, key=key)
 
 
-def save_cursor_if_changed(store: StateStore, before: Sequence[str], left: Sequence[str], now: float) -> bool:
-    """Write the cursor only when what is left changed (nothing, in the steady state)."""
+def save_cursor_if_changed(
+    store: StateStore, before: Sequence[str], left: Sequence[str], now: float, key: str | None = None
+) -> bool:
+    """Write the cursor (`key`; None: that of the store's shard) only when what is left changed (nothing, in
+    the steady state)."""
     if list(before) == list(left):
         return False
-    save_list(store, CURSOR_KEY, CURSOR_FIELD, left, now)  # inline, or in chunks (state/chunks.py)
+    # inline, or in chunks (state/chunks.py)
+    save_list(store, cursor_key(shard_of(store)) if key is None else key, CURSOR_FIELD, left, now)
     return True
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from backup_monitor import __version__
-from backup_monitor.config import ConfigError, Settings, log_level
+from backup_monitor.config import ConfigError, Settings, UnknownShardError, log_level
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _EXTRA_FIELDS = ("target", "error", "call", "count", "permanent", "kind")
@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--show-links", action="store_true", help="print download links whole (their token is hidden by default)"
     )
+    shard_help = "with SCALINGO_API_TOKEN_PARAMETERS: only this shard (its id or parameter name; default: each in turn)"
+    check.add_argument("--shard", metavar="ID", help=shard_help)
     sub.add_parser("demo", help="the whole story offline, against a local fake Scalingo API")
     status_parser = sub.add_parser(
         "status", help="print the daily report from the state alone (no API call, nothing sent)"
@@ -69,31 +71,53 @@ def build_parser() -> argparse.ArgumentParser:
     status_parser.add_argument(
         "--problems", action="store_true", help="list only the databases with an open incident (every one of them)"
     )
+    status_parser.add_argument("--shard", metavar="ID", help=shard_help)
     return parser
 
 
-def check(dry_run: bool, json_lines: bool = False, show_links: bool = False) -> int:
-    """One check with the environment's configuration."""
-    from backup_monitor.monitor import run_check
+def shard_settings(settings: Settings, shard: str | None) -> list[Settings]:
+    """The settings of each check to run: the one shard named, every shard in turn, or (one token) these."""
+    if shard is not None:
+        return [settings.for_shard(shard)]
+    if settings.api_token_parameters:
+        return [settings.for_shard(s) for s in settings.shards]
+    return [settings]
+
+
+def check(dry_run: bool, json_lines: bool = False, show_links: bool = False, shard: str | None = None) -> int:
+    """One check with the environment's configuration (with shards: each shard's, in turn, or the one named)."""
+    from backup_monitor.monitor import Clients, run_check
     from backup_monitor.notifiers import ConsoleNotifier
     from backup_monitor.wiring import build_clients, build_store, resolve_secrets
 
     try:
-        settings = Settings.from_env(os.environ)
-        store = build_store(settings)  # a state file that cannot be written is a bad STATE_PATH: said before SSM
-        settings = resolve_secrets(settings)
-        clients = build_clients(settings, dry_run=dry_run, store=store)
+        checks = shard_settings(Settings.from_env(os.environ), shard)
+        # a state file that cannot be written is a bad STATE_PATH: said before SSM; every secret before a check
+        stores = [build_store(settings) for settings in checks]
+        prepared: list[tuple[Settings, Clients]] = []
+        for settings, store in zip(checks, stores, strict=True):
+            resolved = resolve_secrets(settings)
+            prepared.append((resolved, build_clients(resolved, dry_run=dry_run, store=store)))
     except ConfigError as exc:
         return _configuration_error(exc)
-    if isinstance(clients.notifier, ConsoleNotifier):
-        clients.notifier = ConsoleNotifier(json_lines=json_lines, show_links=show_links)
-    with _Interrupts() as interrupts:
-        summary = run_check(settings, clients, datetime.now(UTC), dry_run=dry_run, stop=interrupts.stop)
+    except UnknownShardError as exc:
+        print(f"backup-monitor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    worst = EXIT_OK
     prefix = "dry run: " if dry_run else ""
-    print(f"backup-monitor: {prefix}{summary.line()}", file=sys.stderr)
+    with _Interrupts() as interrupts:
+        for settings, clients in prepared:
+            if interrupts.stop.is_set():
+                break
+            if isinstance(clients.notifier, ConsoleNotifier):
+                clients.notifier = ConsoleNotifier(json_lines=json_lines, show_links=show_links)
+            summary = run_check(settings, clients, datetime.now(UTC), dry_run=dry_run, stop=interrupts.stop)
+            of = f"shard {settings.shard}: " if settings.shard else ""
+            print(f"backup-monitor: {prefix}{of}{summary.line()}", file=sys.stderr)
+            worst = max(worst, summary.exit_code)
     if interrupts.signal is not None:
         return 128 + interrupts.signal  # 130 for Ctrl-C (SIGINT), 143 for SIGTERM, as shells expect
-    return summary.exit_code
+    return worst
 
 
 class _Interrupts:
@@ -122,23 +146,35 @@ class _Interrupts:
             signal.signal(signum, handler)
 
 
-def status(problems: bool = False) -> int:
-    """The daily report and one line per database, from the state alone (no API call, no Slack)."""
+def status(problems: bool = False, shard: str | None = None) -> int:
+    """The daily report and one line per database, from the state alone (no API call, no Slack); with shards,
+    each shard's report in turn (or the one named)."""
     from backup_monitor.status import StatusError, read_status
 
     env = dict(os.environ)
-    if not env.get("SCALINGO_API_TOKEN") and not env.get("SCALINGO_API_TOKEN_PARAMETER"):
+    sources = ("SCALINGO_API_TOKEN", "SCALINGO_API_TOKEN_PARAMETER", "SCALINGO_API_TOKEN_PARAMETERS")
+    if not any(env.get(name, "").strip() for name in sources):
         env["SCALINGO_API_TOKEN_PARAMETER"] = "(unused by status)"  # noqa: S105  (a name, not a secret: never read)
     try:
-        settings = Settings.from_env(env)
-        text = read_status(settings, datetime.now(UTC), problems=problems)
+        reports = shard_settings(Settings.from_env(env), shard)
     except ConfigError as exc:
         return _configuration_error(exc)
-    except StatusError as exc:
+    except UnknownShardError as exc:
         print(f"backup-monitor: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(text, end="")
-    return EXIT_OK
+        return EXIT_USAGE
+    code = EXIT_OK
+    for i, settings in enumerate(reports):
+        try:
+            text = read_status(settings, datetime.now(UTC), problems=problems)
+        except ConfigError as exc:
+            return _configuration_error(exc)
+        except StatusError as exc:
+            of = f"shard {settings.shard}: " if settings.shard else ""
+            print(f"backup-monitor: {of}{exc}", file=sys.stderr)
+            code = EXIT_FAILED
+            continue
+        print(("\n" if i else "") + text, end="")
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,8 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo()
     if args.command == "status":
-        return status(args.problems)
-    return check(args.dry_run, args.json, args.show_links)
+        return status(args.problems, args.shard)
+    return check(args.dry_run, args.json, args.show_links, args.shard)
 
 
 if __name__ == "__main__":

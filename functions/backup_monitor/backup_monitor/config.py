@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -25,6 +26,9 @@ DEFAULT_EXCLUDE_APPS = ("*-pr[0-9]*",)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # what `logging` accepted before they were checked
 LINK_MAX = 1000  # RUNBOOK_URL: a link in every alert's footer (Slack's context text holds 3,000 characters)
+# SCALINGO_API_TOKEN_PARAMETERS: SSM parameter names (SSM allows these characters, 2,048 of them at most).
+_PARAMETER_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-/]{1,2048}$")
+SHARD_SLUG_MAX = 24  # characters of the parameter name's last part kept in a shard's id
 
 
 class ConfigError(ValueError):
@@ -58,6 +62,27 @@ class Target:
 
 def state_key(region: str, addon_id: str) -> str:
     return f"{region}/{addon_id}"
+
+
+def shard_id(parameter: str) -> str:
+    """The id of the shard whose API token is in SSM parameter `parameter`: the last part of the name, in lower
+    case letters, digits and dashes (at most SHARD_SLUG_MAX), then 6 hex digits of its SHA-256, so two names
+    with the same last part in different paths differ. Derived from the name alone: reordering
+    SCALINGO_API_TOKEN_PARAMETERS changes no id (and so no state key)."""
+    tail = parameter.rstrip("/").rsplit("/", 1)[-1].lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", tail).strip("-")[:SHARD_SLUG_MAX].strip("-") or "token"
+    return f"{slug}-{hashlib.sha256(parameter.encode()).hexdigest()[:6]}"
+
+
+def shard_key(prefix: str, rest: str, shard: str = "") -> str:
+    """The state key of a record or blob a check keeps one of (the discovery, the cursor, the bearer, the
+    report...): `prefix + rest` without a shard, exactly as before shards existed; `prefix + shard/ + rest` for
+    a shard. `rest` never holds a slash where a shard could be mistaken for it (regions have none)."""
+    return f"{prefix}{shard}/{rest}" if shard else prefix + rest
+
+
+class UnknownShardError(ValueError):
+    """An invocation names a shard this configuration does not have."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +120,10 @@ class Settings:
 
     api_token: str | None = field(default=None, repr=False)
     api_token_parameter: str | None = None
+    # SCALINGO_API_TOKEN_PARAMETERS: one SSM parameter per Scalingo account, each a shard checked on its own
+    # (`for_shard`); `shard` is the id of the one these settings check ("" with a single token: no shard).
+    api_token_parameters: tuple[str, ...] = ()
+    shard: str = ""
     regions: tuple[str, ...] = (DEFAULT_REGION,)
     monitored: tuple[Target, ...] = ()
     exclude_apps: tuple[str, ...] = DEFAULT_EXCLUDE_APPS
@@ -147,6 +176,7 @@ class Settings:
         settings = cls(
             api_token=reader.text("SCALINGO_API_TOKEN"),
             api_token_parameter=reader.text("SCALINGO_API_TOKEN_PARAMETER"),
+            api_token_parameters=reader.parameter_names("SCALINGO_API_TOKEN_PARAMETERS"),
             regions=regions,
             monitored=reader.targets("MONITORED_DATABASES", regions),
             exclude_apps=reader.patterns("EXCLUDE_APPS", DEFAULT_EXCLUDE_APPS),
@@ -186,9 +216,30 @@ class Settings:
 
     def validate_sources(self) -> None:
         """Check the combinations: one token source, a channel for the bot."""
-        if not self.api_token and not self.api_token_parameter:
+        if self.api_token_parameters:
+            other = "SCALINGO_API_TOKEN" if self.api_token else "SCALINGO_API_TOKEN_PARAMETER"
+            if self.api_token or self.api_token_parameter:
+                raise ConfigError(
+                    "SCALINGO_API_TOKEN_PARAMETERS", f"set either it (one parameter per token) or {other}, not both"
+                )
+            if self.monitored:  # each shard watches what its own token can see: it discovers it
+                raise ConfigError(
+                    "MONITORED_DATABASES",
+                    "cannot be used with SCALINGO_API_TOKEN_PARAMETERS (each shard discovers its own account's "
+                    "databases; EXCLUDE_APPS leaves apps out)",
+                )
+            ids: dict[str, str] = {}
+            for name in self.api_token_parameters:
+                taken = ids.setdefault(shard_id(name), name)
+                if taken != name:  # not seen in practice (6 hex digits of SHA-256 and the name's last part)
+                    raise ConfigError(
+                        "SCALINGO_API_TOKEN_PARAMETERS", f"{taken!r} and {name!r} have the same shard id; rename one"
+                    )
+        elif not self.api_token and not self.api_token_parameter:
             raise ConfigError(
-                "SCALINGO_API_TOKEN", "is not set (nor SCALINGO_API_TOKEN_PARAMETER); the API token is needed"
+                "SCALINGO_API_TOKEN",
+                "is not set (nor SCALINGO_API_TOKEN_PARAMETER or SCALINGO_API_TOKEN_PARAMETERS); "
+                "the API token is needed",
             )
         if self.api_token and self.api_token_parameter:
             raise ConfigError("SCALINGO_API_TOKEN_PARAMETER", "set only one of it and SCALINGO_API_TOKEN")
@@ -225,6 +276,36 @@ class Settings:
             slack_bot_token=bot_token or self.slack_bot_token,
             slack_success_webhook_url=success_webhook_url or self.slack_success_webhook_url,
         )
+
+    @property
+    def shards(self) -> dict[str, str]:
+        """The shards of SCALINGO_API_TOKEN_PARAMETERS, id -> parameter name, in the listed order (empty with a
+        single token)."""
+        return {shard_id(name): name for name in self.api_token_parameters}
+
+    @property
+    def api_token_variable(self) -> str:
+        """The variable naming the SSM parameter these settings read the API token from (for error messages)."""
+        return "SCALINGO_API_TOKEN_PARAMETERS" if self.shard else "SCALINGO_API_TOKEN_PARAMETER"
+
+    def for_shard(self, shard: str) -> Settings:
+        """The settings of one shard (by id, or by its parameter name): its token read from its own parameter,
+        its own state keys; everything else shared. UnknownShardError when there is no such shard."""
+        shards = self.shards
+        wanted = shard if shard in shards else shard_id(shard) if shard in self.api_token_parameters else None
+        if wanted is None:
+            if not shards:
+                raise UnknownShardError(
+                    f"no shard {shard!r}: this configuration has one API token (SCALINGO_API_TOKEN_PARAMETERS "
+                    "is not set)"
+                )
+            known = ", ".join(f"{key} ({name})" for key, name in shards.items())
+            raise UnknownShardError(f"no shard {shard!r} in SCALINGO_API_TOKEN_PARAMETERS; the shards are {known}")
+        return replace(self, api_token=None, api_token_parameter=shards[wanted], api_token_parameters=(), shard=wanted)
+
+    def singleton_key(self, prefix: str, rest: str) -> str:
+        """The key of a record or blob a check keeps one of, in these settings' shard (see shard_key)."""
+        return shard_key(prefix, rest, self.shard)
 
     def excluded(self, app: str) -> bool:
         """Whether EXCLUDE_APPS leaves this app out (case-sensitive globs, as app names are lower case)."""
@@ -291,6 +372,26 @@ class _Reader:
         if below is not None and value >= below:
             raise ConfigError(name, f"must be below {below:g}, got {raw!r}")
         return value
+
+    def parameter_names(self, name: str) -> tuple[str, ...]:
+        """Comma-separated SSM parameter names, each listed once; unset or empty = none."""
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        names: list[str] = []
+        for item in (part.strip() for part in raw.split(",")):
+            if not item:
+                continue
+            if not _PARAMETER_NAME_RE.match(item) or item.endswith("/") or "//" in item:
+                raise ConfigError(
+                    name, f"{item!r} is not an SSM parameter name (letters, digits, _ . - and / as in /a/b)"
+                )
+            if item in names:
+                raise ConfigError(name, f"lists {item!r} twice")
+            names.append(item)
+        if not names:
+            raise ConfigError(name, "lists no parameter (leave it unset for a single token)")
+        return tuple(names)
 
     def optional_number(self, name: str, *, minimum: float) -> float | None:
         if self.text(name) is None:

@@ -1,6 +1,7 @@
 """Sends the daily report exactly once a day, overlapping checks included.
 
-The report has its own state record (`__report__/<regions>`) holding the local date of the last report sent.
+The report has its own state record (`__report__/<regions>`, `__report__/<shard>/<regions>` for a shard of
+SCALINGO_API_TOKEN_PARAMETERS: each shard reports on its own databases) holding the local date of the last report sent.
 A check that finds the report due claims that record like a database record (conditional write on the version
 it read), sends, then commits the date. An overlapping check cannot claim the same version and stays silent.
 """
@@ -36,8 +37,8 @@ class Outcome(StrEnum):
 
 
 def report_key(settings: Settings) -> str:
-    """The report's state key: one report per set of watched regions (one stack)."""
-    return REPORT_KEY_PREFIX + ",".join(settings.regions)
+    """The report's state key: one report per set of watched regions (one stack), per shard."""
+    return settings.singleton_key(REPORT_KEY_PREFIX, ",".join(settings.regions))
 
 
 def due_date(schedule: ReportTime, now: datetime, last_reported_on: str | None) -> str | None:

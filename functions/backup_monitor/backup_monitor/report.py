@@ -87,6 +87,7 @@ class Report:
     incidents: tuple[OpenIncident, ...]
     databases: tuple[DatabaseLine, ...]
     pitr_max_lag: timedelta = timedelta(hours=6)  # PITR_MAX_LAG_HOURS
+    shard: str = ""  # the shard reported on (SCALINGO_API_TOKEN_PARAMETERS): each has its own report
 
     @property
     def pitr(self) -> tuple[DatabaseLine, ...]:
@@ -204,6 +205,7 @@ def build_report(
         incidents=tuple(incidents),
         databases=tuple(lines),
         pitr_max_lag=pitr_max_lag,
+        shard=settings.shard,
     )
 
 
@@ -243,10 +245,11 @@ def _plural(count: int, word: str) -> str:
 
 
 def _local_title(report: Report) -> str:
+    shard = f"shard {report.shard} · " if report.shard else ""  # ids are letters, digits and dashes
     if report.schedule is None:
-        return f"{report.now:%a %d %b %Y, %H:%M} UTC"
+        return f"{shard}{report.now:%a %d %b %Y, %H:%M} UTC"
     local = report.now.astimezone(report.schedule.tz)
-    return f"{local:%a %d %b %Y, %H:%M} {report.schedule.zone}"
+    return f"{shard}{local:%a %d %b %Y, %H:%M} {report.schedule.zone}"
 
 
 def summary_lines(report: Report, *, slack: bool) -> list[str]:
@@ -414,8 +417,9 @@ def render_slack(report: Report, permalink: Callable[[ThreadRef], str | None] | 
     if len(shown) < total:
         blocks.append(_section(f"…and {total - len(shown):,} more open incidents. {PROBLEMS_POINTER}"))
     blocks.append(footer)
+    shard = f" (shard {report.shard})" if report.shard else ""
     text = (
-        f"Daily backup report: {report.watched} databases, {report.fresh} with a fresh usable backup, "
+        f"Daily backup report{shard}: {report.watched} databases, {report.fresh} with a fresh usable backup, "
         f"{_plural(total, 'open incident')}"
     )
     return Message(text, blocks)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from backup_monitor.check.targets import discovery_key as discovery_key_of
 from backup_monitor.config import ConfigError, Settings, Target
 from backup_monitor.daily_report import report_key
-from backup_monitor.monitor import DISCOVERY_KEY_PREFIX
 from backup_monitor.records import Record
 from backup_monitor.report import build_report, render_text
 from backup_monitor.state.base import StateError, load_renamed
@@ -34,7 +34,8 @@ def known_targets(settings: Settings, discovery: Record | None) -> tuple[list[Ta
 
 def read_status(settings: Settings, now: datetime, *, problems: bool = False) -> str:
     """The report as terminal text; StatusError when the state cannot say anything yet, ConfigError when
-    STATE_PATH (or STATE_TABLE) cannot be opened."""
+    STATE_PATH (or STATE_TABLE) cannot be opened. With shards (SCALINGO_API_TOKEN_PARAMETERS), `settings` are
+    one shard's (Settings.for_shard): its discovered databases and its report's record."""
     if not settings.state_table and not Path(settings.state_path).exists():
         directory = Path(settings.state_path).absolute().parent
         if not directory.is_dir():  # a wrong STATE_PATH, not a state yet to be made
@@ -44,7 +45,7 @@ def read_status(settings: Settings, now: datetime, *, problems: bool = False) ->
 
     try:
         store = build_store(settings)
-        discovery_key = DISCOVERY_KEY_PREFIX + ",".join(settings.regions)
+        discovery_key = discovery_key_of(settings)
         special = store.load_many([discovery_key, report_key(settings)])
         discovery = complete(store, special.get(discovery_key))  # its parts, when stored in chunks
         targets, excluded = known_targets(settings, discovery)

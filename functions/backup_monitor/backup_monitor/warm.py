@@ -102,7 +102,7 @@ class WarmClients:
 
     def _renew_api_token(self) -> str | None:
         """Called by the Scalingo client when the token exchange is refused: a different token, or None."""
-        token = self._reread(self._base.api_token_parameter, "SCALINGO_API_TOKEN_PARAMETER")
+        token = self._reread(self._base.api_token_parameter, self._base.api_token_variable)
         with self._lock:
             if token is None or token == self._settings.api_token:
                 return None
@@ -124,6 +124,30 @@ class WarmClients:
             ):
                 return False
             return self._adopt(fresh)
+
+
+class WarmShards:
+    """The warm clients of each shard (SCALINGO_API_TOKEN_PARAMETERS) this container has checked: each its own
+    Scalingo client (token, bearer, limiter) and store, built at the shard's first invocation; one secret
+    cache. A rotated token is picked up per shard, as with one token (WarmClients)."""
+
+    def __init__(self, base: Settings, reader: SecretReader | None = None) -> None:
+        self._base = base
+        self._reader = reader or SecretReader()
+        self._lock = threading.Lock()
+        self._warm: dict[str, WarmClients] = {}
+
+    def __repr__(self) -> str:
+        return f"WarmShards(shards={sorted(self._warm)})"
+
+    def current(self, shard: str) -> tuple[Settings, Clients]:
+        """The shard's settings and clients (by id or parameter name); UnknownShardError for no such shard."""
+        settings = self._base.for_shard(shard)
+        with self._lock:
+            warm = self._warm.get(settings.shard)
+            if warm is None:
+                warm = self._warm[settings.shard] = WarmClients(settings, self._reader)
+        return warm.current()
 
 
 class _RenewingNotifier:

@@ -35,7 +35,7 @@ def resolve_secrets(settings: Settings, reader: SecretReader | None = None) -> S
         return source.read(name, variable) if name else None
 
     return settings.with_secrets(
-        read(settings.api_token_parameter, "SCALINGO_API_TOKEN_PARAMETER"),
+        read(settings.api_token_parameter, settings.api_token_variable),
         read(settings.slack_webhook_url_parameter, "SLACK_WEBHOOK_URL_PARAMETER"),
         read(settings.slack_bot_token_parameter, "SLACK_BOT_TOKEN_PARAMETER"),
         read(settings.slack_success_webhook_url_parameter, "SLACK_SUCCESS_WEBHOOK_URL_PARAMETER"),
@@ -43,19 +43,20 @@ def resolve_secrets(settings: Settings, reader: SecretReader | None = None) -> S
 
 
 def build_store(settings: Settings) -> StateStore:
-    """The state store; a state file (or DynamoDB client) that cannot be opened is a ConfigError naming
-    STATE_PATH (or STATE_TABLE): a bad setting, found at start before anything is contacted."""
+    """The state store, opened for the settings' shard (its cursor and bearer); a state file (or DynamoDB
+    client) that cannot be opened is a ConfigError naming STATE_PATH (or STATE_TABLE): a bad setting, found at
+    start before anything is contacted."""
     if settings.state_table:
         from backup_monitor.state.dynamodb import DynamoStateStore, default_client
 
         try:
-            return DynamoStateStore(settings.state_table, default_client(settings.http_timeout))
+            return DynamoStateStore(settings.state_table, default_client(settings.http_timeout), shard=settings.shard)
         except StateError as exc:
             raise ConfigError("STATE_TABLE", str(exc)) from None
     from backup_monitor.state.sqlite import SqliteStateStore
 
     try:
-        return SqliteStateStore(settings.state_path)
+        return SqliteStateStore(settings.state_path, shard=settings.shard)
     except StateError as exc:
         raise ConfigError("STATE_PATH", str(exc)) from None
 
@@ -78,7 +79,13 @@ def build_success_notifier(settings: Settings) -> Notifier | None:
 
 
 def build_scalingo(settings: Settings, renew_token: Callable[[], str | None] | None = None) -> ScalingoClient:
-    """The Scalingo client; `renew_token` is asked for a newer API token when the token exchange is refused."""
+    """The Scalingo client; `renew_token` is asked for a newer API token when the token exchange is refused.
+
+    With SCALINGO_API_TOKEN_PARAMETERS, a check is one shard's (Settings.for_shard): ConfigError otherwise."""
+    if settings.api_token_parameters:
+        raise ConfigError(
+            "SCALINGO_API_TOKEN_PARAMETERS", "a check runs for one shard (one token) at a time: name the shard"
+        )
     return ScalingoClient.from_settings(settings, renew_token=renew_token)
 
 

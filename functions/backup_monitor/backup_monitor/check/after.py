@@ -1,5 +1,8 @@
 """Stage `after`: what a check does once its alerts are out: tokens and cursor saved, the daily report, and
-archive verification (last: it may take minutes and must never delay an alert)."""
+archive verification (last: it may take minutes and must never delay an alert).
+
+The bearer and the cursor are the shard's (SCALINGO_API_TOKEN_PARAMETERS): the one its state store was opened
+for (`state.base.shard_of`; `Run` checks that it is the settings' shard)."""
 
 from __future__ import annotations
 
@@ -9,12 +12,12 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from backup_monitor.budget import CURSOR_KEY, cursor_part_keys, save_cursor_if_changed
+from backup_monitor.budget import cursor_key, cursor_part_keys, save_cursor_if_changed
 from backup_monitor.check.deliver import Deliverer
 from backup_monitor.check.model import Clients, Run, Summary, Work
 from backup_monitor.config import Target
 from backup_monitor.daily_report import Outcome, send_daily_report
-from backup_monitor.state.base import Blob, StateError, StateStore
+from backup_monitor.state.base import Blob, StateError, StateStore, shard_of
 from backup_monitor.state.tokens import restore_tokens, token_keys
 from backup_monitor.state.tokens import save_tokens as store_tokens
 from backup_monitor.verification import Candidate, verify_archives
@@ -23,23 +26,25 @@ logger = logging.getLogger(__name__)
 
 
 def load_blobs(clients: Clients, targets: Sequence[Target], *, with_cursor: bool) -> dict[str, Blob]:
-    """Stored tokens (into the client's cache) and the cursor; without them a check is only slower."""
-    keys = token_keys(t.key for t in targets) + ([CURSOR_KEY] if with_cursor else [])
+    """Stored tokens (into the client's cache) and the cursor, the shard's; without them a check is only slower."""
+    shard = shard_of(clients.store)
+    cursor = cursor_key(shard)
+    keys = token_keys((t.key for t in targets), shard) + ([cursor] if with_cursor else [])
     try:
         blobs = clients.store.load_blobs(keys)
-        parts = cursor_part_keys(blobs) if with_cursor else []
+        parts = cursor_part_keys(blobs, cursor) if with_cursor else []
         if parts:  # a cursor stored in chunks: its parts, in one batch
             blobs.update(clients.store.load_blobs(parts))
     except StateError as exc:
         logger.warning("could not read the stored tokens", extra={"error": str(exc)})
         return {}
-    restore_tokens(blobs.values(), clients.scalingo.tokens, clients.scalingo.sealer)
+    restore_tokens(blobs.values(), clients.scalingo.tokens, clients.scalingo.sealer, shard)
     return blobs
 
 
 def save_tokens(clients: Clients) -> None:
     try:
-        store_tokens(clients.store, clients.scalingo.tokens, clients.scalingo.sealer)
+        store_tokens(clients.store, clients.scalingo.tokens, clients.scalingo.sealer, shard_of(clients.store))
     except StateError as exc:
         logger.warning("could not store the new tokens", extra={"error": str(exc)})
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from backup_monitor.check.model import Run, Summary, Work
-from backup_monitor.config import Target
+from backup_monitor.config import Target, shard_key
 from backup_monitor.messages import DatabaseInfo
 from backup_monitor.records import Record
 from backup_monitor.rules import Evaluation, Kind, evaluate_outage, region_failing
@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 OUTAGE_KEY_PREFIX = "__outage__/"
 
 
-def outage_key(region: str) -> str:
-    return OUTAGE_KEY_PREFIX + region
+def outage_key(region: str, shard: str = "") -> str:
+    """The record of a Scalingo API outage in `region`, as one shard's token sees it."""
+    return shard_key(OUTAGE_KEY_PREFIX, region, shard)
 
 
 def _read(work: Work) -> bool:
@@ -39,7 +40,7 @@ def hold_and_judge(works: Sequence[Work], final: list[Work], run: Run, summary: 
     settings, clients, now = run.settings, run.clients, run.now
     regions = sorted({w.target.region for w in works})
     try:
-        stored = clients.store.load_many([outage_key(r) for r in regions])
+        stored = clients.store.load_many([outage_key(r, settings.shard) for r in regions])
     except StateError as exc:
         logger.warning("could not read the outage records; judging databases one by one", extra={"error": str(exc)})
         return final
@@ -47,7 +48,8 @@ def hold_and_judge(works: Sequence[Work], final: list[Work], run: Run, summary: 
     for region in regions:
         mine = [w for w in works if w.target.region == region and _read(w)]
         failing = [w for w in mine if w.failed and w.api_failed]
-        record = stored.get(outage_key(region)) or Record(key=outage_key(region))
+        key = outage_key(region, settings.shard)
+        record = stored.get(key) or Record(key=key)
         sample = failing[0].failure if failing else ""
         evaluation = evaluate_outage(record, region, len(failing), len(mine), sample, now, settings.policy)
         is_open = Kind.API_OUTAGE.value in evaluation.next_record.incidents

@@ -15,7 +15,7 @@ from backup_monitor.records import Record
 from backup_monitor.rules import Evaluation
 from backup_monitor.scalingo.client import ScalingoClient
 from backup_monitor.scalingo.models import Backup, Database
-from backup_monitor.state.base import CLAIM_SECONDS, StateStore
+from backup_monitor.state.base import CLAIM_SECONDS, StateStore, shard_of
 
 CLAIM_MARGIN_SECONDS = 60.0  # a claim outlives its check's budget by this much; past it, it was abandoned
 
@@ -66,6 +66,14 @@ class Run:
     owner: str
     dry_run: bool
     claims: ClaimClock
+
+    def __post_init__(self) -> None:
+        # The settings name the shard's discovery and report, the store its cursor and bearer: one shard only.
+        if shard_of(self.clients.store) != self.settings.shard:
+            raise ValueError(
+                f"the state store was opened for shard {shard_of(self.clients.store)!r}, "
+                f"the settings are shard {self.settings.shard!r}'s (build the store with wiring.build_store)"
+            )
 
     @property
     def destination(self) -> str:

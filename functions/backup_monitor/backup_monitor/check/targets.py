@@ -40,7 +40,8 @@ GONE_REASON = (
 
 
 def discovery_key(settings: Settings) -> str:
-    return DISCOVERY_KEY_PREFIX + ",".join(settings.regions)
+    """The discovery record of these regions, one per shard (see Settings.singleton_key)."""
+    return settings.singleton_key(DISCOVERY_KEY_PREFIX, ",".join(settings.regions))
 
 
 @dataclass(slots=True)

@@ -22,7 +22,7 @@ HOW_TO_FIX = "it is left as it is: restore it from a backup of the state, or del
 
 
 def unreadable_key(settings: Settings) -> str:
-    return UNREADABLE_KEY_PREFIX + ",".join(settings.regions)
+    return settings.singleton_key(UNREADABLE_KEY_PREFIX, ",".join(settings.regions))
 
 
 def _keyed_on_addons(record: Record) -> Record:

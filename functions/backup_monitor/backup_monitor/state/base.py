@@ -93,6 +93,14 @@ class StateStore(Protocol):
         ...
 
 
+def shard_of(store: StateStore) -> str:
+    """The shard a store was opened for (`shard=` of the stores; wiring.build_store gives the settings'): the
+    one whose cursor and bearer the check's `after` stage reads and writes through it. "" without a shard, and
+    for a store that has no such attribute (a test's own)."""
+    shard = getattr(store, "shard", "")
+    return shard if isinstance(shard, str) else ""
+
+
 def dump(record: Record) -> str:
     """The record's data as compact JSON."""
     return json.dumps(record_to_json(record), separators=(",", ":"), sort_keys=True)

@@ -56,8 +56,10 @@ def default_client(timeout: float = 10.0) -> DynamoDBClient:
 class DynamoStateStore(RequestCounter):
     """The state contract on one DynamoDB table (string hash key `pk`)."""
 
-    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+    def __init__(self, table: str, client: DynamoDBClient | None = None, *, shard: str = "") -> None:
+        """`shard`: the shard whose own records a check keeps through this store (see base.shard_of)."""
         self.table = table
+        self.shard = shard
         self._client = client or default_client()
         super().__init__()
 

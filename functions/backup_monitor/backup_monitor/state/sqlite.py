@@ -49,9 +49,12 @@ BUSY_TIMEOUT_SECONDS = 30.0
 class SqliteStateStore(RequestCounter):
     """The same contract as the DynamoDB store, in one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
-        """Open (or create) the state file; StateError saying what is wrong when it cannot be read and written."""
+    def __init__(self, path: str | Path, *, shard: str = "") -> None:
+        """Open (or create) the state file; StateError saying what is wrong when it cannot be read and written.
+
+        `shard`: the shard whose own records a check keeps through this store (see base.shard_of)."""
         self.path = str(path)
+        self.shard = shard
         super().__init__()
         if self.path != ":memory:":
             self._create_if_missing()
