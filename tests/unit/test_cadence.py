@@ -74,9 +74,10 @@ INCIDENT = Incident("failed", opened_at=at(27, 1, 30), last_notice_at=at(27, 1, 
         # (tried at every check, they never wait)
         (quiet(api_failures=1, failing_since=at(27, 3)), at(27, 4), {}, ("retry", at(27, 4), RETRY)),
         (quiet(pending_edits=(PendingEdit("C1", "1.2", "text"),)), at(27, 3), {}, ("retry", at(27, 3), RETRY)),
-        # owed: as urgent as a slot (or its own reason, if more), waiting since its own reason came due
+        # owed (left, or a message not delivered): its own reason's urgency and wait; none: as a slot
         (quiet(), at(27, 3), {"owed": True}, ("owed", at(27, 3), SLOT)),
-        (quiet(), at(27, 9), {"owed": True}, ("owed", at(27, 8), SLOT)),
+        (quiet(), at(27, 9), {"owed": True}, ("owed", at(27, 8), SWEEP)),
+        (quiet(read_at=at(28, 1, 15)), at(28, 2), {"owed": True}, ("owed", at(28, 1, 15), SLOT)),
         (quiet(claim_owner="check-1"), at(27, 3), {}, ("owed", at(27, 3), SLOT)),
         # listed again after its retirement (no first sight): new
         (quiet(first_seen_at=None), at(27, 3), {"listed_at": at(27, 2)}, ("new", at(27, 2), SLOT)),

@@ -71,8 +71,9 @@ def due(
     if record.api_failures or record.failing_since is not None or record.pending_edits:
         return Due("retry", now, RETRY)  # tried at every check: it never waits
     if owed or record.claim_owner is not None:  # left, not delivered, or a check was cut holding its claim
-        # It waits since its own reason came due (the alarm measures that), no less urgent than a slot.
-        return Due("owed", found.since if found else now, min(found.urgency, SLOT) if found else SLOT)
+        # It keeps its own reason's urgency and wait (the alarm measures that): a sweep left by one check must not
+        # jump ahead of the slots of the next (the cursor only orders those of one urgency).
+        return Due("owed", found.since, found.urgency) if found else Due("owed", now, SLOT)
     return found
 
 
