@@ -1,8 +1,9 @@
 # make demo  - the whole story offline (fake Scalingo API on loopback, messages on the console)
 # make test  - everything CI checks: ruff, mypy, template checks (cfn-lint, sam validate, sam build), pytest
-# make bench - the benchmarks: 200 and 2,000 databases per token, each check a new process (about 15
-#              minutes), a storm of 300 failures and how soon an alert reaches Slack in a big fleet (about
-#              8 minutes), verifying a 1 GB archive, and cold-start import times
+# make bench - the benchmarks: 200, 2,000 and 10,000 databases per token and 2,000 apps of one database,
+#              each check a new process, cold start then a steady day (about 70 minutes), a storm of 300
+#              failures and how soon an alert reaches Slack in a big fleet (about 8 minutes), verifying a 1 GB
+#              archive, and cold-start import times
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
