@@ -46,8 +46,9 @@ INCIDENT = Incident("failed", opened_at=at(27, 1, 30), last_notice_at=at(27, 1, 
         # the next slot: due from it until a usable backup fills it, for at most grace + stuck + 1 h (10 h)
         (quiet(read_at=at(27, 23)), at(28, 1), {}, ("slot", at(28, 1), SLOT)),
         # ... read since the slot and still unfilled: it waits from that read
-        (quiet(read_at=at(28, 1, 15)), at(28, 6, 59), {}, ("slot", at(28, 1, 15), SLOT)),
-        (quiet(read_at=at(28, 6)), at(28, 11), {}, ("slot", at(28, 6), SLOT)),
+        (quiet(read_at=at(28, 1, 15)), at(28, 3, 59), {}, ("slot", at(28, 1, 15), SLOT)),
+        # ... and once past its grace (3 h) the read decides a page: as urgent as an incident
+        (quiet(read_at=at(28, 6)), at(28, 11), {}, ("slot", at(28, 4), RETRY)),
         (quiet(read_at=at(28, 6)), at(28, 11, 1), {}, None),  # past the window, before the sweep
         (quiet(read_at=at(28, 6)), at(28, 12), {}, ("sweep", at(28, 12), SWEEP)),
         (quiet(read_at=at(28, 1, 15), filled_slot=at(28, 1)), at(28, 1, 30), {}, None),

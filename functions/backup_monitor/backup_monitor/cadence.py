@@ -10,8 +10,9 @@ A database is read
 - otherwise in a sweep, SWEEP_EVERY_HOURS after its last read: it catches manual backups, a changed status or
   schedule. SWEEP_EVERY_HOURS=0 reads every database at every check.
 
-`Due.urgency` orders the reads a check cannot all afford: retries and incidents first, then slots and new
-databases, then point-in-time recovery, then sweeps; within one urgency, the longest waiting first.
+`Due.urgency` orders the reads a check cannot all afford: retries, incidents and the reads that decide a page
+(a slot past its grace, still unfilled) first, then slots and new databases, then point-in-time recovery, then
+sweeps; within one urgency, the longest waiting first.
 """
 
 from __future__ import annotations
@@ -105,8 +106,12 @@ def _slot(record: Record, now: datetime, policy: Policy, read_at: datetime) -> D
             return None
         if record.filled_slot is not None and record.filled_slot >= slot:
             return None
+        if now - slot > window:
+            return None
+        if now - slot >= timedelta(hours=policy.missing_grace_hours):  # this read decides a page: first
+            return Due("slot", slot + timedelta(hours=policy.missing_grace_hours), RETRY)
         # Read since the slot and still unfilled: it waits from that read (the longest unread go first).
-        return Due("slot", max(slot, read_at), SLOT) if now - slot <= window else None
+        return Due("slot", max(slot, read_at), SLOT)
     expected = (record.last_usable_at or known_since) + NO_SCHEDULE_DAY
     return Due("slot", max(expected, read_at), SLOT) if expected <= now <= expected + window else None
 
