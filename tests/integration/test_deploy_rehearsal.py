@@ -20,10 +20,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tests.support import cfn
-from tests.support.dynamodb_local import free_port
+from tests.support.moto import moto_server
 
 NOT_EMULATED = {
     "AWS::CloudWatch::Alarm",
@@ -35,18 +34,14 @@ NOT_EMULATED = {
 
 @pytest.fixture(scope="module")
 def moto(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": cfn.PSEUDO["AWS::Region"],
     }.items():
         monkeypatch_module.setenv(key, value)
-    yield url
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,11 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from backup_monitor.demo import seed
 from tests.fakes import FakeScalingo
 from tests.fakes.slack import FakeSlack
-from tests.support.dynamodb_local import free_port
+from tests.support.moto import moto_server
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -41,11 +40,8 @@ class FakeContext:
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from backup_monitor.check.targets import discovery_key
 from backup_monitor.config import Settings, UnknownShardError, shard_id
@@ -28,7 +27,7 @@ from backup_monitor.state.tokens import bearer_blob_key
 from tests.fakes import FakeScalingo
 from tests.fakes.slack import FakeSlack
 from tests.integration.test_handler import EVENTS, LOG, ROOT, FakeContext, emf
-from tests.support.dynamodb_local import free_port
+from tests.support.moto import moto_server
 
 ACME, GLOBEX = "/bm/acme/token", "/bm/globex/token"
 FUNCTION = "bm-test-monitor"
@@ -90,11 +89,8 @@ class FakeLambda:
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from backup_monitor.config import ConfigError
 from backup_monitor.secrets import SecretReader, describe
-from tests.support.dynamodb_local import free_port
+from tests.support.moto import moto_server
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm.client import SSMClient
@@ -21,11 +20,8 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="module")
 def ssm_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
