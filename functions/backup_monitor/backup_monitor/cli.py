@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from typing import Any
 
 from backup_monitor import __version__
 from backup_monitor.config import ConfigError, Settings, UnknownShardError, log_level
+from backup_monitor.variables import CHECK, STATUS, for_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _EXTRA_FIELDS = ("target", "error", "call", "count", "permanent", "kind")
@@ -41,17 +43,64 @@ def _configuration_error(exc: ConfigError) -> int:
     return EXIT_USAGE
 
 
+CHECK_EXIT_STATUSES = (
+    (EXIT_OK, "every due database read and every message delivered"),
+    (EXIT_FAILED, "a database could not be read, a message was not delivered, or no due database was reached"),
+    (EXIT_USAGE, "bad configuration or usage (one line names the variable), nothing contacted"),
+    (130, "interrupted by Ctrl-C (143: SIGTERM); what was delivered is saved"),
+)
+STATUS_EXIT_STATUSES = (
+    (EXIT_OK, "the report was printed"),
+    (EXIT_FAILED, "no state yet, or the state cannot be read"),
+    (EXIT_USAGE, "bad configuration or usage"),
+)
+
+
+def _wrapped(text: str) -> str:
+    return textwrap.fill(text, 76, break_on_hyphens=False)
+
+
+def _epilog(command: str, statuses: Sequence[tuple[int, str]]) -> str:
+    """The variables `command` reads (from variables.VARIABLES) and its exit statuses, for `--help`."""
+    width = 76
+    lines = ["environment variables (all of them, with ranges: docs/configuration.md):"]
+    for variable in for_command(command):
+        facts = [f"default: {variable.default.replace('`', '')}"] if variable.default not in ("none", "empty") else []
+        if variable.range_text:
+            facts.append(variable.range_text)
+        text = variable.meaning.replace("`", "") + (f" ({'; '.join(facts)})" if facts else "")
+        lines.append(f"  {variable.name}")
+        lines.extend(f"      {part}" for part in textwrap.wrap(text, width - 6, break_on_hyphens=False))
+    lines.append("")
+    lines.append("exit status:")
+    lines.extend(f"  {code:<4}{meaning}" for code, meaning in statuses)
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backup-monitor",
-        description="Watch Scalingo database backups and tell on-call when one failed, is missing, "
-        "hangs or looks truncated. Configured by environment variables (see the README).",
+        description="Watch Scalingo database backups and tell on-call in Slack when one failed, is missing, "
+        "hangs or looks truncated. Configured by environment variables: `backup-monitor COMMAND --help` lists "
+        "each command's.",
         epilog="exit status: 0 all checked and delivered, 1 something unchecked or undelivered, "
         "2 bad configuration or usage",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    check = sub.add_parser("check", help="run one check of every monitored database")
+    raw = argparse.RawDescriptionHelpFormatter
+    check = sub.add_parser(
+        "check",
+        help="run one check of every monitored database",
+        description=_wrapped(
+            "Read the backups of the databases due for a read, compare them with what the state "
+            "remembers, and tell Slack (or print) what changed: failed, missing, stuck or truncated backups, periodic "
+            "backups switched off, and what recovered. Without any Slack setting, messages go to standard output. "
+            "On a terminal, a progress line on standard error."
+        ),
+        epilog=_epilog(CHECK, CHECK_EXIT_STATUSES),
+        formatter_class=raw,
+    )
     check.add_argument("--dry-run", action="store_true", help="print the messages, send nothing, change no state")
     check.add_argument(
         "--json",
@@ -64,9 +113,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shard_help = "with SCALINGO_API_TOKEN_PARAMETERS: only this shard (its id or parameter name; default: each in turn)"
     check.add_argument("--shard", metavar="ID", help=shard_help)
-    sub.add_parser("demo", help="the whole story offline, against a local fake Scalingo API")
+    sub.add_parser(
+        "demo",
+        help="the whole story offline, against a local fake Scalingo API",
+        description=_wrapped(
+            "Runs a local fake Scalingo API on loopback and checks it a dozen times while its backups "
+            "fail, go missing, hang and recover; the messages are printed. Reads no variable, contacts nothing else, "
+            "leaves no state behind."
+        ),
+        epilog="exit status:\n  0   the story ran to its end\n  1   a step did not give what it should",
+        formatter_class=raw,
+    )
     status_parser = sub.add_parser(
-        "status", help="print the daily report from the state alone (no API call, nothing sent)"
+        "status",
+        help="print the daily report from the state alone (no API call, nothing sent)",
+        description=_wrapped(
+            "Print the daily report and one line per database from the state alone: no Scalingo call, "
+            "nothing sent, nothing changed. Reads the same state as `check` (STATE_PATH or STATE_TABLE)."
+        ),
+        epilog=_epilog(STATUS, STATUS_EXIT_STATUSES),
+        formatter_class=raw,
     )
     status_parser.add_argument(
         "--problems", action="store_true", help="list only the databases with an open incident (every one of them)"

@@ -9,8 +9,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import time
+from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from backup_monitor.variables import BY_NAME
 
 DEFAULT_AUTH_URL = "https://auth.scalingo.com"
 DEFAULT_API_URL = "https://api.{region}.scalingo.com"
@@ -29,6 +32,9 @@ LINK_MAX = 1000  # RUNBOOK_URL: a link in every alert's footer (Slack's context 
 # SCALINGO_API_TOKEN_PARAMETERS: SSM parameter names (SSM allows these characters, 2,048 of them at most).
 _PARAMETER_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-/]{1,2048}$")
 SHARD_SLUG_MAX = 24  # characters of the parameter name's last part kept in a shard's id
+# STATE_PATH's default before version 0.19, relative to the working directory: still used where it exists.
+LEGACY_STATE_PATH = "backup-monitor-state.sqlite3"
+STATE_FILE_NAME = "state.sqlite3"
 
 
 class ConfigError(ValueError):
@@ -137,7 +143,10 @@ class Settings:
     slack_channel: str | None = None
     slack_api_url: str | None = None
     state_table: str | None = None
-    state_path: str = "backup-monitor-state.sqlite3"
+    state_path: str = LEGACY_STATE_PATH
+    # STATE_PATH unset: the per-user default (its directory is made when the store opens), or the file an older
+    # version left in the working directory (kept, with a warning, rather than starting from nothing).
+    state_path_default: bool = False
     policy: Policy = field(default_factory=Policy)
     download_links: bool = True
     slack_mention: str = ""
@@ -165,13 +174,13 @@ class Settings:
         # stuck limit above a day lets a hung backup stand for the next slot, a ratio of 1 flags half of
         # all backups.
         policy = Policy(
-            missing_grace_hours=reader.number("MISSING_BACKUP_GRACE_HOURS", 3.0, minimum=0, below=24),
-            stuck_hours=reader.number("STUCK_BACKUP_HOURS", 6.0, minimum=0.5, maximum=24),
-            size_drop_ratio=reader.number("SIZE_DROP_RATIO", 0.5, minimum=0, maximum=0.95),
-            remind_every_hours=reader.reminder("REMIND_EVERY_HOURS", 24.0),
-            lookback_hours=reader.number("LOOKBACK_HOURS", 48.0, minimum=0, maximum=24 * 90),
+            missing_grace_hours=reader.spec("MISSING_BACKUP_GRACE_HOURS"),
+            stuck_hours=reader.spec("STUCK_BACKUP_HOURS"),
+            size_drop_ratio=reader.spec("SIZE_DROP_RATIO"),
+            remind_every_hours=reader.reminder("REMIND_EVERY_HOURS"),
+            lookback_hours=reader.spec("LOOKBACK_HOURS"),
             success_notices=reader.choice("SUCCESS_NOTICES", "digest", SUCCESS_NOTICE_MODES),
-            pitr_max_lag_hours=reader.number("PITR_MAX_LAG_HOURS", 6.0, minimum=0.5, maximum=24 * 7),
+            pitr_max_lag_hours=reader.spec("PITR_MAX_LAG_HOURS"),
         )
         settings = cls(
             api_token=reader.text("SCALINGO_API_TOKEN"),
@@ -190,28 +199,31 @@ class Settings:
             slack_channel=reader.text("SLACK_CHANNEL"),
             slack_api_url=reader.optional_url("SLACK_API_URL"),
             state_table=reader.text("STATE_TABLE"),
-            state_path=reader.text("STATE_PATH") or "backup-monitor-state.sqlite3",
+            state_path=reader.text("STATE_PATH") or LEGACY_STATE_PATH,
+            state_path_default=reader.text("STATE_PATH") is None,
             policy=policy,
             download_links=reader.boolean("DOWNLOAD_LINKS", True),
             slack_mention=reader.mention("SLACK_MENTION"),
-            max_workers=int(reader.number("MAX_WORKERS", 8, minimum=1, maximum=64, integer=True)),
+            max_workers=int(reader.spec("MAX_WORKERS")),
             # Scalingo allows 60 a minute per user: leave a third to the people who own the token.
-            api_rate_limit=int(reader.number("SCALINGO_API_RATE_LIMIT", 40, minimum=1, maximum=100_000, integer=True)),
+            api_rate_limit=int(reader.spec("SCALINGO_API_RATE_LIMIT")),
             check_time_limit=reader.optional_number("CHECK_TIME_LIMIT_SECONDS", minimum=1),
-            discovery_every_hours=reader.number("DISCOVERY_EVERY_HOURS", 6.0, minimum=0, maximum=168),
+            discovery_every_hours=reader.spec("DISCOVERY_EVERY_HOURS"),
             # A database with no news due is read this often (0: every database at every check; see cadence.py).
-            sweep_every_hours=reader.number("SWEEP_EVERY_HOURS", 6.0, minimum=0, maximum=24),
-            http_timeout=reader.number("HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120),
+            sweep_every_hours=reader.spec("SWEEP_EVERY_HOURS"),
+            http_timeout=reader.spec("HTTP_TIMEOUT_SECONDS"),
             daily_report=reader.report_time("DAILY_REPORT_AT"),
-            verify_archives_every_days=reader.number("VERIFY_ARCHIVES_EVERY_DAYS", 7.0, minimum=0, maximum=366),
-            verify_max_gb=reader.number("VERIFY_MAX_GB", 5.0, minimum=0.001, maximum=1000),
-            group_wait=reader.number("GROUP_WAIT_SECONDS", 10.0, minimum=0, maximum=120),
+            verify_archives_every_days=reader.spec("VERIFY_ARCHIVES_EVERY_DAYS"),
+            verify_max_gb=reader.spec("VERIFY_MAX_GB"),
+            group_wait=reader.spec("GROUP_WAIT_SECONDS"),
             slack_success_channel=reader.text("SLACK_SUCCESS_CHANNEL"),
             slack_success_webhook_url=reader.secret_url("SLACK_SUCCESS_WEBHOOK_URL"),
             slack_success_webhook_url_parameter=reader.text("SLACK_SUCCESS_WEBHOOK_URL_PARAMETER"),
             runbook_url=reader.link("RUNBOOK_URL"),
         )
         settings.validate_sources()
+        if settings.state_path_default and not settings.state_table:
+            settings = replace(settings, state_path=default_state_path(env))
         return settings
 
     def validate_sources(self) -> None:
@@ -316,6 +328,21 @@ class Settings:
         return template.replace("{region}", region).rstrip("/")
 
 
+def default_state_path(env: Mapping[str, str]) -> str:
+    """STATE_PATH's default: `state.sqlite3` in the user's state directory (platformdirs: `$XDG_STATE_HOME` or
+    `~/.local/state` under `backup-monitor/` on Linux), so `status` finds the state of `check` from any
+    directory. A state file an older version made in the working directory (LEGACY_STATE_PATH) is used as it
+    is while the new one does not exist: a cron job upgraded in place keeps its incidents."""
+    from platformdirs import user_state_path
+
+    xdg = env.get("XDG_STATE_HOME", "").strip()  # `env`'s own, not only the process's (platformdirs reads that)
+    directory = Path(xdg) / "backup-monitor" if xdg else user_state_path("backup-monitor", appauthor=False)
+    path = directory / STATE_FILE_NAME
+    if not path.exists() and Path(LEGACY_STATE_PATH).is_file():
+        return LEGACY_STATE_PATH
+    return str(path)
+
+
 def is_loopback(host: str) -> bool:
     """Whether `host` names this machine (plain http is only acceptable there: tests, local proxies)."""
     if host.lower() == "localhost":
@@ -373,6 +400,20 @@ class _Reader:
             raise ConfigError(name, f"must be below {below:g}, got {raw!r}")
         return value
 
+    def spec(self, name: str) -> float:
+        """A number with the default and range of its entry in variables.VARIABLES (what the docs say)."""
+        variable = BY_NAME[name]
+        if variable.number_default is None:
+            raise KeyError(f"{name} is not a number in variables.VARIABLES")
+        return self.number(
+            name,
+            variable.number_default,
+            minimum=variable.minimum,
+            maximum=variable.maximum,
+            below=variable.below,
+            integer=variable.integer,
+        )
+
     def parameter_names(self, name: str) -> tuple[str, ...]:
         """Comma-separated SSM parameter names, each listed once; unset or empty = none."""
         raw = self.text(name)
@@ -398,9 +439,9 @@ class _Reader:
             return None
         return self.number(name, 0.0, minimum=minimum)
 
-    def reminder(self, name: str, default: float) -> float:
+    def reminder(self, name: str) -> float:
         """0 (never) or at least an hour: a smaller period would repeat an incident at every check."""
-        value = self.number(name, default, minimum=0, maximum=24 * 30)
+        value = self.spec(name)
         if 0 < value < 1:
             raise ConfigError(name, f"must be 0 (never) or at least 1 hour, got {value:g}")
         return value

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
-from backup_monitor.config import ConfigError, Settings
+from backup_monitor.config import LEGACY_STATE_PATH, ConfigError, Settings, default_state_path
 from backup_monitor.monitor import Clients
 from backup_monitor.notifiers import BotNotifier, ConsoleNotifier, Notifier, WebhookNotifier
 from backup_monitor.scalingo.client import ScalingoClient
 from backup_monitor.secrets import SecretReader
 from backup_monitor.state.base import StateError, StateStore
+
+logger = logging.getLogger(__name__)
 
 
 @cache
@@ -55,6 +59,8 @@ def build_store(settings: Settings) -> StateStore:
             raise ConfigError("STATE_TABLE", str(exc)) from None
     from backup_monitor.state.sqlite import SqliteStateStore
 
+    if settings.state_path_default:
+        _prepare_default_state_path(settings.state_path)
     try:
         return SqliteStateStore(settings.state_path, shard=settings.shard)
     except StateError as exc:
@@ -97,3 +103,22 @@ def build_clients(settings: Settings, *, dry_run: bool = False, store: StateStor
         notifier=ConsoleNotifier() if dry_run else build_notifier(settings),
         success_notifier=None if dry_run else build_success_notifier(settings),
     )
+
+
+def _prepare_default_state_path(path: str) -> None:
+    """STATE_PATH unset: make the per-user state directory (private to the user), or say that the file an older
+    version left in the working directory is the one used."""
+    if path == LEGACY_STATE_PATH:
+        logger.warning(
+            "STATE_PATH is unset: using %s in the working directory (the default of older versions); set "
+            "STATE_PATH to it, or move it to %s",
+            Path(path).absolute(),
+            default_state_path({}),
+        )
+        return
+    try:
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            "STATE_PATH", f"cannot make the state directory {Path(path).parent} ({exc.strerror})"
+        ) from None
