@@ -52,6 +52,10 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+# The parameters every deployment must give (AlarmEmail: an address, or none).
+DEPLOYABLE = {"AlarmEmail": "oncall@example.com"}
+
+
 # -- the alarm topic and the alarms ------------------------------------------------------------------------
 
 
@@ -75,7 +79,7 @@ def test_every_alarm_announces_alarm_and_recovery_on_the_topic(template: dict[st
         assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
         assert props["OKActions"] == [{"Ref": "AlarmTopic"}], name
         # A queue's visible messages stay until someone empties it: such an alarm would hide later failures.
-        assert props["MetricName"] != "ApproximateNumberOfMessagesVisible", name
+        assert props.get("MetricName") != "ApproximateNumberOfMessagesVisible", name
 
 
 @pytest.mark.parametrize("minutes", [5, 10, 15, 30, 60, 120, 360, 720, 1440])
@@ -86,23 +90,44 @@ def test_the_schedule_and_the_alarm_periods_follow_one_parameter(template: dict[
     assert values.value(schedule["ScheduleExpression"]) == f"rate({minutes} minutes)"
     for name, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items():
         props = alarm["Properties"]
-        period = values.value(props["Period"])
+        periods = [values.value(m["MetricStat"]["Period"]) for m in props.get("Metrics", []) if "MetricStat" in m]
+        period = values.value(props["Period"]) if "Period" in props else periods[0]
+        assert set(periods) <= {period}, name
         assert period == minutes * 60, name
         # CloudWatch: Period x EvaluationPeriods <= 1 day when Period < 1 hour, <= 7 days otherwise.
         assert period * props["EvaluationPeriods"] <= (86_400 if period < 3_600 else 604_800), name
 
 
-@pytest.mark.parametrize("minutes", [5, 15, 60, 1440])
-def test_the_due_check_alarm_fires_past_the_grace_plus_two_periods(template: dict[str, Any], minutes: int) -> None:
-    # Issue 18: a due database waiting longer than MISSING_BACKUP_GRACE_HOURS (3 h, the default) + 2 periods.
-    values = cfn.Evaluator(template, CheckEveryMinutes=str(minutes))
+def due_alarm_fires(template: dict[str, Any], oldest_due_minutes: float, **parameters: str) -> bool:
+    """Whether the DueCheckWaitAlarm fires for this OldestDueMinutes maximum: its metric math evaluated (the
+    one shape it has, `oldest - 60 * <grace hours>`) and compared with its threshold."""
+    values = cfn.Evaluator(template, **parameters)
     alarm = template["Resources"]["DueCheckWaitAlarm"]["Properties"]
-    assert (alarm["MetricName"], alarm["Statistic"], alarm["ComparisonOperator"]) == (
-        "OldestDueMinutes",
-        "Maximum",
-        "GreaterThanThreshold",
-    )
-    assert values.value(alarm["Threshold"]) == 180 + 2 * minutes
+    (stat,) = [m for m in alarm["Metrics"] if "MetricStat" in m]
+    (math,) = [m for m in alarm["Metrics"] if m.get("ReturnData")]
+    assert not stat["ReturnData"]
+    metric = stat["MetricStat"]["Metric"]
+    assert (metric["MetricName"], stat["MetricStat"]["Stat"]) == ("OldestDueMinutes", "Maximum")
+    expression = values.value(math["Expression"])
+    match = re.fullmatch(rf"{stat['Id']} - 60 \* ([0-9.]+)", expression)
+    assert match, expression
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    return oldest_due_minutes - 60 * float(match.group(1)) > float(values.value(alarm["Threshold"]))
+
+
+@pytest.mark.parametrize("minutes", [5, 15, 60, 1440])
+@pytest.mark.parametrize("grace", ["0", "3", "5.5", "23.99"])
+def test_the_due_check_alarm_fires_past_the_grace_plus_two_periods(
+    template: dict[str, Any], minutes: int, grace: str
+) -> None:
+    # Issue 18: a due database waiting longer than MISSING_BACKUP_GRACE_HOURS + 2 periods; issue 19: whatever
+    # the grace deployed (it was 3 h whatever MissingBackupGraceHours said).
+    parameters = {"CheckEveryMinutes": str(minutes), "MissingBackupGraceHours": grace}
+    limit = 60 * float(grace) + 2 * minutes
+    assert not due_alarm_fires(template, limit, **parameters)
+    assert due_alarm_fires(template, limit + 1, **parameters)
+    assert Settings.from_env(lambda_env(template, **parameters)).policy.missing_grace_hours == float(grace)
+    alarm = template["Resources"]["DueCheckWaitAlarm"]["Properties"]
     assert alarm["TreatMissingData"] == "notBreaching"  # no check at all is the heartbeat's
 
 
@@ -122,7 +147,7 @@ def test_the_heartbeat_is_this_stacks_and_missing_checks_breach(template: dict[s
 def test_no_alarm_watches_the_failure_queue(template: dict[str, Any]) -> None:
     # The errors alarm covers failed runs; the queue keeps their details (README: how to read and empty it).
     for name, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items():
-        assert "FailureQueue" not in str(alarm["Properties"]["Dimensions"]), name
+        assert "FailureQueue" not in str(alarm["Properties"]), name
 
 
 # -- the schedule -------------------------------------------------------------------------------------------
@@ -143,14 +168,19 @@ def test_the_schedule_is_named_after_the_stack(translated: dict[str, Any]) -> No
 # -- Slack: webhook or bot, chosen at deploy time ---------------------------------------------------------------
 
 
-def resolved_settings(template: dict[str, Any], **parameters: str) -> Settings:
+def lambda_env(template: dict[str, Any], **parameters: str) -> dict[str, str]:
+    """The function's environment for these parameter values (a variable under AWS::NoValue is absent)."""
     values = cfn.Evaluator(template, **parameters)
     env = values.value(template["Resources"]["BackupMonitorFunction"]["Properties"]["Environment"]["Variables"])
-    return Settings.from_env({k: str(v) for k, v in env.items()})
+    return {k: str(v) for k, v in env.items()}
+
+
+def resolved_settings(template: dict[str, Any], **parameters: str) -> Settings:
+    return Settings.from_env(lambda_env(template, **parameters))
 
 
 def test_the_defaults_deploy_the_webhook_path(template: dict[str, Any]) -> None:
-    assert cfn.Evaluator(template).rule_failures() == []
+    assert cfn.Evaluator(template, **DEPLOYABLE).rule_failures() == []
     settings = resolved_settings(template)
     assert settings.slack_webhook_url_parameter == "/backup-monitor/slack-webhook-url"
     assert settings.slack_bot_token_parameter is None
@@ -158,7 +188,7 @@ def test_the_defaults_deploy_the_webhook_path(template: dict[str, Any]) -> None:
 
 
 def test_the_bot_path_needs_only_the_choice_and_a_channel(template: dict[str, Any]) -> None:
-    choice = {"SlackDelivery": "bot", "SlackChannel": "C0123456789"}
+    choice = {"SlackDelivery": "bot", "SlackChannel": "C0123456789", **DEPLOYABLE}
     assert cfn.Evaluator(template, **choice).rule_failures() == []
     settings = resolved_settings(template, **choice)
     assert settings.slack_bot_token_parameter == "/backup-monitor/slack-bot-token"
@@ -184,7 +214,7 @@ def test_the_bot_path_needs_only_the_choice_and_a_channel(template: dict[str, An
 def test_the_rules_refuse_a_half_chosen_slack_path(
     template: dict[str, Any], parameters: dict[str, str], refusal: str
 ) -> None:
-    failures = cfn.Evaluator(template, **parameters).rule_failures()
+    failures = cfn.Evaluator(template, **parameters, **DEPLOYABLE).rule_failures()
     assert len(failures) == 1
     assert refusal in failures[0]
 
@@ -215,14 +245,19 @@ def test_the_function_may_call_what_the_state_store_calls_on_its_table_only(tran
     assert dynamodb[0]["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}
     for statement in statements:
         assert "*" not in str(statement["Action"])
-        assert statement["Resource"] != "*"
+        # X-Ray's two actions have no resource-level permissions (test_the_role_grants_exactly...).
+        assert statement["Resource"] != "*" or statement["Sid"] == "SendTraces"
 
 
 def test_the_function_sends_only_to_its_failure_queue(translated: dict[str, Any]) -> None:
     sqs = [s for s in function_statements(translated) if "sqs:" in str(s["Action"])]
-    # One statement, the one SAM adds for the OnFailure destination (the code sends nothing itself).
+    # One statement, for the OnFailure destination (the code sends nothing itself).
     failure_queue = {"Fn::GetAtt": ["FailureQueue", "Arn"]}
-    assert sqs == [{"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": failure_queue}]
+    assert sqs == [
+        {"Sid": "SendFailuresToOwnQueue", "Action": "sqs:SendMessage", "Effect": "Allow", "Resource": failure_queue}
+    ]
+    destination = translated["Resources"]["BackupMonitorFunction"]["Properties"]
+    assert destination["Role"] == {"Fn::GetAtt": ["BackupMonitorFunctionRole", "Arn"]}
     assert "SQSSendMessagePolicy" not in str(cfn.load()["Resources"]["BackupMonitorFunction"])
 
 
@@ -263,7 +298,7 @@ def test_without_token_shards_nothing_changes(template: dict[str, Any], translat
     assert "InvokeOwnShardChecks" not in statements
     assert not any("lambda:" in str(s["Action"]) for s in function_statements(translated))
     function = cfn.Evaluator(template).value(template["Resources"]["BackupMonitorFunction"]["Properties"])
-    assert function["ReservedConcurrentExecutions"] == 1
+    assert "ReservedConcurrentExecutions" not in function  # off by default (issue 19)
     settings = resolved_settings(template)
     assert (settings.api_token_parameters, settings.shards) == ((), {})
 
@@ -310,8 +345,10 @@ def test_up_to_ten_shards_are_each_granted_and_an_eleventh_is_refused(
 
 
 def test_token_shards_refuse_a_list_of_databases(template: dict[str, Any]) -> None:
-    assert cfn.Evaluator(template, ScalingoApiTokenParameters=SHARDS).rule_failures() == []
-    failures = cfn.Evaluator(template, ScalingoApiTokenParameters=SHARDS, MonitoredDatabases="a/ad-1").rule_failures()
+    assert cfn.Evaluator(template, ScalingoApiTokenParameters=SHARDS, **DEPLOYABLE).rule_failures() == []
+    failures = cfn.Evaluator(
+        template, ScalingoApiTokenParameters=SHARDS, MonitoredDatabases="a/ad-1", **DEPLOYABLE
+    ).rule_failures()
     assert len(failures) == 1
     assert "leave MonitoredDatabases empty" in failures[0]
 
