@@ -155,10 +155,9 @@ def resolve(
         secrets.append(Secret(values["SlackBotTokenParameter"], "Slack bot token", "bot"))
     else:
         secrets.append(Secret(values["SlackWebhookUrlParameter"], "Slack webhook URL", "webhook"))
-    if values["SlackSuccessWebhookUrlParameter"].strip():
-        secrets.append(
-            Secret(values["SlackSuccessWebhookUrlParameter"].strip(), "Slack webhook URL for success notices", "webhook")
-        )
+    success = values["SlackSuccessWebhookUrlParameter"].strip()
+    if success:
+        secrets.append(Secret(success, "Slack webhook URL for success notices", "webhook"))
     for secret in secrets:
         if not secret.parameter.startswith("/"):
             raise SecretsError(f"{secret.label}: {secret.parameter!r} is not an SSM parameter name (/a/b)")
@@ -232,9 +231,13 @@ def put(args: argparse.Namespace, deployment: Deployment, stdin: IO[str]) -> int
         secret.validate(value)
     ssm = _ssm(deployment.region)
     for secret, value in zip(secrets, values, strict=True):
-        extra = {"KeyId": deployment.kms_key} if deployment.kms_key else {}
         try:
-            ssm.put_parameter(Name=secret.parameter, Value=value, Type="SecureString", Overwrite=True, **extra)
+            if deployment.kms_key:
+                ssm.put_parameter(
+                    Name=secret.parameter, Value=value, Type="SecureString", Overwrite=True, KeyId=deployment.kms_key
+                )
+            else:
+                ssm.put_parameter(Name=secret.parameter, Value=value, Type="SecureString", Overwrite=True)
         except Exception as exc:  # botocore's ClientError and BotoCoreError, without importing botocore here
             if not _is_aws_error(exc):
                 raise
@@ -250,16 +253,9 @@ def check(args: argparse.Namespace, deployment: Deployment) -> int:
     names = [s.parameter for s in deployment.secrets]
     found: dict[str, dict[str, Any]] = {}
     try:
-        token: str | None = None
-        while True:
-            page = ssm.describe_parameters(
-                ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": names}],
-                **({"NextToken": token} if token else {}),
-            )
-            found.update({str(p["Name"]): dict(p) for p in page.get("Parameters", [])})
-            token = page.get("NextToken")
-            if not token:
-                break
+        paginator = ssm.get_paginator("describe_parameters")
+        for page in paginator.paginate(ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": names}]):
+            found.update({str(p.get("Name")): dict(p) for p in page.get("Parameters", [])})
     except Exception as exc:
         if not _is_aws_error(exc):
             raise
