@@ -221,8 +221,14 @@ def test_on_a_terminal_each_value_is_asked_for_without_echo(moto_url: str, tmp_p
     overrides = "ScalingoApiTokenParameter=/bm-tty/token SlackWebhookUrlParameter=/bm-tty/webhook"
     # a new session without a controlling terminal: getpass reads the terminal on standard input, echo off
     process = subprocess.Popen(
-        [sys.executable, "-m", "backup_monitor.cli", "secrets", "put", "--region", STACK_REGION]
-        + ["--parameter-overrides", overrides],
+        [
+            sys.executable,
+            "-m",
+            "backup_monitor.cli",
+            "secrets",
+            "put",
+            *("--region", STACK_REGION, "--parameter-overrides", overrides),
+        ],
         stdin=slave,
         stdout=slave,
         stderr=slave,
