@@ -88,7 +88,7 @@ def test_webhook_path_put_in_the_stacks_region_and_checked_there_only(moto_url: 
     prefix = "/bm-webhook"
     overrides = (
         f'SlackDelivery="webhook" ScalingoApiTokenParameter="{prefix}/scalingo-api-token" '
-        f'SlackWebhookUrlParameter="{prefix}/slack-webhook-url"'
+        f'SlackWebhookUrlParameter="{prefix}/slack-webhook-url" AlarmEmail="oncall@example.com"'
     )
     project = samconfig(tmp_path / "project", STACK_REGION, overrides)
 
@@ -122,7 +122,7 @@ def test_bot_path_with_shards_and_a_key_from_the_overrides(moto_url: str, tmp_pa
     key = "arn:aws:kms:eu-west-3:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     overrides = (
         "SlackDelivery=bot SlackChannel=C0123456789 ScalingoApiTokenParameters=/bm-bot/acme,/bm-bot/globex "
-        f"SecretsKmsKeyArn={key}"
+        f"SecretsKmsKeyArn={key} AlarmEmail=none"
     )
     env = {"AWS_REGION": STACK_REGION}
     put = run(
@@ -185,6 +185,20 @@ def test_a_wrong_value_is_refused_before_anything_is_stored_and_never_shown(
     assert result.returncode == 2
     assert refusal in result.stderr
     assert "/bm-bad/token" not in {p["Name"] for p in ssm(moto_url, STACK_REGION).describe_parameters()["Parameters"]}
+
+
+def test_the_check_says_alarm_email_is_missing_before_the_build(moto_url: str, tmp_path: Path) -> None:
+    client = ssm(moto_url, STACK_REGION)
+    for name in ("/bm-mail/token", "/bm-mail/webhook"):
+        client.put_parameter(Name=name, Value=SCALINGO_TOKEN, Type="SecureString", Overwrite=True)
+    overrides = "ScalingoApiTokenParameter=/bm-mail/token SlackWebhookUrlParameter=/bm-mail/webhook"
+    project = samconfig(tmp_path, STACK_REGION, overrides)
+    result = run(moto_url, project, "check")
+    assert result.returncode == 1
+    assert "AlarmEmail is not set" in result.stderr
+    # --parameter-overrides replaces samconfig's, as for sam deploy
+    assert run(moto_url, project, "check", "--parameter-overrides", "AlarmEmail=none").returncode == 1
+    assert run(moto_url, project, "check", "--parameter-overrides", overrides + " AlarmEmail=none").returncode == 0
 
 
 def test_without_a_region_the_command_says_where_to_give_one(moto_url: str, tmp_path: Path) -> None:

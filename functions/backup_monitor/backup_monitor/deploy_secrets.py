@@ -3,7 +3,8 @@ reads, stored in (or checked in) the stack's region.
 
 The parameter names and the region come from the same place `sam deploy` takes them: samconfig.toml's
 `[<env>.deploy.parameters]` (`region`, `parameter_overrides`), over the template's defaults (DEFAULTS, which a
-test compares with template.yaml); `--region` and `--parameter-overrides` win. Values are read from standard
+test compares with template.yaml); `--region` wins, and `--parameter-overrides` replaces samconfig's as it does
+for `sam deploy`. Values are read from standard
 input (a hidden prompt on a terminal, one line each otherwise): never from the command line, where they would
 stay in the shell's history and the process list (and AWS CLI v1 fetches a URL given as a parameter value).
 No value is ever printed, not even in an error.
@@ -40,6 +41,7 @@ DEFAULTS: dict[str, str] = {
     "SlackBotTokenParameter": "/backup-monitor/slack-bot-token",
     "SlackSuccessWebhookUrlParameter": "",
     "SecretsKmsKeyArn": "",
+    "AlarmEmail": "",
 }
 
 
@@ -84,6 +86,7 @@ class Deployment:
     region_from: str
     secrets: tuple[Secret, ...]
     kms_key: str | None
+    alarm_email: str = ""
 
 
 def parse_overrides(raw: object) -> dict[str, str]:
@@ -129,7 +132,8 @@ def resolve(
 ) -> Deployment:
     """The deployment's region and secrets: --region, else samconfig's, else AWS_REGION / AWS_DEFAULT_REGION."""
     config_region, parameters = read_samconfig(config_file, config_env)
-    values = {**DEFAULTS, **parameters, **(parse_overrides(overrides) if overrides else {})}
+    # as `sam deploy`: --parameter-overrides replaces samconfig's parameter_overrides (it does not add to them)
+    values = {**DEFAULTS, **(parse_overrides(overrides) if overrides is not None else parameters)}
     if region:
         region_from = "--region"
     elif config_region:
@@ -161,7 +165,8 @@ def resolve(
     for secret in secrets:
         if not secret.parameter.startswith("/"):
             raise SecretsError(f"{secret.label}: {secret.parameter!r} is not an SSM parameter name (/a/b)")
-    return Deployment(region, region_from, tuple(secrets), values["SecretsKmsKeyArn"].strip() or None)
+    kms_key = values["SecretsKmsKeyArn"].strip() or None
+    return Deployment(region, region_from, tuple(secrets), kms_key, values["AlarmEmail"].strip())
 
 
 def read_values(secrets: Sequence[Secret], stdin: IO[str], prompt: Callable[[str], str] = getpass.getpass) -> list[str]:
@@ -279,6 +284,14 @@ def check(args: argparse.Namespace, deployment: Deployment) -> int:
             print(f"  {problem}", file=sys.stderr)
         print(f"store them with: {fix_command(args, deployment.region)}", file=sys.stderr)
         return EXIT_FAILED
+    if not deployment.alarm_email:  # the template's rule would refuse the deploy, after the build: say it now
+        print(
+            f"backup-monitor: the secrets are in {deployment.region}, but AlarmEmail is not set: add "
+            f'AlarmEmail="you@example.com" (or AlarmEmail="none") to parameter_overrides in {args.config_file} '
+            f"[{args.config_env}.deploy.parameters], or pass it with --parameter-overrides",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     print(
         f"backup-monitor: the {len(names)} parameter(s) the deploy reads are in {deployment.region}: "
         + ", ".join(names),
@@ -329,7 +342,7 @@ def add_parser(sub: Any) -> None:
         each.add_argument(
             "--parameter-overrides",
             metavar="'KEY=VALUE ...'",
-            help="template parameters over samconfig's (as sam deploy --parameter-overrides)",
+            help="template parameters instead of samconfig's parameter_overrides (as with sam deploy)",
         )
 
 
