@@ -27,7 +27,7 @@ ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 LAYER_PIP = --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
 	--platform manylinux2014_aarch64 --implementation cp --python-version 3.13
 
-.PHONY: all demo test lint typecheck template pytest bench clean deps build-BackupMonitorFunction \
+.PHONY: all demo test lint typecheck template deploy pytest bench clean deps build-BackupMonitorFunction \
 	build-DependenciesLayer
 
 all: test
@@ -59,11 +59,31 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-template: $(BIN)/.installed $(SAM_VENV)/.installed
+# checkov pins its own boto3 (1.35), older than ours: it lives in its own virtualenv, like the SAM CLI.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+
+$(CHECKOV_VENV)/.installed:
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
+# checkov reads template.yaml itself (SAM resources included); each skip is in the template with its reason.
+# --skip-download: no call to Prisma Cloud (offline, same result).
+template: $(BIN)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	@test -n "$(PY313_BIN)" || { echo "sam build needs python3.13 (pyenv install 3.13 or apt python3.13)"; exit 1; }
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
 	PATH="$(PY313_BIN):$$PATH" $(SAM) build --template template.yaml --build-dir .aws-sam/build
+
+# The first deploy and the next ones: the secrets the stack reads must be in SSM, in its region (else say which
+# and how to store them: backup-monitor secrets put), then build and deploy with samconfig.toml.
+deploy: $(BIN)/.installed $(SAM_VENV)/.installed
+	@test -n "$(PY313_BIN)" || { echo "sam build needs python3.13 (pyenv install 3.13 or apt python3.13)"; exit 1; }
+	$(BIN)/backup-monitor secrets check
+	PATH="$(PY313_BIN):$$PATH" $(SAM) build --template template.yaml --build-dir .aws-sam/build
+	$(SAM) deploy
 
 pytest: $(BIN)/.installed node_modules/.installed
 	$(BIN)/pytest

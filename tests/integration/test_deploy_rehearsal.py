@@ -72,6 +72,17 @@ def deploy(url: str, body: str, name: str, **parameters: str) -> dict[str, Any]:
     }
 
 
+def role_statements(iam: Any, role: str) -> dict[str, Any]:
+    """The statements of the role's inline policies, by Sid."""
+    policies = [
+        iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
+    ]
+    # moto keeps a policy document as the text of a Python dict (and AWS::NoValue in a list as None)
+    documents = [ast.literal_eval(p) if isinstance(p, str) else p for p in policies]
+    return {s.get("Sid"): s for policy in documents for s in policy["Statement"] if s is not None}
+
+
 def test_two_stacks_deploy_side_by_side(moto: str) -> None:
     s3 = boto3.client("s3", endpoint_url=moto)
     s3.create_bucket(Bucket="bucket", CreateBucketConfiguration={"LocationConstraint": cfn.PSEUDO["AWS::Region"]})
@@ -82,12 +93,17 @@ def test_two_stacks_deploy_side_by_side(moto: str) -> None:
         s3.put_object(Bucket="bucket", Key=key, Body=archive.getvalue())
     translated = cfn.translate(cfn.load())
     body = json.dumps(translated)
-    expected = {name for name, r in translated["Resources"].items() if r["Type"] not in NOT_EMULATED}
+    # (Chatbot's channel and role: only with AlarmSlackWorkspaceId and AlarmSlackChannelId, given to neither)
+    expected = {
+        name
+        for name, r in translated["Resources"].items()
+        if r["Type"] not in NOT_EMULATED and r.get("Condition") != "HasChatbot"
+    }
 
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
-        first = deploy(moto, body, "bm-first", AlarmEmail="oncall@example.com")
-        second = deploy(moto, body, "bm-second", SlackDelivery="bot", SlackChannel="C0123456789")
+        first = deploy(moto, body, "bm-first", AlarmEmail="oncall@example.com", DailyReportAt="", ExcludeApps="none")
+        second = deploy(moto, body, "bm-second", AlarmEmail="none", SlackDelivery="bot", SlackChannel="C0123456789")
     unsupported = {m.group(1) for w in skipped if (m := re.search(r"parse (AWS::\S+) but", str(w.message)))}
     assert unsupported == NOT_EMULATED  # what stopped the rehearsal short of a full deployment
 
@@ -103,6 +119,23 @@ def test_two_stacks_deploy_side_by_side(moto: str) -> None:
     assert two["Environment"]["Variables"]["SLACK_CHANNEL"] == "C0123456789"
     assert one["Environment"]["Variables"]["STATE_TABLE"] != two["Environment"]["Variables"]["STATE_TABLE"]
     assert (one["Runtime"], one["Timeout"], one["MemorySize"]) == ("python3.13", 900, 512)
+    # the settings reach the function: an empty parameter leaves its variable out (the code's default)
+    assert "DAILY_REPORT_AT" not in one["Environment"]["Variables"]
+    assert one["Environment"]["Variables"]["EXCLUDE_APPS"] == ""
+    assert two["Environment"]["Variables"]["DAILY_REPORT_AT"] == "08:00 UTC"
+    assert str(two["Environment"]["Variables"]["MISSING_BACKUP_GRACE_HOURS"]) == "3"  # moto keeps a Number as one
+    assert one["Environment"]["Variables"]["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    # the function's own role: no managed policy, its log group and the two X-Ray calls
+    iam = boto3.client("iam", endpoint_url=moto)
+    role = first["BackupMonitorFunctionRole"]["PhysicalResourceId"]
+    assert one["Role"].endswith("/" + role)
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    statements = role_statements(iam, role)
+    logs = boto3.client("logs", endpoint_url=moto).describe_log_groups(logGroupNamePrefix="/aws/lambda/bm-first-")
+    (group,) = logs["logGroups"]
+    assert statements["WriteOwnLogs"]["Resource"] == group["arn"]
+    assert set(statements["SendTraces"]["Action"]) == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    assert statements["SendFailuresToOwnQueue"]["Action"] == "sqs:SendMessage"
     table = boto3.client("dynamodb", endpoint_url=moto).describe_table(
         TableName=one["Environment"]["Variables"]["STATE_TABLE"]
     )["Table"]
@@ -121,20 +154,19 @@ def test_a_stack_with_token_shards_deploys_with_each_token_granted(moto: str) ->
     shards = "/bm/acme/token,/bm/globex/token"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        resources = deploy(moto, json.dumps(cfn.translate(cfn.load())), "bm-shards", ScalingoApiTokenParameters=shards)
+        resources = deploy(
+            moto,
+            json.dumps(cfn.translate(cfn.load())),
+            "bm-shards",
+            ScalingoApiTokenParameters=shards,
+            AlarmEmail="none",
+        )
     function = boto3.client("lambda", endpoint_url=moto).get_function(FunctionName="bm-shards-monitor")
     variables = function["Configuration"]["Environment"]["Variables"]
     assert variables["SCALINGO_API_TOKEN_PARAMETERS"] == shards
     assert variables["SCALINGO_API_TOKEN_PARAMETER"] == ""
     iam = boto3.client("iam", endpoint_url=moto)
-    role = resources["BackupMonitorFunctionRole"]["PhysicalResourceId"]
-    policies = [
-        iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
-    ]
-    # moto keeps a policy document as the text of a Python dict (and AWS::NoValue in a list as None)
-    documents = [ast.literal_eval(p) if isinstance(p, str) else p for p in policies]
-    statements = {s.get("Sid"): s for policy in documents for s in policy["Statement"]}
+    statements = role_statements(iam, resources["BackupMonitorFunctionRole"]["PhysicalResourceId"])
     arn = "arn:aws:ssm:eu-west-3:123456789012:parameter"
     assert set(statements["ReadShardTokens"]["Resource"]) == {arn + "/bm/acme/token", arn + "/bm/globex/token"}
     assert statements["InvokeOwnShardChecks"]["Resource"] == (

@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--problems", action="store_true", help="list only the databases with an open incident (every one of them)"
     )
     status_parser.add_argument("--shard", metavar="ID", help=shard_help)
+    from backup_monitor.deploy_secrets import add_parser as add_secrets_parser
+
+    add_secrets_parser(sub)
     return parser
 
 
@@ -259,6 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo()
     if args.command == "status":
         return status(args.problems, args.shard)
+    if args.command == "secrets":
+        from backup_monitor.deploy_secrets import run as run_secrets
+
+        return run_secrets(args)
     return check(args.dry_run, args.json, args.show_links, args.shard)
 
 
