@@ -77,7 +77,9 @@ def _row(variable: Variable, parameters: dict[str, list[str]]) -> str:
     if variable.where == COMMAND:
         parameter = "(command only)"
     else:
-        parameter = ", ".join(f"`{p}`" for p in refs) if refs else "**none**"
+        parameter = ", ".join(f"`{p}`" for p in refs) if refs else "(set by the stack)"
+        if variable.name not in parameters:
+            parameter = "**none**"
     plain = variable.default.startswith("`") or " " in variable.default or variable.default in ("none", "empty")
     default = variable.default if plain or variable.default == "unlimited" else f"`{variable.default}`"
     cells = [f"`{variable.name}`", default, variable.range_text or "", parameter, variable.meaning]

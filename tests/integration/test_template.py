@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from backup_monitor.config import Settings
+from backup_monitor.variables import COMMAND, LAMBDA_VARIABLES, VARIABLES
 from tests.support import cfn
 
 BUILD = cfn.ROOT / ".aws-sam" / "build"
@@ -406,54 +407,11 @@ def test_the_built_layer_ships_bytecode_and_leaves_boto_to_the_runtime() -> None
 
 # -- every setting reachable from sam deploy (issue 19) ---------------------------------------------------------
 
-# The variables of Settings.from_env the deployed function takes from the template, kept here until
-# backup_monitor.config.VARIABLES lists them.
-LAMBDA_SETTINGS = {
-    "STATE_TABLE",
-    "SCALINGO_REGIONS",
-    "MONITORED_DATABASES",
-    "SCALINGO_API_TOKEN_PARAMETER",
-    "SCALINGO_API_TOKEN_PARAMETERS",
-    "SLACK_WEBHOOK_URL_PARAMETER",
-    "SLACK_BOT_TOKEN_PARAMETER",
-    "SLACK_CHANNEL",
-    "SLACK_MENTION",
-    "SUCCESS_NOTICES",
-    "SLACK_SUCCESS_CHANNEL",
-    "SLACK_SUCCESS_WEBHOOK_URL_PARAMETER",
-    "DOWNLOAD_LINKS",
-    "DAILY_REPORT_AT",
-    "EXCLUDE_APPS",
-    "MISSING_BACKUP_GRACE_HOURS",
-    "STUCK_BACKUP_HOURS",
-    "SIZE_DROP_RATIO",
-    "REMIND_EVERY_HOURS",
-    "LOOKBACK_HOURS",
-    "PITR_MAX_LAG_HOURS",
-    "MAX_WORKERS",
-    "SCALINGO_API_RATE_LIMIT",
-    "DISCOVERY_EVERY_HOURS",
-    "SWEEP_EVERY_HOURS",
-    "HTTP_TIMEOUT_SECONDS",
-    "VERIFY_ARCHIVES_EVERY_DAYS",
-    "VERIFY_MAX_GB",
-    "GROUP_WAIT_SECONDS",
-    "RUNBOOK_URL",
-}
-# Read by Settings.from_env but not for the function: a local state file, the secrets in clear (the function
-# reads SSM), the time limit (the function uses its remaining time), the test endpoints.
-NOT_FOR_LAMBDA = {
-    "STATE_PATH",
-    "SCALINGO_API_TOKEN",
-    "SLACK_WEBHOOK_URL",
-    "SLACK_BOT_TOKEN",
-    "SLACK_SUCCESS_WEBHOOK_URL",
-    "CHECK_TIME_LIMIT_SECONDS",
-    "SCALINGO_AUTH_URL",
-    "SCALINGO_API_URL",
-    "SCALINGO_DB_API_URL",
-    "SLACK_API_URL",
-}
+# The variables the deployed function takes from the template, and those it does not (a local state file, the
+# secrets in clear: the function reads SSM; the time limit: it uses its remaining time; the test endpoints; the
+# command's log level: Powertools reads POWERTOOLS_LOG_LEVEL), from the list of variables the docs are made of.
+LAMBDA_SETTINGS = set(LAMBDA_VARIABLES)
+NOT_FOR_LAMBDA = {v.name for v in VARIABLES if v.where == COMMAND}
 CONFIG_CODE = cfn.ROOT / "functions/backup_monitor/backup_monitor/config.py"
 
 
@@ -479,7 +437,7 @@ def test_every_lambda_setting_has_a_template_variable(template: dict[str, Any]) 
     variables = set(lambda_env(template, DailyReportAt="09:00 Europe/Paris", ExcludeApps="staging-*"))
     assert variables == LAMBDA_SETTINGS
     # A variable the settings start reading is on one list or the other: a test fails until it is.
-    assert variables_read_by_settings() == LAMBDA_SETTINGS | NOT_FOR_LAMBDA
+    assert variables_read_by_settings() == LAMBDA_SETTINGS | NOT_FOR_LAMBDA - {"LOG_LEVEL"}
     assert len(variables_read_by_settings()) > 30
 
 

@@ -71,7 +71,6 @@ def test_the_configuration_page_is_generated_from_the_list() -> None:
         assert f"`{variable.name}`" in page
 
 
-@pytest.mark.xfail(strict=True, reason="the template's parameters for every setting are being added (issue 19)")
 def test_the_page_names_the_stack_parameter_of_every_lambda_variable() -> None:
     page = config_doc.render()
     missing = [line.split("|")[1].strip() for line in page.splitlines() if "| **none** |" in line]
