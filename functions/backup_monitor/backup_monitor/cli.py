@@ -91,6 +91,7 @@ def check(dry_run: bool, json_lines: bool = False, show_links: bool = False, sha
 
     from backup_monitor.monitor import Clients, run_check
     from backup_monitor.notifiers import ConsoleNotifier
+    from backup_monitor.progress import terminal_progress
     from backup_monitor.state.sqlite import CheckRunningError, check_locks
     from backup_monitor.wiring import build_clients, build_store, resolve_secrets
 
@@ -118,9 +119,13 @@ def check(dry_run: bool, json_lines: bool = False, show_links: bool = False, sha
             for settings, clients in prepared:
                 if interrupts.stop.is_set():
                     break
-                if isinstance(clients.notifier, ConsoleNotifier):
-                    clients.notifier = ConsoleNotifier(json_lines=json_lines, show_links=show_links)
-                summary = run_check(settings, clients, datetime.now(UTC), dry_run=dry_run, stop=interrupts.stop)
+                # on a terminal, a progress line on standard error (logs and console messages erase it first)
+                with terminal_progress(sys.stderr, logging.getLogger("backup_monitor")) as (progress, stdout):
+                    if isinstance(clients.notifier, ConsoleNotifier):
+                        clients.notifier = ConsoleNotifier(stdout, json_lines=json_lines, show_links=show_links)
+                    summary = run_check(
+                        settings, clients, datetime.now(UTC), dry_run=dry_run, stop=interrupts.stop, progress=progress
+                    )
                 of = f"shard {settings.shard}: " if settings.shard else ""
                 print(f"backup-monitor: {prefix}{of}{summary.line()}", file=sys.stderr)
                 worst = max(worst, summary.exit_code)
