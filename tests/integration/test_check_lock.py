@@ -91,7 +91,7 @@ def test_a_second_check_on_the_same_state_exits_75_at_once(fake_scalingo: FakeSc
             check=False,
         )
         assert first.poll() is None, "the first check should still be running (raise the fake's latency)"
-        out, err = first.communicate(timeout=120)
+        _, err = first.communicate(timeout=120)
         third = subprocess.run(  # the lock is released with the first check
             [sys.executable, "-m", "backup_monitor.cli", "check"],
             env=env,

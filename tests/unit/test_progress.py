@@ -139,6 +139,7 @@ def test_log_lines_erase_the_line_first_and_it_is_gone_at_the_end() -> None:
         progress.database_done()
         logger.warning("cannot check database")
         progress.database_done()
+        assert isinstance(progress, TerminalProgress)
         progress.erase()  # (what a later update would have drawn, shown now)
         progress.database_done()
     assert logger.handlers == [handler], "the command's handler is put back"
