@@ -176,7 +176,8 @@ def test_two_overlapping_checks_announce_once(fleet: FakeScalingo, slack: FakeSl
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
+    # the state's check lock turns the second away at once (75) when they overlap (test_check_lock.py)
+    assert sorted(p.returncode for p in procs) in ([0, 0], [0, 75]), outputs
     titles = [m["text"] for m in slack.messages()]
     non_digest = [t for t in titles if "successful" not in t]
     assert sorted(non_digest) == sorted(set(non_digest))

@@ -18,6 +18,7 @@ from backup_monitor.config import ConfigError, Settings, UnknownShardError, log_
 from backup_monitor.variables import CHECK, STATUS, for_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_BUSY = 75  # EX_TEMPFAIL (sysexits.h): another check holds the state's lock; nothing was done, try later
 _EXTRA_FIELDS = ("target", "error", "call", "count", "permanent", "kind")
 
 
@@ -155,35 +156,48 @@ def shard_settings(settings: Settings, shard: str | None) -> list[Settings]:
 
 def check(dry_run: bool, json_lines: bool = False, show_links: bool = False, shard: str | None = None) -> int:
     """One check with the environment's configuration (with shards: each shard's, in turn, or the one named)."""
+    from contextlib import ExitStack
+
     from backup_monitor.monitor import Clients, run_check
     from backup_monitor.notifiers import ConsoleNotifier
+    from backup_monitor.progress import terminal_progress
+    from backup_monitor.state.sqlite import CheckRunningError, check_locks
     from backup_monitor.wiring import build_clients, build_store, resolve_secrets
 
-    try:
-        checks = shard_settings(Settings.from_env(os.environ), shard)
-        # a state file that cannot be written is a bad STATE_PATH: said before SSM; every secret before a check
-        stores = [build_store(settings) for settings in checks]
-        prepared: list[tuple[Settings, Clients]] = []
-        for settings, store in zip(checks, stores, strict=True):
-            resolved = resolve_secrets(settings)
-            prepared.append((resolved, build_clients(resolved, dry_run=dry_run, store=store)))
-    except ConfigError as exc:
-        return _configuration_error(exc)
-    except UnknownShardError as exc:
-        print(f"backup-monitor: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    worst = EXIT_OK
-    prefix = "dry run: " if dry_run else ""
-    with _Interrupts() as interrupts:
-        for settings, clients in prepared:
-            if interrupts.stop.is_set():
-                break
-            if isinstance(clients.notifier, ConsoleNotifier):
-                clients.notifier = ConsoleNotifier(json_lines=json_lines, show_links=show_links)
-            summary = run_check(settings, clients, datetime.now(UTC), dry_run=dry_run, stop=interrupts.stop)
-            of = f"shard {settings.shard}: " if settings.shard else ""
-            print(f"backup-monitor: {prefix}{of}{summary.line()}", file=sys.stderr)
-            worst = max(worst, summary.exit_code)
+    with ExitStack() as held:
+        try:
+            checks = shard_settings(Settings.from_env(os.environ), shard)
+            # a state file that cannot be written is a bad STATE_PATH: said before SSM; every secret before a check
+            stores = [build_store(settings) for settings in checks]
+            held.enter_context(check_locks(stores))  # one check at a time per state file (before SSM too)
+            prepared: list[tuple[Settings, Clients]] = []
+            for settings, store in zip(checks, stores, strict=True):
+                resolved = resolve_secrets(settings)
+                prepared.append((resolved, build_clients(resolved, dry_run=dry_run, store=store)))
+        except ConfigError as exc:
+            return _configuration_error(exc)
+        except UnknownShardError as exc:
+            print(f"backup-monitor: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except CheckRunningError as exc:
+            print(f"backup-monitor: {exc}", file=sys.stderr)
+            return EXIT_BUSY
+        worst = EXIT_OK
+        prefix = "dry run: " if dry_run else ""
+        with _Interrupts() as interrupts:
+            for settings, clients in prepared:
+                if interrupts.stop.is_set():
+                    break
+                # on a terminal, a progress line on standard error (logs and console messages erase it first)
+                with terminal_progress(sys.stderr, logging.getLogger("backup_monitor")) as (progress, stdout):
+                    if isinstance(clients.notifier, ConsoleNotifier):
+                        clients.notifier = ConsoleNotifier(stdout, json_lines=json_lines, show_links=show_links)
+                    summary = run_check(
+                        settings, clients, datetime.now(UTC), dry_run=dry_run, stop=interrupts.stop, progress=progress
+                    )
+                of = f"shard {settings.shard}: " if settings.shard else ""
+                print(f"backup-monitor: {prefix}{of}{summary.line()}", file=sys.stderr)
+                worst = max(worst, summary.exit_code)
     if interrupts.signal is not None:
         return 128 + interrupts.signal  # 130 for Ctrl-C (SIGINT), 143 for SIGTERM, as shells expect
     return worst

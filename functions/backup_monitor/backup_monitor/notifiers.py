@@ -11,19 +11,17 @@ import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, TextIO
-
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
-from slack_sdk.webhook import WebhookClient
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
 
 from backup_monitor.messages import Message, console_text, edit_blocks, mask_links
 from backup_monitor.pacing import Pacer
 from backup_monitor.records import ThreadRef
+
+if TYPE_CHECKING:  # slack-sdk is the bot's only: importing any of it costs ~80 ms of a cold start (asyncio...)
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.http_retry.handler import RetryHandler
 
 logger = logging.getLogger(__name__)
 
@@ -188,24 +186,64 @@ def _not_sent(error: BaseException | None) -> bool:
     return False
 
 
-class NotSentRetryHandler(RetryHandler):
-    """Retries only a connection that surely did not carry the request (refused, DNS): a reset or a timeout
-    after the body was sent may mean Slack took the message, and retrying it would post it twice."""
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return response is None and _not_sent(error)
-
-
 def retry_handlers(max_retries: int = 2) -> list[RetryHandler]:
     """Only retries that cannot repeat a message: 429 and 5xx are the Outbox's (paced, inside the budget)."""
+    from slack_sdk.http_retry.handler import RetryHandler
+    from slack_sdk.http_retry.request import HttpRequest
+    from slack_sdk.http_retry.response import HttpResponse
+    from slack_sdk.http_retry.state import RetryState
+
+    class NotSentRetryHandler(RetryHandler):
+        """Retries only a connection that surely did not carry the request (refused, DNS): a reset or a timeout
+        after the body was sent may mean Slack took the message, and retrying it would post it twice."""
+
+        def _can_retry(
+            self,
+            *,
+            state: RetryState,
+            request: HttpRequest,
+            response: HttpResponse | None = None,
+            error: Exception | None = None,
+        ) -> bool:
+            return response is None and _not_sent(error)
+
     return [NotSentRetryHandler(max_retry_count=max_retries)]
+
+
+WEBHOOK_RETRIES = 2  # a webhook POST that surely did not leave (refused, DNS) is tried again this many times
+WEBHOOK_RETRY_PAUSE_SECONDS = 0.5  # doubled at each retry
+
+
+@dataclass(frozen=True, slots=True)
+class _WebhookAnswer:
+    status: int
+    body: str
+    headers: dict[str, str]
+
+
+def _post_webhook(url: str, payload: dict[str, Any], timeout: float) -> _WebhookAnswer:
+    """One JSON POST to an incoming webhook with the standard library (what slack-sdk's WebhookClient does,
+    without importing slack-sdk: its package imports the bot's WebClient and asyncio). Only a connection
+    that surely did not carry the message is tried again."""
+    if not url.lower().startswith(("https://", "http://")):
+        raise DeliveryError("the Slack webhook URL is not an http(s) URL", kind=ErrorKind.DESTINATION)
+    data = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json;charset=utf-8", "User-Agent": "backup-monitor"}
+    for attempt in range(WEBHOOK_RETRIES + 1):
+        request = Request(url, data=data, headers=headers, method="POST")  # noqa: S310  (http(s) only, above)
+        try:
+            with urlopen(request, timeout=timeout) as response:  # noqa: S310
+                body = response.read().decode("utf-8", "replace")
+                return _WebhookAnswer(response.status, body, dict(response.headers.items()))
+        except HTTPError as exc:
+            with exc:
+                body = exc.read().decode(exc.headers.get_content_charset() or "utf-8", "replace")
+            return _WebhookAnswer(exc.code, body, dict(exc.headers.items()))
+        except OSError as exc:  # URLError included
+            if attempt == WEBHOOK_RETRIES or not _not_sent(exc):
+                raise
+            time.sleep(WEBHOOK_RETRY_PAUSE_SECONDS * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _network_error(exc: BaseException, what: str) -> DeliveryError:
@@ -292,7 +330,7 @@ class WebhookNotifier(_Timed):
 
     def __init__(self, url: str, timeout: int = SLACK_TIMEOUT_SECONDS) -> None:
         super().__init__(timeout)
-        self._client = WebhookClient(url, timeout=timeout, retry_handlers=retry_handlers())
+        self._url = url
         # Which webhook, without the secret: a truncated SHA-256 of the URL (stored with each incident).
         self.destination = "webhook:" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
@@ -303,15 +341,17 @@ class WebhookNotifier(_Timed):
         return "webhook"
 
     def send(self, message: Message) -> Delivery:
-        self._client.timeout = self.request_timeout()
+        payload: dict[str, Any] = {"text": message.text, "unfurl_links": False}
+        if message.blocks:
+            payload["blocks"] = message.blocks
         try:
-            response = self._client.send(text=message.text, blocks=message.blocks or None, unfurl_links=False)
-        except (SlackClientError, OSError) as exc:
+            response = _post_webhook(self._url, payload, self.request_timeout())
+        except OSError as exc:
             raise _network_error(exc, "Slack webhook") from None
-        if response.status_code == 200:
+        if response.status == 200:
             return Delivery()
         body = (response.body or "").strip()[:80]
-        status = response.status_code
+        status = response.status
         if status == 429:
             raise DeliveryError(
                 "Slack webhook answered 429 (rate limited)",
@@ -334,6 +374,8 @@ class BotNotifier(_Timed):
 
     def __init__(self, token: str, channel: str, base_url: str | None = None, timeout: int = SLACK_TIMEOUT_SECONDS):
         super().__init__(timeout)
+        from slack_sdk.web import WebClient  # the bot's only (see TYPE_CHECKING above)
+
         self._client = WebClient(
             token=token, base_url=base_url or WebClient.BASE_URL, timeout=timeout, retry_handlers=retry_handlers()
         )
@@ -356,6 +398,8 @@ class BotNotifier(_Timed):
         """A link that opens the exact message: the workspace URL (auth.test, asked once) + channel + ts."""
         if not self._workspace_asked:
             self._workspace_asked = True
+            from slack_sdk.errors import SlackClientError
+
             try:
                 self._client.timeout = self.request_timeout()
                 url = self._client.auth_test().get("url")
@@ -395,6 +439,8 @@ class BotNotifier(_Timed):
         return ThreadRef(str(response.get("channel") or self._channel), str(response.get("ts")))
 
     def _post(self, message: Message, thread: ThreadRef | None) -> Any:
+        from slack_sdk.errors import SlackApiError, SlackClientError
+
         self._client.timeout = self.request_timeout()
         try:
             return self._client.chat_postMessage(
@@ -411,6 +457,8 @@ class BotNotifier(_Timed):
             raise _network_error(exc, "Slack") from None
 
     def edit(self, target: ThreadRef, edit_text: str) -> None:
+        from slack_sdk.errors import SlackApiError, SlackClientError
+
         self._client.timeout = self.request_timeout()
         try:
             self._client.chat_update(

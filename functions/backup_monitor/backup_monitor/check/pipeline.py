@@ -46,6 +46,7 @@ from backup_monitor.check.targets import (
 from backup_monitor.check.unreadable import unreadable_work
 from backup_monitor.config import Settings, Target
 from backup_monitor.messages import DatabaseInfo
+from backup_monitor.progress import NO_PROGRESS, Progress
 from backup_monitor.records import Record
 from backup_monitor.rules import (
     CAUSE_ADDON,
@@ -73,6 +74,7 @@ def run_check(
     only: Sequence[str] = (),
     remaining_seconds: float | None = None,
     stop: threading.Event | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Summary:
     """Check every target once; one database's failure never stops the others.
 
@@ -80,6 +82,7 @@ def run_check(
     (fetching stops early enough to deliver; Slack's waits count against it); what is left goes first next time.
     `stop` (Ctrl-C, SIGTERM): no database is started and no message sent after it is set; what was delivered is
     committed, the claims released and the tokens saved.
+    `progress` is told what the check is doing (the command's progress line on a terminal; no-op by default).
     """
     stop = stop or threading.Event()
     summary = Summary(dry_run=dry_run)
@@ -88,7 +91,7 @@ def run_check(
     budget = time_budget(settings.check_time_limit, remaining_seconds)
     deadline = deadline_after(budget, started)
     fetch_deadline = None if deadline is None or budget is None else deadline - delivery_reserve(budget)
-    clients.scalingo.begin_check(fetch_deadline)
+    clients.scalingo.begin_check(fetch_deadline, progress=progress)
     run = Run(settings, clients, now, owner, dry_run, ClaimClock(now.timestamp(), started, budget))
 
     # -- targets: the cached list, then discovery carried on with what the due reads leave of the quota --------
@@ -159,6 +162,7 @@ def run_check(
     watched = targets  # the daily report covers every database, read now or not
     targets = [t for t in targets if plan[t.key] is not None]
     summary.due = len(targets)
+    progress.reading(len(targets))
 
     def priority(t: Target) -> tuple[int, float]:
         d = plan[t.key]
@@ -183,6 +187,13 @@ def run_check(
 
     # -- fetch + evaluate, with early delivery of what is ready ---------------------------------------------------
     def examine(work: Work) -> None:
+        try:
+            _examine(work)
+        finally:
+            if work.due is not None:  # one of the due databases is read (or left)
+                progress.database_done()
+
+    def _examine(work: Work) -> None:
         if stop.is_set() or (fetch_deadline is not None and time.monotonic() >= fetch_deadline):
             work.left = True
             return

@@ -23,6 +23,7 @@ from urllib3.util.timeout import Timeout
 
 from backup_monitor import __version__
 from backup_monitor.config import Settings, Target
+from backup_monitor.progress import NO_PROGRESS, SCALINGO_RATE_LIMIT, Progress
 from backup_monitor.scalingo.errors import (
     AuthenticationError,
     LinkRejectedError,
@@ -247,6 +248,7 @@ class ScalingoClient:
         self.main_api_requests = 0
         self.db_api_requests = 0
         self.auth_requests = 0
+        self._progress: Progress = NO_PROGRESS
 
     @classmethod
     def from_settings(
@@ -279,10 +281,18 @@ class ScalingoClient:
 
     # -- one check -----------------------------------------------------------------------------------------
 
-    def begin_check(self, deadline: float | None = None, grace: float = IN_FLIGHT_GRACE_SECONDS) -> None:
+    def begin_check(
+        self,
+        deadline: float | None = None,
+        grace: float = IN_FLIGHT_GRACE_SECONDS,
+        *,
+        progress: Progress = NO_PROGRESS,
+    ) -> None:
         """A new check: limits back to their configured values; no main-API request starts after `deadline`
         (a `time.monotonic()` value, None for no limit), and no request at all runs past `deadline + grace`
-        (a call cut by it, or starting past it, is an OutOfTimeError)."""
+        (a call cut by it, or starting past it, is an OutOfTimeError). `progress` is told of each request,
+        rate-limit wait and discovery step of this check."""
+        self._progress = progress
         self._deadline = deadline
         self._hard_deadline = None if deadline is None else deadline + max(grace, 0.0)
         self.limiter.reset()
@@ -413,13 +423,16 @@ class ScalingoClient:
                     excluded.append(app)
                 continue
             kept.append(app)
+        self._progress.apps_found(len(kept))
         return kept
 
     def list_addons(self, region: str, app: str) -> list[DiscoveredDatabase]:
         """The database addons of one app (one main-API request); other addons are skipped."""
         with _for_api("main"):
             payload = self._main("GET", region, f"/v1/apps/{quote(app, safe='')}/addons")
-            return parse_addons(payload, region, app)
+            found = parse_addons(payload, region, app)
+        self._progress.app_listed()
+        return found
 
     def requests_within(self, seconds: float) -> int:
         """How many main-API requests the rate limit allows in `seconds`."""
@@ -524,7 +537,7 @@ class ScalingoClient:
     ) -> _Reply:
         """One call under `limiter`; a 429 pauses every worker on that limiter, then the call is tried again."""
         for _ in range(RATE_LIMITED_ATTEMPTS):
-            sent_at = limiter.acquire(deadline)
+            sent_at = limiter.acquire(deadline, self._waiting)
             self._counted(api)
             reply = self._send(api, method, url, what, **kwargs)
             if reply.status != 429:
@@ -534,7 +547,11 @@ class ScalingoClient:
             logger.info("rate limited, every worker pauses", extra={"call": what, "pause_s": round(pause, 1)})
         return reply
 
+    def _waiting(self, seconds: float) -> None:
+        self._progress.waiting(seconds, SCALINGO_RATE_LIMIT)
+
     def _counted(self, api: str) -> None:
+        self._progress.request()
         with self._host_guard:
             if api == "main":
                 self.main_api_requests += 1

@@ -55,10 +55,11 @@ class RateLimiter:
         while self._sent and now - self._sent[0] >= self.window:
             self._sent.popleft()
 
-    def acquire(self, deadline: float | None = None) -> float:
+    def acquire(self, deadline: float | None = None, on_wait: Callable[[float], None] | None = None) -> float:
         """Wait until one more request fits (and no back-off is running), count it, return its send time.
 
-        Raises OutOfTimeError, without waiting, when the wait would end past `deadline` (clock time)."""
+        Raises OutOfTimeError, without waiting, when the wait would end past `deadline` (clock time).
+        `on_wait` is told of each wait (seconds) before it starts (the command's progress line)."""
         while True:
             with self._lock:
                 now = self._clock()
@@ -76,6 +77,8 @@ class RateLimiter:
                 if deadline is not None and now + wait > deadline:
                     raise OutOfTimeError("the check's time budget is spent")
                 self.waited_seconds += wait
+            if on_wait is not None:
+                on_wait(wait)
             self._sleep(wait)
 
     def back_off(self, sent_at: float, retry_after: float | None = None) -> float:

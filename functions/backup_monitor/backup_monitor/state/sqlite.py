@@ -251,3 +251,82 @@ def _open_problem(path: str, exc: sqlite3.Error) -> str:
     if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
         return f"{path} is not an SQLite state file ({text})"
     return f"cannot open the state file {path}: {text}"
+
+
+class CheckRunningError(StateError):
+    """Another check holds the state file's check lock (STATE_PATH.lock)."""
+
+    def __init__(self, state_path: str, pid: int | None) -> None:
+        self.state_path, self.pid = state_path, pid
+        held_by = f" (pid {pid})" if pid is not None else ""
+        super().__init__(f"another check is running on {state_path}{held_by}; this one did nothing")
+
+
+def lock_path(state_path: str) -> str:
+    """The lock file of a state file: beside it, `STATE_PATH.lock`."""
+    return state_path + ".lock"
+
+
+@contextmanager
+def check_lock(state_path: str) -> Iterator[None]:
+    """Hold the exclusive check lock of one SQLite state for a whole check: two checks on one state would each
+    spend the token's whole rate limit (Scalingo counts them together) and race for the same incidents.
+
+    Non-blocking: CheckRunningError at once when another process holds it (naming its pid, read from the lock
+    file). The lock is fcntl.flock on `STATE_PATH.lock`: the kernel releases it when the process ends, however
+    it ends, so a crashed check never leaves it held. (A cron line wrapped in `flock -n FILE` must name another
+    file: flock(1) holding this one would make the check it starts find it taken.)
+    A state in memory (":memory:") has nothing to share: no lock."""
+    if state_path == ":memory:":
+        yield
+        return
+    import fcntl
+
+    path = lock_path(state_path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StateError(f"cannot open the check lock {path}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CheckRunningError(state_path, _pid_in(fd)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # the file stays (removing it would let a third process lock another inode)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def check_locks(stores: Sequence[object]) -> Iterator[None]:
+    """The check lock of every SQLite state file among `stores` (each file once: shards may share one)."""
+    from contextlib import ExitStack
+
+    paths = dict.fromkeys(
+        s.path if s.path == ":memory:" else os.path.abspath(s.path) for s in stores if isinstance(s, SqliteStateStore)
+    )
+    from backup_monitor.config import ConfigError
+
+    with ExitStack() as held:
+        for path in paths:
+            try:
+                held.enter_context(check_lock(path))
+            except CheckRunningError:
+                raise
+            except StateError as exc:  # the lock file cannot be created beside the state: a bad STATE_PATH
+                raise ConfigError("STATE_PATH", str(exc)) from None
+        yield
+
+
+def _pid_in(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
