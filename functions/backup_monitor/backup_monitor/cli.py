@@ -48,6 +48,7 @@ CHECK_EXIT_STATUSES = (
     (EXIT_OK, "every due database read and every message delivered"),
     (EXIT_FAILED, "a database could not be read, a message was not delivered, or no due database was reached"),
     (EXIT_USAGE, "bad configuration or usage (one line names the variable), nothing contacted"),
+    (EXIT_BUSY, "another check holds the SQLite state's lock (STATE_PATH.lock): this one did nothing"),
     (130, "interrupted by Ctrl-C (143: SIGTERM); what was delivered is saved"),
 )
 STATUS_EXIT_STATUSES = (
