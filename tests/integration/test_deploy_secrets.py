@@ -4,8 +4,10 @@ input only, and never one of them in the output."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -287,3 +289,79 @@ def test_the_projects_samconfig_is_read_as_sam_deploy_reads_it() -> None:
     assert region == "eu-west-3"
     assert overrides["SlackDelivery"] == "webhook"
     assert set(overrides) <= set(cfn.load()["Parameters"])
+
+
+def documented_commands() -> list[str]:
+    """The commands of docs/deploying.md's "1. Store the secrets", as a user copies them (comments dropped)."""
+    page = (cfn.ROOT / "docs" / "deploying.md").read_text()
+    section = page.split("## 1. Store the secrets", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.startswith("backup-monitor ")]
+
+
+@pytest.mark.parametrize("delivery", ["webhook", "bot"])
+def test_the_documented_commands_store_what_the_deployed_stack_reads(
+    moto_url: str, tmp_path: Path, delivery: str
+) -> None:
+    """The guide's commands as written, run in a copy of the project's samconfig.toml edited as the guide says
+    (AlarmEmail, and the bot's SlackDelivery and SlackChannel), with the shell's region elsewhere; then the
+    template deployed on moto's CloudFormation with samconfig's overrides, in samconfig's region: the function
+    is granted, and names, exactly the parameters stored, in its own region."""
+    from backup_monitor.deploy_secrets import read_samconfig
+    from tests.integration.test_deploy_rehearsal import deploy, role_statements
+
+    commands = documented_commands()
+    assert [c.split()[:3] for c in commands] == [
+        ["backup-monitor", "secrets", "put"],
+        ["backup-monitor", "secrets", "check"],
+    ]
+    project = tmp_path / "project"
+    project.mkdir()
+    config = (cfn.ROOT / "samconfig.toml").read_text()
+    extra = ' AlarmEmail=\\"oncall@example.com\\"'
+    if delivery == "bot":
+        config = config.replace('SlackDelivery=\\"webhook\\"', 'SlackDelivery=\\"bot\\" SlackChannel=\\"C0123456789\\"')
+    config = config.replace("SlackDelivery=", "SlackDelivery=", 1).replace('\\""\n', f'\\"{extra}"\n', 1)
+    (project / "samconfig.toml").write_text(config)
+    region, overrides = read_samconfig(project / "samconfig.toml", "default")
+    assert region is not None
+    assert (region, overrides["SlackDelivery"], overrides["AlarmEmail"]) == (
+        STACK_REGION,
+        delivery,
+        "oncall@example.com",
+    )
+    slack_secret = WEBHOOK if delivery == "webhook" else BOT_TOKEN
+    elsewhere = {"AWS_REGION": OTHER_REGION, "AWS_DEFAULT_REGION": OTHER_REGION}
+    put, check = commands
+    stored = run(moto_url, project, *put.split()[2:], stdin=f"{SCALINGO_TOKEN}\n{slack_secret}\n", env=elsewhere)
+    assert stored.returncode == 0, stored.stderr
+    checked = run(moto_url, project, *check.split()[2:], env=elsewhere)
+    assert checked.returncode == 0, checked.stderr
+
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name=region, aws_access_key_id="t", aws_secret_access_key="t")
+    if "bucket" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:  # one moto server for the module
+        s3.create_bucket(Bucket="bucket", CreateBucketConfiguration={"LocationConstraint": region})
+    for key in ("CodeUri", "ContentUri"):
+        s3.put_object(Bucket="bucket", Key=key, Body=b"PK\x05\x06" + bytes(18))  # an empty zip
+    body = json.dumps(cfn.translate(cfn.load()))
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value_ in {
+            "AWS_ACCESS_KEY_ID": "t",
+            "AWS_SECRET_ACCESS_KEY": "t",
+            "AWS_DEFAULT_REGION": region,
+        }.items():
+            patch.setenv(name, value_)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # moto's "cannot parse AWS::CloudWatch::Alarm" (test_deploy_rehearsal)
+            resources = deploy(moto_url, body, f"bm-guide-{delivery}", **overrides)
+        function = boto3.client("lambda", endpoint_url=moto_url).get_function(
+            FunctionName=f"bm-guide-{delivery}-monitor"
+        )
+        variables = function["Configuration"]["Environment"]["Variables"]
+        role = resources["BackupMonitorFunctionRole"]["PhysicalResourceId"]
+        granted = role_statements(boto3.client("iam", endpoint_url=moto_url), role)["ReadOwnSecrets"]["Resource"]
+    names = [variables["SCALINGO_API_TOKEN_PARAMETER"]]
+    names.append(variables["SLACK_WEBHOOK_URL_PARAMETER" if delivery == "webhook" else "SLACK_BOT_TOKEN_PARAMETER"])
+    arns = sorted(r for r in (granted if isinstance(granted, list) else [granted]) if r)
+    assert arns == sorted(f"arn:aws:ssm:{region}:123456789012:parameter{name}" for name in names)
+    assert [value(moto_url, region, name)[1] for name in names] == [SCALINGO_TOKEN, slack_secret]
