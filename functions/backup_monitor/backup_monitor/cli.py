@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--problems", action="store_true", help="list only the databases with an open incident (every one of them)"
     )
     status_parser.add_argument("--shard", metavar="ID", help=shard_help)
+    from backup_monitor.silence_cli import add_parsers as add_silence_parsers
+
+    add_silence_parsers(sub)
     return parser
 
 
@@ -259,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo()
     if args.command == "status":
         return status(args.problems, args.shard)
+    if getattr(args, "silence_command", None) is not None:  # silence, silences, unsilence (silence_cli.py)
+        return int(args.silence_command(args))
     return check(args.dry_run, args.json, args.show_links, args.shard)
 
 
