@@ -188,3 +188,29 @@ def test_muted_tracks_without_saying_and_after_silence_announces_once() -> None:
     # AND once delivered, nothing is owed
     assert not said.next_record.incidents["failed"].unannounced
     assert after_silence(Evaluation((), said.next_record, later)).notices == ()
+
+
+# -- the daily report and status ---------------------------------------------------------------------------------
+
+
+def test_the_report_lists_active_silences_and_who_acknowledged_what() -> None:
+    from backup_monitor.config import Settings
+    from backup_monitor.report import build_report, render_slack, render_text
+
+    settings = Settings.from_env({"SCALINGO_API_TOKEN": "t", "DAILY_REPORT_AT": ""})
+    record = Record(
+        key=BILLING.key,
+        incidents={"failed": Incident("failed", NOW, NOW, acknowledged_by="U0ONCALL", acknowledged_at=NOW)},
+    )
+    gone = new_silence("old-*", timedelta(hours=1), "done", "cli:bob", NOW - timedelta(hours=3))
+    report = build_report(settings, [BILLING], {BILLING.key: record}, NOW, silences=[silence(), gone])
+    text = render_text(report)
+    assert "billing-* until 2026-11-27 13:00 UTC (4 h left) by cli:alice: migration" in text
+    assert "old-* expired at 2026-11-27 07:00 UTC" in text
+    assert "acknowledged by U0ONCALL" in text
+    slack = str(render_slack(report).blocks)
+    assert "Silences: *1* active, 1 ended in the last day" in slack
+    assert "acknowledged by <@U0ONCALL>" in slack
+    quiet = render_text(build_report(settings, [BILLING], {BILLING.key: Record(key=BILLING.key)}, NOW))
+    assert "Silence" not in quiet
+    assert "cknowledged" not in quiet
