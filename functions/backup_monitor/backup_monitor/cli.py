@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     from backup_monitor.deploy_secrets import add_parser as add_secrets_parser
 
     add_secrets_parser(sub)
+    from backup_monitor.silence_cli import add_parsers as add_silence_parsers
+
+    add_silence_parsers(sub)
     return parser
 
 
@@ -281,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from backup_monitor.deploy_secrets import run as run_secrets
 
         return run_secrets(args)
+    if getattr(args, "silence_command", None) is not None:  # silence, silences, unsilence (silence_cli.py)
+        return int(args.silence_command(args))
     return check(args.dry_run, args.json, args.show_links, args.shard)
 
 

@@ -21,6 +21,7 @@ from backup_monitor.notifiers import Notifier
 from backup_monitor.records import Record
 from backup_monitor.report import build_report, render_slack
 from backup_monitor.state.base import ConflictError, StateError, StateStore, load_renamed
+from backup_monitor.state.silences import load_silences
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +87,12 @@ def send_daily_report(
         if stored.claim_owner is not None and (stored.claim_expires_at or 0) >= stamp:
             return Outcome.TAKEN
         records = load_renamed(store, {t.key: t.name for t in targets})
+        silences = load_silences(store)
     except StateError as exc:
         logger.error("daily report: cannot read state", extra={"error": str(exc)})
         return Outcome.FAILED
-    message = render_slack(build_report(settings, targets, records, now, excluded=excluded), sender.permalink)
+    report = build_report(settings, targets, records, now, excluded=excluded, silences=silences)
+    message = render_slack(report, sender.permalink)
     if dry_run:
         return _send(sender, message) or Outcome.PRINTED
     try:

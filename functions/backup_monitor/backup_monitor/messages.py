@@ -31,6 +31,7 @@ from backup_monitor.rules import (
     Severity,
     slot_state_of,
 )
+from backup_monitor.silences import slack_who
 
 if TYPE_CHECKING:
     from backup_monitor.config import Target
@@ -517,6 +518,7 @@ CAUSE_NEXT_STEPS = {
 }
 ALERT_PHASES = (Phase.OPEN, Phase.UPDATE, Phase.REMIND)
 REANNOUNCED = "announced again here because the alert destination changed"
+AFTER_SILENCE = "not announced until now: its database was silenced"
 
 
 def title(notice: Notice) -> str:
@@ -607,7 +609,9 @@ def _facts(notice: Notice, now: datetime | None = None) -> list[_Line]:
         facts.extend(usable_facts(notice, now))
     if notice.quiet:
         facts.append(_Line().say("Same outage as an incident already announced for this database: no mention"))
-    if notice.reannounce and notice.phase is Phase.OPEN:
+    if notice.after_silence and notice.phase is Phase.OPEN and notice.opened_at is not None:
+        facts.append(_open_since(notice.opened_at).say(f"; {AFTER_SILENCE}"))
+    elif notice.reannounce and notice.phase is Phase.OPEN:
         if notice.opened_at is not None:
             facts.append(_open_since(notice.opened_at).say(f"; {REANNOUNCED}"))
         else:
@@ -616,7 +620,17 @@ def _facts(notice: Notice, now: datetime | None = None) -> list[_Line]:
         facts.append(_lasted(notice.opened_at, now))
     elif notice.opened_at is not None and notice.phase is Phase.REMIND:
         facts.append(_open_since(notice.opened_at))
+    if notice.acknowledged_by and notice.phase is Phase.RESOLVE:
+        facts.append(acknowledged_line(notice.acknowledged_by, notice.acknowledged_at))
     return facts
+
+
+def acknowledged_line(by: str, at: datetime | None) -> _Line:
+    """`Acknowledged by <@U123> at <date>`: a Slack user id is mentioned, any other name (`cli:alice`) is text."""
+    line = _Line().say("Acknowledged by ")
+    line.md.append(slack_who(by))
+    line.con.append(by)
+    return line.say(" at ").date(at) if at is not None else line
 
 
 def _open_since(opened_at: datetime) -> _Line:
@@ -753,6 +767,12 @@ def _group_fact(notice: Notice, now: datetime | None) -> _Line:
         line.extend(_usable_compact(notice, now))
     if notice.reannounce and notice.phase is Phase.OPEN:
         line.say(" · announced again (new destination)")
+    if notice.after_silence and notice.phase is Phase.OPEN:
+        line.say(" · opened during a silence")
+    if notice.acknowledged_by and notice.phase is Phase.RESOLVE:
+        line.say(" · acknowledged by ")
+        line.md.append(slack_who(notice.acknowledged_by))
+        line.con.append(notice.acknowledged_by)
     if notice.opened_at is not None and notice.phase in (Phase.REMIND, Phase.RESOLVE):
         line.say(" · open since ").date(notice.opened_at)
     return line

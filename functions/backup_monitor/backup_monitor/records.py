@@ -8,6 +8,7 @@ from typing import Any
 
 from backup_monitor.scalingo.errors import PayloadError
 from backup_monitor.scalingo.models import Database, parse_time
+from backup_monitor.silences import Silence, silences_from_json, silences_to_json
 
 RECORD_FORMAT = 1
 
@@ -38,6 +39,12 @@ class Incident:
     destination: str = ""
     # A missed slot whose backup was there but stuck ("stuck") or too small ("small"): its messages say so.
     slot_state: str = ""
+    # Who said "I am on it" (a Slack user id, or `cli:<login>`) and when: no reminders while it stays open.
+    acknowledged_by: str = ""
+    acknowledged_at: datetime | None = None
+    # Opened while its database was silenced and never announced: announced (as an opening) once the silence
+    # ends, or never if it closes first.
+    unannounced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +131,10 @@ class Record:
     # and the generation they were written as (0 parts: everything is inline, as before).
     chunk_parts: int = 0
     chunk_generation: int = 0
+    # The silences record only (state/silences.py): every silence, active and recently ended.
+    silences: tuple[Silence, ...] = ()
+    # Incidents announced before a silence and closed during it: their resolution is said once it ends.
+    held: dict[str, Incident] = field(default_factory=dict)
 
     def content(self) -> dict[str, Any]:
         """What decides whether a write is needed: everything but the version and the claim."""
@@ -146,21 +157,7 @@ def record_to_json(record: Record) -> dict[str, Any]:
     return {
         "format": RECORD_FORMAT,
         "handled": dict(sorted(record.handled.items())),
-        "incidents": {
-            key: {
-                "kind": inc.kind,
-                "opened_at": _time(inc.opened_at),
-                "last_notice_at": _time(inc.last_notice_at),
-                "backup_id": inc.backup_id,
-                "slot": _time(inc.slot),
-                "detail": inc.detail,
-                "thread": [inc.thread.channel, inc.thread.ts] if inc.thread else None,
-                **({"shared": True} if inc.shared else {}),
-                **({"destination": inc.destination} if inc.destination else {}),
-                **({"slot_state": inc.slot_state} if inc.slot_state else {}),
-            }
-            for key, inc in sorted(record.incidents.items())
-        },
+        "incidents": {key: _incident_to_json(inc) for key, inc in sorted(record.incidents.items())},
         "database": record.database.to_json() if record.database else None,
         "database_fetched_at": _time(record.database_fetched_at),
         "api_failures": record.api_failures,
@@ -194,7 +191,53 @@ def record_to_json(record: Record) -> dict[str, Any]:
         **({"pitr_read_at": _time(record.pitr_read_at)} if record.pitr_read_at else {}),
         **({"chunk_parts": record.chunk_parts} if record.chunk_parts else {}),
         **({"chunk_generation": record.chunk_generation} if record.chunk_generation else {}),
+        **({"silences": silences_to_json(record.silences)} if record.silences else {}),
+        **({"held": {k: _incident_to_json(v) for k, v in sorted(record.held.items())}} if record.held else {}),
     }
+
+
+def _incident_to_json(inc: Incident) -> dict[str, Any]:
+    return {
+        "kind": inc.kind,
+        "opened_at": _time(inc.opened_at),
+        "last_notice_at": _time(inc.last_notice_at),
+        "backup_id": inc.backup_id,
+        "slot": _time(inc.slot),
+        "detail": inc.detail,
+        "thread": [inc.thread.channel, inc.thread.ts] if inc.thread else None,
+        **({"shared": True} if inc.shared else {}),
+        **({"destination": inc.destination} if inc.destination else {}),
+        **({"slot_state": inc.slot_state} if inc.slot_state else {}),
+        **({"acknowledged_by": inc.acknowledged_by} if inc.acknowledged_by else {}),
+        **({"acknowledged_at": _time(inc.acknowledged_at)} if inc.acknowledged_at else {}),
+        **({"unannounced": True} if inc.unannounced else {}),
+    }
+
+
+def _incidents_from_json(raw_incidents: Any) -> dict[str, Incident]:
+    incidents = {}
+    for inc_key, raw in (raw_incidents or {}).items():
+        thread = raw.get("thread")
+        opened = _parse(raw.get("opened_at"))
+        last = _parse(raw.get("last_notice_at"))
+        if opened is None or last is None:
+            continue
+        incidents[str(inc_key)] = Incident(
+            kind=str(raw.get("kind", "")),
+            opened_at=opened,
+            last_notice_at=last,
+            backup_id=raw.get("backup_id"),
+            slot=_parse(raw.get("slot")),
+            detail=str(raw.get("detail") or ""),
+            thread=ThreadRef(str(thread[0]), str(thread[1])) if thread else None,
+            shared=bool(raw.get("shared")),
+            destination=str(raw.get("destination") or ""),
+            slot_state=str(raw.get("slot_state") or ""),
+            acknowledged_by=str(raw.get("acknowledged_by") or ""),
+            acknowledged_at=_parse(raw.get("acknowledged_at")),
+            unannounced=bool(raw.get("unannounced")),
+        )
+    return incidents
 
 
 def _times_to_json(times: dict[str, datetime]) -> dict[str, str | None]:
@@ -298,25 +341,7 @@ def _record_from_data(
     claim_owner: str | None,
     claim_expires_at: float | None,
 ) -> Record:
-    incidents = {}
-    for inc_key, raw in (data.get("incidents") or {}).items():
-        thread = raw.get("thread")
-        opened = _parse(raw.get("opened_at"))
-        last = _parse(raw.get("last_notice_at"))
-        if opened is None or last is None:
-            continue
-        incidents[inc_key] = Incident(
-            kind=str(raw.get("kind", "")),
-            opened_at=opened,
-            last_notice_at=last,
-            backup_id=raw.get("backup_id"),
-            slot=_parse(raw.get("slot")),
-            detail=str(raw.get("detail") or ""),
-            thread=ThreadRef(str(thread[0]), str(thread[1])) if thread else None,
-            shared=bool(raw.get("shared")),
-            destination=str(raw.get("destination") or ""),
-            slot_state=str(raw.get("slot_state") or ""),
-        )
+    incidents = _incidents_from_json(data.get("incidents"))
     database = data.get("database")
     return Record(
         key=key,
@@ -354,4 +379,6 @@ def _record_from_data(
         pitr_read_at=_parse(data.get("pitr_read_at")),
         chunk_parts=int(data.get("chunk_parts") or 0),
         chunk_generation=int(data.get("chunk_generation") or 0),
+        silences=silences_from_json(data.get("silences")),
+        held=_incidents_from_json(data.get("held")),
     )

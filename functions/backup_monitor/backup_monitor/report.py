@@ -23,10 +23,13 @@ from backup_monitor.messages import (
 )
 from backup_monitor.records import Incident, Record, ThreadRef
 from backup_monitor.rules import NO_SCHEDULE_HOURS, SEVERITY, SEVERITY_ORDER, Kind, Phase, Severity
+from backup_monitor.silences import Silence, slack_who
 
 MAX_BLOCKS = 50  # Slack's limit for one message
 MAX_SECTION_CHARS = 3000  # Slack's limit for a section's text
 STALE_NAMES_SHOWN = 10
+SILENCES_SHOWN = 10  # in the Slack report; `backup-monitor silences` lists them all
+ENDED_SHOWN = timedelta(days=1)
 THREAD_LINK = "https://slack.com/app_redirect?channel={channel}"
 
 
@@ -52,6 +55,9 @@ class OpenIncident:
     thread: ThreadRef | None
     # A point-in-time recovery incident (behind, or the only protection): PITR's latest restore point, if known.
     restore_point: datetime | None = None
+    acknowledged_by: str = ""
+    acknowledged_at: datetime | None = None
+    unannounced: bool = False  # opened while its database is silenced: announced when the silence ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,12 @@ class Report:
     databases: tuple[DatabaseLine, ...]
     pitr_max_lag: timedelta = timedelta(hours=6)  # PITR_MAX_LAG_HOURS
     shard: str = ""  # the shard reported on (SCALINGO_API_TOKEN_PARAMETERS): each has its own report
+    silences: tuple[Silence, ...] = ()  # active at `now`, soonest end first
+    silences_ended: tuple[Silence, ...] = ()  # ended in the last day (expired or removed)
+
+    @property
+    def acknowledged(self) -> tuple[OpenIncident, ...]:
+        return tuple(i for i in self.incidents if i.acknowledged_by)
 
     @property
     def pitr(self) -> tuple[DatabaseLine, ...]:
@@ -148,8 +160,10 @@ def build_report(
     now: datetime,
     *,
     excluded: int | None = None,
+    silences: Sequence[Silence] = (),
 ) -> Report:
-    """The report of the monitored databases' state at `now` (`excluded`: apps EXCLUDE_APPS left out)."""
+    """The report of the monitored databases' state at `now` (`excluded`: apps EXCLUDE_APPS left out;
+    `silences`: the stored ones, of which the active and those ended in the last day are listed)."""
     fresh_within = timedelta(hours=NO_SCHEDULE_HOURS + settings.policy.missing_grace_hours)
     every = verify_every_days(settings)
     period = timedelta(days=every)
@@ -206,6 +220,10 @@ def build_report(
         databases=tuple(lines),
         pitr_max_lag=pitr_max_lag,
         shard=settings.shard,
+        silences=tuple(sorted((x for x in silences if x.is_active(now)), key=lambda x: (x.end, x.id))),
+        silences_ended=tuple(
+            sorted((x for x in silences if x.end <= now and now - x.end <= ENDED_SHOWN), key=lambda x: (x.end, x.id))
+        ),
     )
 
 
@@ -221,6 +239,9 @@ def _open_incident(
         age=max(timedelta(0), now - incident.opened_at),
         thread=incident.thread,
         restore_point=restore_point if incident.kind in PITR_KINDS else None,
+        acknowledged_by=incident.acknowledged_by,
+        acknowledged_at=incident.acknowledged_at,
+        unannounced=incident.unannounced,
     )
 
 
@@ -290,7 +311,7 @@ def summary_lines(report: Report, *, slack: bool) -> list[str]:
     else:
         incidents = "Open incidents: none"
     pitr = [pitr_line(report, slack=slack)] if report.pitr else []
-    return [watched, fresh, *pitr, verified, incidents]
+    return [watched, fresh, *pitr, verified, incidents, *silence_summary(report, slack=slack)]
 
 
 def pitr_line(report: Report, *, slack: bool) -> str:
@@ -341,10 +362,48 @@ def _incident_line(
 ) -> str:
     line = f"{ICONS[incident.severity]} *{escape(incident.title)}* on {_who(incident.database)}"
     line += f" · open {human_age(incident.age)}{_restore_point_note(incident, now)}"
+    line += _ack_note(incident, now, slack=True)
     if incident.thread is not None:
         link = (permalink(incident.thread) if permalink is not None else None) or thread_link(incident.thread)
         line += f" · <{escape(link)}|thread>"
     return line
+
+
+def _ack_note(incident: OpenIncident, now: datetime, *, slack: bool) -> str:
+    """` · acknowledged by <@U123> 2 h ago` (` · silenced, not announced yet` while its database is silenced)."""
+    note = ""
+    if incident.acknowledged_by:
+        who = slack_who(incident.acknowledged_by) if slack else incident.acknowledged_by
+        when = incident.acknowledged_at
+        note += f" · acknowledged by {who}" + (f" {human_age(max(timedelta(0), now - when))} ago" if when else "")
+    if incident.unannounced:
+        note += " · silenced, not announced yet"
+    return note
+
+
+def silence_line(silence: Silence, now: datetime, *, slack: bool) -> str:
+    """`billing-* until 2026-11-27 13:00 UTC (4 h left) by <@U123>: db migration`."""
+    pattern = f"`{escape(silence.pattern)}`" if slack else silence.pattern
+    who = slack_who(silence.by) if slack else silence.by
+    reason = escape(silence.reason) if slack else silence.reason
+    if silence.is_active(now):
+        left = human_age(max(timedelta(0), silence.end - now))
+        return f"{pattern} until {silence.end:%Y-%m-%d %H:%M} UTC ({left} left) by {who}: {reason}"
+    how = "removed" if silence.ended_at is not None and silence.ended_at < silence.until else "expired"
+    return f"{pattern} {how} at {silence.end:%Y-%m-%d %H:%M} UTC (set by {who}: {reason})"
+
+
+def silence_summary(report: Report, *, slack: bool) -> list[str]:
+    """`Silences: 2 active (…)` and the acknowledged incidents' count, when there are any."""
+    lines = []
+    if report.silences or report.silences_ended:
+        count = f"*{len(report.silences)}*" if slack else str(len(report.silences))
+        ended = f", {len(report.silences_ended)} ended in the last day" if report.silences_ended else ""
+        lines.append(f"Silences: {count} active{ended} (nothing is said about their databases while they last)")
+    acknowledged = report.acknowledged
+    if acknowledged:
+        lines.append(f"Acknowledged incidents: {len(acknowledged)} (no reminders while they stay open)")
+    return lines
 
 
 def kind_counts(report: Report) -> str:
@@ -390,6 +449,10 @@ def render_slack(report: Report, permalink: Callable[[ThreadRef], str | None] | 
     facts = [f"• {line}" for line in summary_lines(report, slack=True)]
     if report.incidents:
         facts.append(f"• By kind: {kind_counts(report)}")
+    listed = [*report.silences, *report.silences_ended]
+    facts.extend(f"• Silence {silence_line(x, report.now, slack=True)}" for x in listed[:SILENCES_SHOWN])
+    if len(listed) > SILENCES_SHOWN:
+        facts.append(f"• …and {len(listed) - SILENCES_SHOWN} more silences: `backup-monitor silences --all`")
     blocks: list[dict[str, Any]] = [_section(text) for text in _chunks([head, *facts], MAX_SECTION_CHARS)]
     footer = {
         "type": "context",
@@ -429,6 +492,12 @@ def render_text(report: Report, *, per_database: bool = True, problems_only: boo
     """The report for a terminal: the headline facts, then one line per database (`problems_only`: only the
     databases with an open incident, however many: what the Slack report points to when it cannot list all)."""
     lines = [f"Backup report · {_local_title(report)}", *summary_lines(report, slack=False)]
+    if report.silences or report.silences_ended:
+        lines.append("")
+        lines.append("Silences:")
+        lines.extend(
+            f"  {silence_line(x, report.now, slack=False)}" for x in (*report.silences, *report.silences_ended)
+        )
     if report.incidents:
         lines.append("")
         lines.append("Open incidents:")
@@ -436,7 +505,8 @@ def render_text(report: Report, *, per_database: bool = True, problems_only: boo
             thread = f"  thread {thread_link(inc.thread)}" if inc.thread else ""
             lines.append(
                 f"  [{inc.severity.value.upper()}] {inc.title} on {_plain(inc.database)}"
-                f" ({inc.database.region}), open {human_age(inc.age)}{_restore_point_note(inc, report.now)}{thread}"
+                f" ({inc.database.region}), open {human_age(inc.age)}{_restore_point_note(inc, report.now)}"
+                f"{_ack_note(inc, report.now, slack=False)}{thread}"
             )
     databases = [db for db in report.databases if db.incidents] if problems_only else list(report.databases)
     if per_database and databases:

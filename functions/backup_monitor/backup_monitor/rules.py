@@ -16,6 +16,7 @@ from enum import StrEnum
 from backup_monitor.config import Policy
 from backup_monitor.records import Incident, Record, ThreadRef
 from backup_monitor.scalingo.models import Backup, Database
+from backup_monitor.silences import check_by
 
 SIZE_HISTORY = 7
 NO_SCHEDULE_HOURS = 24.0
@@ -120,6 +121,12 @@ class Notice:
     # A missed slot's backup was stuck or too small (SLOT_STUCK, SLOT_SMALL): kept with the incident, so its
     # reminders and resolution say the same.
     slot_state: str = ""
+    # Who acknowledged the incident, and when (its resolution names them).
+    acknowledged_by: str = ""
+    acknowledged_at: datetime | None = None
+    # An opening announced once a silence ended (the incident opened during it), or a resolution held by a
+    # silence (`Record.held`): said now that it ended.
+    after_silence: bool = False
 
     @property
     def severity(self) -> Severity:
@@ -169,6 +176,8 @@ def remind_notice(key: str, incident: Incident, now: datetime, policy: Policy) -
     every = policy.remind_every_hours
     if every <= 0 or now - incident.last_notice_at < timedelta(hours=every) or incident.kind == Kind.PITR_ONLY:
         return None
+    if incident.acknowledged_by:  # someone is on it: no reminders while it stays open
+        return None
     return Notice(
         kind_of(incident.kind),
         Phase.REMIND,
@@ -183,7 +192,7 @@ def remind_notice(key: str, incident: Incident, now: datetime, policy: Policy) -
 
 
 def resolve_notice(key: str, incident: Incident, detail: str) -> Notice:
-    """The end of an open incident, in its thread."""
+    """The end of an open incident, in its thread (naming who acknowledged it, if someone did)."""
     return Notice(
         kind_of(incident.kind),
         Phase.RESOLVE,
@@ -194,6 +203,8 @@ def resolve_notice(key: str, incident: Incident, detail: str) -> Notice:
         thread=incident.thread,
         shared=incident.shared,
         slot_state=incident.slot_state,
+        acknowledged_by=incident.acknowledged_by,
+        acknowledged_at=incident.acknowledged_at,
     )
 
 
@@ -789,7 +800,21 @@ def apply(
     if notice.backup is not None and notice.kind is not Kind.STUCK:
         handled[notice.backup.id] = notice.backup.status
     key = notice.incident_key
-    if key is not None:
+    if key is not None and notice.after_silence:  # said once its silence ended
+        if notice.phase is Phase.RESOLVE:
+            held = dict(record.held)
+            held.pop(key, None)
+            return replace(record, handled=handled, held=held)
+        if key in incidents:
+            incidents[key] = replace(
+                incidents[key],
+                last_notice_at=now,
+                thread=thread,
+                shared=shared and thread is not None,
+                destination=destination,
+                unannounced=False,
+            )
+    elif key is not None:
         if notice.reannounce and key in incidents:  # the same incident, now known at this destination too
             incidents[key] = replace(
                 incidents[key],
@@ -890,6 +915,82 @@ def reannounced(evaluation: Evaluation, destination: str) -> Evaluation:
             paged = True
         notices.append(again)
     return replace(evaluation, notices=tuple(notices), base=base)
+
+
+def muted(evaluation: Evaluation) -> Evaluation:
+    """A silenced database's evaluation: nothing is said, everything is tracked. Openings are recorded as never
+    announced (`Incident.unannounced`: announced once the silence ends, unless they close first); updates and
+    notices are recorded as delivered; the resolution of an incident announced before the silence is held
+    (`Record.held`) and said once it ends; reminders and re-announcements wait for the end of the silence."""
+    record, now = evaluation.base, evaluation.now
+    for notice in evaluation.notices:
+        key = notice.incident_key
+        if notice.reannounce or notice.after_silence or notice.phase is Phase.REMIND:
+            continue
+        current = record.incidents.get(key) if key is not None else None
+        if key is not None and notice.phase is Phase.RESOLVE and current is not None and not current.unannounced:
+            record = replace(record, held={**record.held, key: replace(current, detail=notice.detail)})
+        record = apply(record, notice, now)
+        if key is not None and notice.phase is Phase.OPEN and key in record.incidents:
+            opened = replace(record.incidents[key], unannounced=True, thread=None, shared=False)
+            record = replace(record, incidents={**record.incidents, key: opened})
+    return Evaluation((), record, now)
+
+
+def after_silence(evaluation: Evaluation, backups: Sequence[Backup] = ()) -> Evaluation:
+    """A database no longer silenced: the resolutions its silence held are said, and each incident still open
+    that was never announced is announced as an opening (critical ones call people, once per outage). An
+    incident opened during the silence that closes now says nothing; its updates and reminders are folded in
+    silently (its opening says where it stands). `backups`: the listing read now (an opening names its backup)."""
+    base, now = evaluation.base, evaluation.now
+    if not base.held and not any(inc.unannounced for inc in base.incidents.values()):
+        return evaluation
+    keep: list[Notice] = []
+    for notice in evaluation.notices:
+        key = notice.incident_key
+        current = base.incidents.get(key) if key is not None else None
+        if current is not None and current.unannounced and notice.phase is not Phase.OPEN and not notice.reannounce:
+            base = apply(base, notice, now)
+            continue
+        keep.append(notice)
+    by_id = {b.id: b for b in backups}
+    said = [replace(resolve_notice(k, inc, inc.detail), after_silence=True) for k, inc in sorted(base.held.items())]
+    for key, inc in sorted(base.incidents.items()):
+        if inc.unannounced:
+            said.append(
+                Notice(
+                    kind_of(inc.kind),
+                    Phase.OPEN,
+                    key,
+                    backup=by_id.get(inc.backup_id or ""),
+                    slot=inc.slot,
+                    detail=inc.detail,
+                    opened_at=inc.opened_at,
+                    slot_state=inc.slot_state,
+                    after_silence=True,
+                )
+            )
+    announced = {k: inc for k, inc in base.incidents.items() if not inc.unannounced}
+    notices = _assign_pages([*said, *keep], announced)
+    return Evaluation(with_facts(notices, base), base, now)
+
+
+def acknowledge(record: Record, incident_kind: str, by: str, now: datetime) -> Record:
+    """The record with the open incident `incident_kind` acknowledged by `by` (a Slack user id or `cli:<login>`)
+    at `now`: no more reminders while it stays open; its resolution names them. `incident_kind` is the incident's
+    key (`failed`, `stuck:<backup id>`) or a kind (every open incident of it). An incident already acknowledged
+    keeps its first acknowledgment. KeyError when no such incident is open; SilenceError (a ValueError) when
+    `by` names nobody."""
+    by = check_by(by)  # SilenceError (a ValueError) when it cannot name anyone
+    keys = [incident_kind] if incident_kind in record.incidents else []
+    keys = keys or sorted(k for k, inc in record.incidents.items() if inc.kind == incident_kind)
+    if not keys:
+        raise KeyError(incident_kind)
+    incidents = dict(record.incidents)
+    for key in keys:
+        if not incidents[key].acknowledged_by:
+            incidents[key] = replace(incidents[key], acknowledged_by=by, acknowledged_at=now)
+    return replace(record, incidents=incidents)
 
 
 def apply_all(record: Record, notices: Iterable[Notice], now: datetime) -> Record:

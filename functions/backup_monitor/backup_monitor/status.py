@@ -12,6 +12,7 @@ from backup_monitor.records import Record
 from backup_monitor.report import build_report, render_text
 from backup_monitor.state.base import StateError, load_renamed
 from backup_monitor.state.chunks import complete
+from backup_monitor.state.silences import SILENCES_KEY
 
 
 class StatusError(Exception):
@@ -46,7 +47,7 @@ def read_status(settings: Settings, now: datetime, *, problems: bool = False) ->
     try:
         store = build_store(settings)
         discovery_key = discovery_key_of(settings)
-        special = store.load_many([discovery_key, report_key(settings)])
+        special = store.load_many([discovery_key, report_key(settings), SILENCES_KEY])
         discovery = complete(store, special.get(discovery_key))  # its parts, when stored in chunks
         targets, excluded = known_targets(settings, discovery)
         if not targets:
@@ -54,7 +55,11 @@ def read_status(settings: Settings, now: datetime, *, problems: bool = False) ->
         records = load_renamed(store, {t.key: t.name for t in targets})
     except StateError as exc:
         raise StatusError(f"cannot read the state: {exc}") from None
-    text = render_text(build_report(settings, targets, records, now, excluded=excluded), problems_only=problems)
+    silence = special.get(SILENCES_KEY)
+    report = build_report(
+        settings, targets, records, now, excluded=excluded, silences=silence.silences if silence else ()
+    )
+    text = render_text(report, problems_only=problems)
     last = special.get(report_key(settings))
     if settings.daily_report is None:
         footer = "Daily report: off (DAILY_REPORT_AT is empty)"

@@ -90,6 +90,7 @@ def verify(
     """Archive verification of the databases read successfully, within what is left of the budget (no new
     archive once `stop` is set)."""
     done = [w for w in works if w.evaluation is not None and not w.failed and not w.gone and w.outage_region is None]
+    done = [w for w in done if run.silenced(w.target) is None]  # a silenced database: no archive, no message
     candidates = [Candidate(w.target, w.info, w.record, w.backups) for w in done]
     remaining = None if deadline is None else (lambda: deadline - time.monotonic())
     verify_archives(

@@ -23,10 +23,12 @@ from backup_monitor.rules import (
     Evaluation,
     Kind,
     Phase,
+    after_silence,
     apply_all,
     evaluate,
     evaluate_failure,
     implausible_answer,
+    muted,
     reannounced,
     with_database,
 )
@@ -191,7 +193,12 @@ def settle(work: Work, evaluation: Evaluation, run: Run) -> None:
     """Fetch download links, then claim the record (something to send) or save it (only state changed)."""
     settings, clients = run.settings, run.clients
     target = work.target
-    if not run.dry_run:  # a dry run prints to the console: not a new destination for the real one's incidents
+    silence = run.silenced(target)
+    if silence is not None:  # nothing said (no link asked for), everything tracked: said when the silence ends
+        evaluation = muted(evaluation)
+    else:
+        evaluation = after_silence(evaluation, work.backups)
+    if not run.dry_run and silence is None:  # a dry run prints to the console: not a new destination
         evaluation = reannounced(evaluation, run.destination)
     if settings.download_links and settings.policy.success_notices != "off" and not work.failed:
         wanted = [n for n in evaluation.notices if n.kind is Kind.SUCCEEDED and n.backup is not None]

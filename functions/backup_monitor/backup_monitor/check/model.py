@@ -15,6 +15,7 @@ from backup_monitor.records import Record
 from backup_monitor.rules import Evaluation
 from backup_monitor.scalingo.client import ScalingoClient
 from backup_monitor.scalingo.models import Backup, Database
+from backup_monitor.silences import Silence, active
 from backup_monitor.state.base import CLAIM_SECONDS, StateStore, shard_of
 
 CLAIM_MARGIN_SECONDS = 60.0  # a claim outlives its check's budget by this much; past it, it was abandoned
@@ -66,6 +67,11 @@ class Run:
     owner: str
     dry_run: bool
     claims: ClaimClock
+    silences: tuple[Silence, ...] = ()  # the silences active at `now` (read once, at the start of the check)
+
+    def silenced(self, target: Target) -> Silence | None:
+        """The active silence covering `target` (nothing is said about it), or None."""
+        return active(self.silences, target, self.now)
 
     def __post_init__(self) -> None:
         # The settings name the shard's discovery and report, the store its cursor and bearer: one shard only.

@@ -59,6 +59,7 @@ from backup_monitor.rules import (
 )
 from backup_monitor.scalingo.errors import OutOfTimeError, ScalingoError
 from backup_monitor.state.base import StateError, load_renamed
+from backup_monitor.state.silences import active_silences
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ def run_check(
     deadline = deadline_after(budget, started)
     fetch_deadline = None if deadline is None or budget is None else deadline - delivery_reserve(budget)
     clients.scalingo.begin_check(fetch_deadline, progress=progress)
-    run = Run(settings, clients, now, owner, dry_run, ClaimClock(now.timestamp(), started, budget))
+    silences = active_silences(clients.store, now)
+    run = Run(settings, clients, now, owner, dry_run, ClaimClock(now.timestamp(), started, budget), silences)
 
     # -- targets: the cached list, then discovery carried on with what the due reads leave of the quota --------
     unreadable: dict[str, str] = {}
@@ -316,9 +318,15 @@ def _due(
 ) -> Due | None:
     settings = run.settings
     listed = listed_at.get(target.key)
+    if record is not None and _owed_after_silence(record) and run.silenced(target) is None:
+        return Due("silence ended", run.now, RETRY)  # what its silence kept quiet is said now
     return due(
         record, run.now, settings.policy, settings.sweep_every_hours, listed_at=listed, token_cached=cached, owed=owed
     )
+
+
+def _owed_after_silence(record: Record) -> bool:
+    return bool(record.held) or any(inc.unannounced for inc in record.incidents.values())
 
 
 DISCOVERY_FLOOR_SHARE = 0.1  # of a check's main-API requests, always left to discovery (a pass always moves)
