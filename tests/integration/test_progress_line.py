@@ -4,8 +4,8 @@ line on standard error, erased before the summary; the same run without a termin
 from __future__ import annotations
 
 import os
-import re
 import pty
+import re
 import select
 import subprocess
 import sys
