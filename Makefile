@@ -1,5 +1,10 @@
-# make demo  - the whole story offline (fake Scalingo API on loopback, messages on the console)
-# make test  - everything CI checks: ruff, mypy, template checks (cfn-lint, sam validate, sam build), pytest
+# make demo  - the whole story offline (fake Scalingo API on loopback, messages on the console); installs the
+#              runtime only (requirements.txt) into .venv
+# make test  - everything CI checks: ruff, mypy, template checks (cfn-lint, sam validate, sam build), pytest on
+#              Python 3.11 (.venv) and 3.13 (.venv-3.13, the Lambda's)
+# make unit  - the unit tests alone (seconds)
+# make lock  - regenerates the locks (hashes) from pyproject.toml, requirements-dev.in and layers/*.in;
+#              LOCK_ARGS=--upgrade (or --upgrade-package NAME) moves pins forward
 # make bench - the benchmarks: 200, 2,000 and 10,000 databases per token and 2,000 apps of one database,
 #              each check a new process, cold start then a steady day (about 70 minutes), a storm of 300
 #              failures and how soon an alert reaches Slack in a big fleet (about 8 minutes), verifying a 1 GB
@@ -8,6 +13,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+VENV_313 := .venv-3.13
+PIP := -m pip install --quiet --disable-pip-version-check
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION := 1.170.0
@@ -32,10 +39,25 @@ LAYER_PIP = --quiet --disable-pip-version-check --no-compile --only-binary=:all:
 
 all: test
 
-$(BIN)/.installed: pyproject.toml requirements-dev.txt
+# The runtime (what `pip install scalingo-backup-monitor` brings, from its lock) and the project itself: enough
+# for `make demo`. The locks carry every version with its hashes; the project goes in without dependencies.
+$(BIN)/.runtime: pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
+	$(BIN)/python $(PIP) --require-hashes -r requirements.txt
+	$(BIN)/python $(PIP) --no-deps -e .
+	touch $@
+
+# The development lock on top: the `aws` extra, the test tools, linters and type checkers.
+$(BIN)/.installed: $(BIN)/.runtime requirements-dev.txt
+	$(BIN)/python $(PIP) --require-hashes -r requirements-dev.txt
+	touch $@
+
+# The Lambda's Python, for the tests (make pytest-3.13) and for locking the layer (make lock).
+$(VENV_313)/.installed: pyproject.toml requirements-dev.txt
+	@test -n "$(PY313_BIN)" || { echo "pytest-3.13 needs python3.13 (pyenv install 3.13 or apt python3.13)"; exit 1; }
+	test -x $(VENV_313)/bin/python || "$(PY313)" -m venv $(VENV_313)
+	$(VENV_313)/bin/python $(PIP) --require-hashes -r requirements-dev.txt
+	$(VENV_313)/bin/python $(PIP) --no-deps -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -49,7 +71,7 @@ $(SAM_VENV)/.installed:
 
 deps: $(BIN)/.installed node_modules/.installed $(SAM_VENV)/.installed
 
-demo: $(BIN)/.installed
+demo: $(BIN)/.runtime
 	$(BIN)/backup-monitor demo
 
 lint: $(BIN)/.installed
@@ -88,7 +110,32 @@ deploy: $(BIN)/.installed $(SAM_VENV)/.installed
 pytest: $(BIN)/.installed node_modules/.installed
 	$(BIN)/pytest
 
-test: lint typecheck template pytest
+.PHONY: unit pytest-3.13 lock docs
+unit: $(BIN)/.installed
+	$(BIN)/pytest -q tests/unit
+
+# docs/configuration.md from the list of variables (variables.py) and template.yaml; a unit test fails when stale.
+docs: $(BIN)/.installed
+	$(BIN)/python tools/config_doc.py
+
+pytest-3.13: $(VENV_313)/.installed node_modules/.installed
+	$(VENV_313)/bin/pytest
+
+test: lint typecheck template pytest pytest-3.13
+
+# Each lock from its sources, keeping the pins it has unless LOCK_ARGS says otherwise. The layer's first (with
+# the Lambda's Python 3.13); the runtime's follows its versions, the development lock the runtime's.
+COMPILE = -m piptools compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+	--no-emit-find-links $(LOCK_ARGS)
+lock: $(BIN)/.installed $(VENV_313)/.installed
+	$(VENV_313)/bin/python $(COMPILE) -o layers/requirements.txt layers/requirements.in
+	$(VENV_313)/bin/python $(COMPILE) --unsafe-package botocore -o layers/requirements-no-deps.compiled.txt \
+		layers/requirements-no-deps.in
+	$(BIN)/python layers/keep_pinned.py layers/requirements-no-deps.in layers/requirements-no-deps.compiled.txt \
+		> layers/requirements-no-deps.txt
+	rm layers/requirements-no-deps.compiled.txt
+	$(BIN)/python $(COMPILE) --constraint layers/requirements.txt -o requirements.txt pyproject.toml
+	$(BIN)/python $(COMPILE) --extra aws -o requirements-dev.txt pyproject.toml requirements-dev.in
 
 bench: $(BIN)/.installed node_modules/.installed template  # cold_start.py measures the sam build output
 	$(BIN)/python bench/bench.py
@@ -107,11 +154,13 @@ build-BackupMonitorFunction:
 	"$(PY313)" $(COMPILEALL) "$(ARTIFACTS_DIR)"
 
 # The runtime's boto3/botocore serve: aws-xray-sdk and wrapt are installed without their dependencies, so
-# the layer carries no second botocore (25 MB) shadowing the runtime's.
+# the layer carries no second botocore (25 MB) shadowing the runtime's. Both files are locks (make lock):
+# every package pinned with the hashes of its files, the arm64 wheels among them.
 build-DependenciesLayer:
 	@test -n "$(PY313_BIN)" || { echo "the build needs python3.13"; exit 1; }
-	"$(PY313)" -m pip install $(LAYER_PIP) --target "$(ARTIFACTS_DIR)/python" -r "$(ROOT)/layers/requirements.txt"
-	"$(PY313)" -m pip install $(LAYER_PIP) --no-deps --target "$(ARTIFACTS_DIR)/python" \
+	"$(PY313)" -m pip install $(LAYER_PIP) --require-hashes --target "$(ARTIFACTS_DIR)/python" \
+		-r "$(ROOT)/layers/requirements.txt"
+	"$(PY313)" -m pip install $(LAYER_PIP) --require-hashes --no-deps --target "$(ARTIFACTS_DIR)/python" \
 		-r "$(ROOT)/layers/requirements-no-deps.txt"
 	"$(PY313)" $(COMPILEALL) "$(ARTIFACTS_DIR)/python"
 

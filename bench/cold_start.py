@@ -53,7 +53,7 @@ COMPILEALL = ["-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unche
 def pinned(name: str) -> str:
     for line in (ROOT / "requirements-dev.txt").read_text().splitlines():
         if line.startswith(f"{name}=="):
-            return line.strip()
+            return line.split()[0]  # the lock's lines go on with ` \` and the hashes
     raise SystemExit(f"{name} is not pinned in requirements-dev.txt")
 
 

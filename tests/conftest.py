@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,15 @@ from tests.fakes import FakeScalingo
 from tests.support import dynamodb_local
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+INTEGRATION = Path(__file__).resolve().parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration is marked `integration` (real servers on loopback, subprocesses):
+    `-m integration` runs those alone, `-m "not integration"` the unit tests."""
+    for item in items:
+        if item.path.is_relative_to(INTEGRATION):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture

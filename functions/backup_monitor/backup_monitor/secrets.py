@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from backup_monitor.config import ConfigError
+from backup_monitor.extras import needs_aws
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SSMProvider
@@ -58,7 +59,8 @@ class SecretReader:
 
     def read(self, name: str, variable: str, *, force: bool = False) -> str:
         """The parameter's decrypted value; ConfigError(variable, ...) naming the cause when it cannot be read."""
-        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+        with needs_aws(variable, f"reading SSM parameter {name!r}"):
+            from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
         with self._lock:
             if force:
@@ -67,7 +69,8 @@ class SecretReader:
                 force = last is None or now - last >= self._forced_interval
                 if force:
                     self._forced_at[name] = now
-            provider = self._ssm()
+            with needs_aws(variable, f"reading SSM parameter {name!r}"):
+                provider = self._ssm()
         try:
             value: Any = provider.get(name, max_age=self._max_age, decrypt=True, force_fetch=force)
         except GetParameterError as exc:

@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from backup_monitor.config import LEGACY_STATE_PATH, ConfigError, Settings, default_state_path
+from backup_monitor.extras import needs_aws
 from backup_monitor.monitor import Clients
 from backup_monitor.notifiers import BotNotifier, ConsoleNotifier, Notifier, WebhookNotifier
 from backup_monitor.scalingo.client import ScalingoClient
@@ -51,7 +52,8 @@ def build_store(settings: Settings) -> StateStore:
     client) that cannot be opened is a ConfigError naming STATE_PATH (or STATE_TABLE): a bad setting, found at
     start before anything is contacted."""
     if settings.state_table:
-        from backup_monitor.state.dynamodb import DynamoStateStore, default_client
+        with needs_aws("STATE_TABLE", "a DynamoDB state table"):
+            from backup_monitor.state.dynamodb import DynamoStateStore, default_client
 
         try:
             return DynamoStateStore(settings.state_table, default_client(settings.http_timeout), shard=settings.shard)
