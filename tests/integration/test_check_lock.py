@@ -16,26 +16,14 @@ from backup_monitor.demo import seed
 from backup_monitor.state.sqlite import CheckRunningError, check_lock, lock_path
 from tests.fakes import FakeScalingo
 from tests.fakes.slack import FakeSlack
+from tests.support import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def command_env(fake: FakeScalingo, slack: FakeSlack, state: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALINGO_", "SLACK_", "STATE_", "LOG_LEVEL"))}
-    env.update(
-        SCALINGO_API_TOKEN=fake.api_token,
-        SCALINGO_AUTH_URL=fake.url,
-        SCALINGO_API_URL=fake.region_url(),
-        SCALINGO_DB_API_URL=fake.region_url(),
-        SCALINGO_API_RATE_LIMIT="6000",
-        VERIFY_ARCHIVES_EVERY_DAYS="0",
-        DAILY_REPORT_AT="",
-        SLACK_WEBHOOK_URL=slack.webhook_url,
-        STATE_PATH=str(state),
-        PYTHONPATH=str(ROOT / "functions/backup_monitor"),
-    )
-    return env
+    return processes.command_env(fake, state, SLACK_WEBHOOK_URL=slack.webhook_url)
 
 
 def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

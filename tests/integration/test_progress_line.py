@@ -16,25 +16,14 @@ from pathlib import Path
 from backup_monitor.demo import seed
 from backup_monitor.progress import CLEAR
 from tests.fakes import FakeScalingo
+from tests.support import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def command_env(fake: FakeScalingo, state: Path, rate: str = "6000") -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALINGO_", "SLACK_", "STATE_", "LOG_LEVEL"))}
-    env.update(
-        SCALINGO_API_TOKEN=fake.api_token,
-        SCALINGO_AUTH_URL=fake.url,
-        SCALINGO_API_URL=fake.region_url(),
-        SCALINGO_DB_API_URL=fake.region_url(),
-        SCALINGO_API_RATE_LIMIT=rate,
-        VERIFY_ARCHIVES_EVERY_DAYS="0",
-        DAILY_REPORT_AT="",
-        STATE_PATH=str(state),
-        PYTHONPATH=str(ROOT / "functions/backup_monitor"),
-    )
-    return env
+    return processes.command_env(fake, state, SCALINGO_API_RATE_LIMIT=rate)
 
 
 def run_on_terminal(env: dict[str, str], until: bytes | None = None, timeout: float = 60.0) -> tuple[int, str]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from pathlib import Path
 from backup_monitor.demo import seed
 from tests.fakes import FakeScalingo
 from tests.fakes.slack import FakeSlack
+from tests.support import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -27,19 +27,7 @@ print(json.dumps({"code": code, "slack": sorted(m for m in sys.modules if m.spli
 
 
 def run_probe(fake: FakeScalingo, state: Path, **slack_env: str) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCALINGO_", "SLACK_", "STATE_", "LOG_LEVEL"))}
-    env.update(
-        SCALINGO_API_TOKEN=fake.api_token,
-        SCALINGO_AUTH_URL=fake.url,
-        SCALINGO_API_URL=fake.region_url(),
-        SCALINGO_DB_API_URL=fake.region_url(),
-        SCALINGO_API_RATE_LIMIT="6000",
-        VERIFY_ARCHIVES_EVERY_DAYS="0",
-        DAILY_REPORT_AT="",
-        STATE_PATH=str(state),
-        PYTHONPATH=str(ROOT / "functions/backup_monitor"),
-        **slack_env,
-    )
+    env = processes.command_env(fake, state, **slack_env)
     done = subprocess.run(
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
     )
