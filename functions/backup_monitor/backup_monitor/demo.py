@@ -196,7 +196,7 @@ def run_demo() -> int:
         requests = len(fake.requests)
         print(
             f"\nThe fake API saw {requests} requests in all. State lives in DynamoDB in AWS, in SQLite here.\n"
-            "Next: `make test`, then the README's deploy guide (sam build && sam deploy --guided)."
+            "Next: `make test`, then docs/deploying.md (backup-monitor secrets put, then make deploy)."
         )
     story_holds = (
         first.sent > 0
