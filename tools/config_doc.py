@@ -39,16 +39,18 @@ _Loader.add_multi_constructor("!", _tag)
 
 
 def stack_parameters(template: Path = TEMPLATE) -> dict[str, list[str]]:
-    """Environment variable -> the stack parameters its value refers to, for the monitor function."""
+    """Environment variable -> the stack parameters its value refers to, in every function of the stack (the
+    check's, and the interactivity endpoint's)."""
     data = yaml.load(template.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     parameters = set(data.get("Parameters", {}))
-    function = data["Resources"]["BackupMonitorFunction"]["Properties"]
-    variables = function.get("Environment", {}).get("Variables", {})
     found: dict[str, list[str]] = {}
-    for name, value in variables.items():
-        refs: list[str] = []
-        _refs(value, parameters, refs)
-        found[name] = refs
+    for resource in data["Resources"].values():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        for name, value in variables.items():
+            refs = found.setdefault(name, [])
+            _refs(value, parameters, refs)
     return found
 
 

@@ -19,6 +19,12 @@ Optional, as a bad night brings them:
 - `reset_after_accept`: the next N accepted posts are recorded, then the connection is closed without an answer
   (Slack took the message, the sender cannot know); `slow_after_accept`: the answer comes after that many seconds.
 `auth.test` answers with the workspace URL (`https://fake-workspace.slack.com/`).
+
+For the buttons (issue 20):
+- `response_url(id)`: a click's response_url, `POST /response/<id>`: the payload is checked like a message
+  (`refusal`; 404 `expired_url` for an id never handed out) and recorded; `responses(id)` lists what it received;
+- `usergroups.users.list` (bot token, GET or POST, `usergroup=S…`): the members given by `add_usergroup`,
+  `no_such_subteam` otherwise.
 """
 
 from __future__ import annotations
@@ -141,6 +147,8 @@ class FakeSlack:
     reset_after_accept: int = 0
     slow_after_accept: float = 0.0
     workspace_url: str = "https://fake-workspace.slack.com/"
+    usergroups: dict[str, list[str]] = field(default_factory=dict)
+    _responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _last_post: dict[str, float] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
     _ts: float = 1_700_000_000.0
@@ -158,6 +166,21 @@ class FakeSlack:
     @property
     def api_url(self) -> str:
         return self.url + "/api/"
+
+    def response_url(self, response_id: str) -> str:
+        """A click's response_url (what Slack puts in a block_actions payload)."""
+        with self._lock:
+            self._responses.setdefault(response_id, [])
+        return f"{self.url}/response/{response_id}"
+
+    def responses(self, response_id: str) -> list[dict[str, Any]]:
+        """The payloads accepted on that response_url, in order."""
+        with self._lock:
+            return list(self._responses.get(response_id, []))
+
+    def add_usergroup(self, group_id: str, users: list[str]) -> None:
+        with self._lock:
+            self.usergroups[group_id] = list(users)
 
     def fail_next(self, times: int, status: int = 500, error: str = "internal_error", only: str | None = None) -> None:
         """The next `times` calls (to paths ending with `only`, if given) answer `status` with `error`."""
@@ -204,6 +227,14 @@ class FakeSlack:
                         body = {"__invalid_json": raw[:100]}
                 else:
                     body = {k: v[0] for k, v in parse_qs(raw).items()}
+                self._answer(body)
+
+            def do_GET(self) -> None:
+                path, _, query = self.path.partition("?")
+                self.path = path
+                self._answer({k: v[0] for k, v in parse_qs(query).items()})
+
+            def _answer(self, body: dict[str, Any]) -> None:
                 status, payload, ctype_out = fake.handle(self.path, body, self.headers.get("Authorization"))
                 if status == 200 and fake._take_reset():
                     self.close_connection = True  # accepted, then the connection drops: no answer at all
@@ -266,6 +297,8 @@ class FakeSlack:
             failure = self._take_failure(path)
             if path.startswith("/services/"):
                 result = self._webhook(path, body, failure)
+            elif path.startswith("/response/"):
+                result = self._response(path, body, failure)
             else:
                 result = self._api(path, body, auth, failure)
             record = dict(body)
@@ -287,6 +320,21 @@ class FakeSlack:
             return 429, "rate_limited", "text/plain"
         return 200, "ok", "text/plain"
 
+    def _response(self, path: str, body: dict[str, Any], failure: tuple[int, str] | None) -> tuple[int, str, str]:
+        """A response_url: Slack answers `{"ok": true}`, or an error (HTTP 4xx) for a payload it refuses."""
+        answers = self._responses.get(path.removeprefix("/response/"))
+        if answers is None:
+            return 404, json.dumps({"ok": False, "error": "expired_url"}), "application/json"
+        if failure:
+            return failure[0], json.dumps({"ok": False, "error": failure[1]}), "application/json"
+        if "__invalid_json" in body:
+            return 400, json.dumps({"ok": False, "error": "invalid_payload"}), "application/json"
+        refused = refusal(body)
+        if refused:
+            return 400, json.dumps({"ok": False, "error": refused[0], "errors": refused[1]}), "application/json"
+        answers.append(body)
+        return 200, json.dumps({"ok": True}), "application/json"
+
     def _api(
         self, path: str, body: dict[str, Any], auth: str | None, failure: tuple[int, str] | None
     ) -> tuple[int, str, str]:
@@ -297,6 +345,11 @@ class FakeSlack:
         if path.endswith("/auth.test"):
             answer = {"ok": True, "url": self.workspace_url, "team": "Fake", "user": "backups", "user_id": "U0BOT"}
             return 200, json.dumps(answer), "application/json"
+        if path.endswith("/usergroups.users.list"):
+            members = self.usergroups.get(str(body.get("usergroup", "")))
+            if members is None:
+                return _api_error("no_such_subteam")
+            return 200, json.dumps({"ok": True, "users": members}), "application/json"
         if not path.endswith(("/chat.postMessage", "/chat.update")):
             return 404, json.dumps({"ok": False, "error": "unknown_method"}), "application/json"
         if not body.get("channel"):

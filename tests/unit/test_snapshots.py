@@ -32,6 +32,13 @@ from backup_monitor.check.inhibit import outage_key
 from backup_monitor.check.model import Work
 from backup_monitor.check.targets import GONE_REASON
 from backup_monitor.config import Policy, Target
+from backup_monitor.interactions_ui import (
+    acknowledged_message,
+    download_button,
+    download_reply,
+    silenced_message,
+    unsilenced_message,
+)
 from backup_monitor.messages import (
     SLOT_TITLES,
     TITLES,
@@ -294,11 +301,12 @@ def reannounced() -> Evaluation:
 
 # -- the golden files --------------------------------------------------------------------------------------------
 
-CASES: dict[str, Callable[[], Message]] = {}
+Rendered = Message | dict[str, Any]  # a message, or a response_url payload (the buttons' edits and replies)
+CASES: dict[str, Callable[[], Rendered]] = {}
 
 
-def case(name: str) -> Callable[[Callable[[], Message]], Callable[[], Message]]:
-    def register(make: Callable[[], Message]) -> Callable[[], Message]:
+def case(name: str) -> Callable[[Callable[[], Rendered]], Callable[[], Rendered]]:
+    def register(make: Callable[[], Rendered]) -> Callable[[], Rendered]:
         CASES[name] = make
         return make
 
@@ -697,7 +705,91 @@ def _() -> Message:
     return plain_fallback(sent(work(failed_today()), Kind.FAILED, Phase.OPEN))
 
 
-def dump(message: Message) -> dict[str, Any]:
+# -- SLACK_INTERACTIVE: the buttons, and what a click makes of the message -------------------------------------
+
+CLICKER = "U0ONCALL1"
+CLICKED_AT = NOW + timedelta(minutes=7)
+
+
+def as_slack_returns(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The blocks as a block_actions payload's `message.blocks` gives them back: every block with a block id
+    (Slack makes one up when we gave none), every plain_text with its emoji flag."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: walk(v) for k, v in node.items()}
+            if out.get("type") == "plain_text":
+                out.setdefault("emoji", True)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return [{"block_id": f"Xa{i}", **walk(b)} for i, b in enumerate(blocks)]
+
+
+def interactive_open() -> Message:
+    return sent(work(failed_today()), Kind.FAILED, Phase.OPEN, interactive=True, download_buttons=True)
+
+
+@case("interactive_failed_open")
+def _() -> Message:
+    return interactive_open()
+
+
+@case("interactive_failed_remind")
+def _() -> Message:
+    record, listed = failed_yesterday()
+    return sent(work(check(record, listed)), Kind.FAILED, Phase.REMIND, interactive=True)
+
+
+@case("interactive_succeeded_each")
+def _() -> Message:
+    listed = [*HISTORY, backup(1)]
+    ev = check(watched(listed), [*listed, backup(0)])
+    return sent(work(ev), Kind.SUCCEEDED, Phase.NOTICE, success_notices="each", interactive=True, download_buttons=True)
+
+
+@case("interactive_digest")
+def _() -> Message:
+    items = successes(3, links=False)
+    buttons = [
+        download_button(TARGET.key if db is BILLING else "osc-fr1/ad-shop", n.backup.id if n.backup else "")
+        for n, db, _ in items
+    ]
+    return render_digest(items, buttons=buttons)[0].message
+
+
+@case("interactive_acknowledged")
+def _() -> dict[str, Any]:
+    message = interactive_open()
+    return acknowledged_message(as_slack_returns(message.blocks), message.text, CLICKER, CLICKED_AT)
+
+
+@case("interactive_silenced")
+def _() -> dict[str, Any]:
+    message = interactive_open()
+    until = CLICKED_AT + DAY
+    return silenced_message(as_slack_returns(message.blocks), message.text, CLICKER, until, "9f3a1c2e")
+
+
+@case("interactive_unsilenced")
+def _() -> dict[str, Any]:
+    message = interactive_open()
+    silenced = silenced_message(as_slack_returns(message.blocks), message.text, CLICKER, CLICKED_AT + DAY, "9f3a1c2e")
+    later = CLICKED_AT + timedelta(hours=2)
+    return unsilenced_message(as_slack_returns(silenced["blocks"]), silenced["text"], "U0ONCALL2", later)
+
+
+@case("interactive_download_reply")
+def _() -> dict[str, Any]:
+    b = backup(0)
+    return download_reply(link(b.id), b.name, "Scalingo does not say how long the link lives: use it now.")
+
+
+def dump(message: Rendered) -> dict[str, Any]:
+    if isinstance(message, dict):
+        return {"payload": message}
     body: dict[str, Any] = {"payload": message.payload()}
     if message.edit is not None:
         body["edit"] = {

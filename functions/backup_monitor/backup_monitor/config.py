@@ -31,6 +31,7 @@ _LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # what `logging` 
 LINK_MAX = 1000  # RUNBOOK_URL: a link in every alert's footer (Slack's context text holds 3,000 characters)
 # SCALINGO_API_TOKEN_PARAMETERS: SSM parameter names (SSM allows these characters, 2,048 of them at most).
 _PARAMETER_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-/]{1,2048}$")
+_SLACK_ID_RE = re.compile(r"^[UWS][A-Z0-9]{2,20}$")  # DOWNLOAD_ALLOWED_USERS: user (U, W) and user group (S) ids
 SHARD_SLUG_MAX = 24  # characters of the parameter name's last part kept in a shard's id
 # STATE_PATH's default before version 0.19, relative to the working directory: still used where it exists.
 LEGACY_STATE_PATH = "backup-monitor-state.sqlite3"
@@ -164,6 +165,11 @@ class Settings:
     slack_success_webhook_url: str | None = field(default=None, repr=False)
     slack_success_webhook_url_parameter: str | None = None
     runbook_url: str | None = None
+    # The Slack buttons and their endpoint (interactions_ui, the endpoint's interactions.py).
+    slack_interactive: bool = False
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_signing_secret_parameter: str | None = None
+    download_allowed_users: tuple[str, ...] = ()  # Slack user ids (U…, W…) and user group ids (S…)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -220,6 +226,10 @@ class Settings:
             slack_success_webhook_url=reader.secret_url("SLACK_SUCCESS_WEBHOOK_URL"),
             slack_success_webhook_url_parameter=reader.text("SLACK_SUCCESS_WEBHOOK_URL_PARAMETER"),
             runbook_url=reader.link("RUNBOOK_URL"),
+            slack_interactive=reader.boolean("SLACK_INTERACTIVE", False),
+            slack_signing_secret=reader.text("SLACK_SIGNING_SECRET"),
+            slack_signing_secret_parameter=reader.text("SLACK_SIGNING_SECRET_PARAMETER"),
+            download_allowed_users=reader.slack_ids("DOWNLOAD_ALLOWED_USERS"),
         )
         settings.validate_sources()
         if settings.state_path_default and not settings.state_table:
@@ -268,6 +278,20 @@ class Settings:
             raise ConfigError("SLACK_SUCCESS_CHANNEL", "set either it or a success webhook URL, not both")
         if self.slack_success_channel and not bot:
             raise ConfigError("SLACK_SUCCESS_CHANNEL", "needs a Slack bot token (SLACK_BOT_TOKEN)")
+        if self.slack_signing_secret and self.slack_signing_secret_parameter:
+            raise ConfigError("SLACK_SIGNING_SECRET_PARAMETER", "set only one of it and SLACK_SIGNING_SECRET")
+        groups = [i for i in self.download_allowed_users if i.startswith("S")]
+        if groups and not bot:
+            raise ConfigError(
+                "DOWNLOAD_ALLOWED_USERS",
+                f"names the user group {groups[0]}: its members are read with the bot token (SLACK_BOT_TOKEN or "
+                "SLACK_BOT_TOKEN_PARAMETER, scope usergroups:read); list user ids instead, or give the bot token",
+            )
+
+    @property
+    def download_allowed_groups(self) -> tuple[str, ...]:
+        """The user group ids (`S…`) of DOWNLOAD_ALLOWED_USERS."""
+        return tuple(i for i in self.download_allowed_users if i.startswith("S"))
 
     def with_secrets(
         self,
@@ -275,6 +299,7 @@ class Settings:
         webhook_url: str | None,
         bot_token: str | None,
         success_webhook_url: str | None = None,
+        signing_secret: str | None = None,
     ) -> Settings:
         """A copy with secrets resolved (from SSM in the Lambda); a webhook read from SSM is checked too."""
         if webhook_url:
@@ -287,6 +312,7 @@ class Settings:
             slack_webhook_url=webhook_url or self.slack_webhook_url,
             slack_bot_token=bot_token or self.slack_bot_token,
             slack_success_webhook_url=success_webhook_url or self.slack_success_webhook_url,
+            slack_signing_secret=signing_secret or self.slack_signing_secret,
         )
 
     @property
@@ -556,6 +582,23 @@ class _Reader:
             return None
         check_secret_url(name, raw)
         return raw
+
+    def slack_ids(self, name: str) -> tuple[str, ...]:
+        """Comma-separated Slack user ids (`U…`, `W…`) and user group ids (`S…`), each once; unset or empty: none."""
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        ids: list[str] = []
+        for item in (part.strip() for part in raw.split(",")):
+            if not item:
+                continue
+            if not _SLACK_ID_RE.match(item):
+                raise ConfigError(
+                    name, f"{item!r} is not a Slack user id (U… or W…) or user group id (S…), e.g. U0123ABCD"
+                )
+            if item not in ids:
+                ids.append(item)
+        return tuple(ids)
 
     def mention(self, name: str) -> str:
         raw = self.text(name)

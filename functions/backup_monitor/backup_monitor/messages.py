@@ -68,6 +68,8 @@ ICONS = {
 CONSOLE_ICONS = {Severity.CRITICAL: "[CRITICAL]", Severity.WARNING: "[WARNING]", Severity.INFO: "[OK]"}
 TEMPORARY_LINKS = "Download links are temporary: open them soon or get a fresh one from the dashboard."
 LINK_TOO_LONG = "The download link is longer than Slack accepts: download the backup from the dashboard."
+# SLACK_INTERACTIVE: successes carry a "Get download link" button instead of the link itself.
+LINK_ON_CLICK = "Get download link makes a fresh link when clicked, shown to whoever clicked only."
 
 
 @dataclass(frozen=True, slots=True)
@@ -686,9 +688,11 @@ def render(
     temporary_note: bool = False,
     now: datetime | None = None,
     runbook: str = "",
+    actions: dict[str, Any] | None = None,
 ) -> Message:
     """One notice about one database as a Slack message. `now` (the check's clock) dates its facts ("3 days
-    ago"); `runbook` (RUNBOOK_URL) is linked from every alert's footer."""
+    ago"); `runbook` (RUNBOOK_URL) is linked from every alert's footer; `actions`: an `actions` block of
+    buttons (SLACK_INTERACTIVE, interactions_ui), the message's last block."""
     heading = title(notice)
     icon, console_icon = _icon(notice.severity)
     lead = f"{mention} " if mention and notice.mention else ""
@@ -714,6 +718,14 @@ def render(
             blocks.append(context(TEMPORARY_LINKS))
             plain.append(TEMPORARY_LINKS)
             console.append("  " + TEMPORARY_LINKS)
+    if actions is not None:
+        blocks.append(actions)
+        labels = " ".join(f"[{e['text']['text']}]" for e in actions.get("elements", []))
+        console.append(f"  {labels}")
+        if temporary_note and any(e.get("action_id") == "bm_download" for e in actions.get("elements", [])):
+            blocks.append(context(LINK_ON_CLICK))
+            plain.append(LINK_ON_CLICK)
+            console.append("  " + LINK_ON_CLICK)
 
     whom = who_plain(db)
     text = f"{lead}{heading}: {whom.mrkdwn}"
@@ -730,8 +742,12 @@ def render(
     return Message(text, blocks, thread=thread, broadcast=broadcast, **fields)
 
 
-def render_success(notice: Notice, db: DatabaseInfo, link: str | None) -> Message:
-    """One success notice (SUCCESS_NOTICES=each)."""
+def render_success(
+    notice: Notice, db: DatabaseInfo, link: str | None, actions: dict[str, Any] | None = None
+) -> Message:
+    """One success notice (SUCCESS_NOTICES=each); `actions` (a "Get download link" button) instead of `link`."""
+    if actions is not None:
+        return render(notice, db, temporary_note=True, actions=actions)
     return render(notice, db, link=link, temporary_note=True)
 
 
@@ -899,13 +915,22 @@ class _Entry:
     index: int
     line: _Line
     link: str | None
+    accessory: dict[str, Any] | None = None  # SLACK_INTERACTIVE: its "Get download link" button
 
     def block(self) -> dict[str, Any] | None:
         """Its own section when it has a download button; otherwise it shares sections with other lines."""
+        if self.accessory is not None:
+            return section(self.line.mrkdwn, self.accessory)
         return section(self.line.mrkdwn, button(self.link, "Download")) if self.link else None
 
 
-def _digest_entry(index: int, notice: Notice, db: DatabaseInfo, link: str | None) -> _Entry:
+def _digest_entry(
+    index: int, notice: Notice, db: DatabaseInfo, link: str | None, accessory: dict[str, Any] | None = None
+) -> _Entry:
+    if accessory is not None:
+        entry = _digest_entry(index, notice, db, None)
+        entry.accessory = accessory
+        return entry
     line = _Line().extend(who(db))
     backup = notice.backup
     if backup is not None:
@@ -941,6 +966,8 @@ def _digest_blocks(entries: Sequence[_Entry]) -> list[dict[str, Any]]:
     blocks.extend(section(t) for t in pack_sections(loose))
     if any(e.link for e in entries):
         blocks.append(context(TEMPORARY_LINKS))
+    elif any(e.accessory for e in entries):
+        blocks.append(context(LINK_ON_CLICK))
     return blocks
 
 
@@ -954,26 +981,32 @@ DIGEST_COMPACT_AFTER = 20  # more new successes than this: one count, then the l
 
 
 def render_digest(
-    items: Sequence[tuple[Notice, DatabaseInfo, str | None]], *, threaded: bool = False
+    items: Sequence[tuple[Notice, DatabaseInfo, str | None]],
+    *,
+    threaded: bool = False,
+    buttons: Sequence[dict[str, Any] | None] | None = None,
 ) -> list[DigestPart]:
     """New successful backups of one check: one message, or several when they do not fit in one.
 
     Up to DIGEST_COMPACT_AFTER backups, each has its own line and download button; more, and the digest is a
     count followed by compact list parts (links inline), which go in the count's thread when `threaded`.
     Every item is listed in exactly one part; a part's `items` are positions in `items`.
+
+    `buttons` (SLACK_INTERACTIVE): each item's "Get download link" button (or None), in place of the links:
+    each backup then keeps its own section (a button is a section's accessory), and a digest of more than
+    DIGEST_COMPACT_AFTER is the count followed by parts of such sections (at most 50 blocks each).
     """
     if not items:
         return []
-    if len(items) > DIGEST_COMPACT_AFTER:
+    if buttons is not None:
+        entries = [_digest_entry(i, n, db, None, buttons[i]) for i, (n, db, _) in enumerate(items)]
+        if len(items) > DIGEST_COMPACT_AFTER:
+            return _button_digest(items, entries, threaded=threaded)
+    elif len(items) > DIGEST_COMPACT_AFTER:
         return _compact_digest(items, threaded=threaded)
-    entries = [_digest_entry(i, n, db, link) for i, (n, db, link) in enumerate(items)]
-    groups: list[list[_Entry]] = [[]]
-    for entry in entries:
-        candidate = [*groups[-1], entry]
-        if groups[-1] and not _fits(_digest_blocks(candidate)):
-            groups.append([entry])
-        else:
-            groups[-1] = candidate
+    else:
+        entries = [_digest_entry(i, n, db, link) for i, (n, db, link) in enumerate(items)]
+    groups = _entry_groups(entries)
     parts: list[DigestPart] = []
     for number, group in enumerate(groups, start=1):
         heading_md, heading_text = _digest_heading(len(items), number, len(groups))
@@ -990,6 +1023,59 @@ def render_digest(
         message = Message(heading_text, blocks, plain="\n".join(plain), console="\n".join(console))
         parts.append(DigestPart(message, tuple(e.index for e in group)))
     return parts
+
+
+def _entry_groups(entries: Sequence[_Entry]) -> list[list[_Entry]]:
+    """Entries in order, as many per message as fit (blocks and text)."""
+    groups: list[list[_Entry]] = [[]]
+    for entry in entries:
+        candidate = [*groups[-1], entry]
+        if groups[-1] and not _fits(_digest_blocks(candidate)):
+            groups.append([entry])
+        else:
+            groups[-1] = candidate
+    return groups
+
+
+def _button_digest(
+    items: Sequence[tuple[Notice, DatabaseInfo, str | None]], entries: Sequence[_Entry], *, threaded: bool
+) -> list[DigestPart]:
+    """More than DIGEST_COMPACT_AFTER successes with download buttons: the count, then parts of one section
+    (and one button) per backup, in the count's thread when `threaded`."""
+    groups = _entry_groups(entries)
+    head = _compact_head(items, len(groups), threaded=threaded, what=" with download buttons")
+    parts = [DigestPart(head, ())]
+    total = len(items)
+    for number, group in enumerate(groups, start=1):
+        part_text = f"{total:,} new successful backups (part {number} of {len(groups)})"
+        blocks = [section(f"*{part_text}*"), *_digest_blocks(group)]
+        plain = [f"*{part_text}*", *(f"• {e.line.mrkdwn}" for e in group)]
+        console = [f"[OK] {part_text}", *(f"• {e.line.console}" for e in group)]
+        message = Message(part_text, blocks, plain="\n".join(plain), console="\n".join(console))
+        parts.append(DigestPart(message, tuple(e.index for e in group), in_thread=threaded))
+    return parts
+
+
+def _compact_head(
+    items: Sequence[tuple[Notice, DatabaseInfo, str | None]], parts: int, *, threaded: bool, what: str
+) -> Message:
+    """The count message of a digest in parts: how many, of which types, and where the list follows."""
+    by_type: dict[str, int] = {}
+    for _, db, _ in items:
+        by_type[cut(db.type_name, TYPE_MAX)] = by_type.get(cut(db.type_name, TYPE_MAX), 0) + 1
+    counts = ", ".join(f"{count:,} {escape(name)}" for name, count in sorted(by_type.items(), key=lambda kv: -kv[1]))
+    where = "in this message's thread" if threaded else "in the next messages"
+    heading_text = f"{len(items):,} new successful backups"
+    parts_count = f"{parts} part{'s' if parts != 1 else ''}"
+    follow = f"The list{what} follows {where} (in {parts_count})."
+    head_md = f":white_check_mark: *{heading_text}*"
+    summary = [head_md, counts, follow]
+    return Message(
+        heading_text,
+        [section("\n".join(summary))],
+        plain="\n".join(summary),
+        console="\n".join([f"[OK] {heading_text}", counts, follow]),
+    )
 
 
 def _compact_digest(items: Sequence[tuple[Notice, DatabaseInfo, str | None]], *, threaded: bool) -> list[DigestPart]:
@@ -1009,23 +1095,9 @@ def _compact_digest(items: Sequence[tuple[Notice, DatabaseInfo, str | None]], *,
             groups.append([line])
         else:
             groups[-1] = candidate
-    by_type: dict[str, int] = {}
-    for _, db, _ in items:
-        by_type[cut(db.type_name, TYPE_MAX)] = by_type.get(cut(db.type_name, TYPE_MAX), 0) + 1
-    counts = ", ".join(f"{count:,} {escape(name)}" for name, count in sorted(by_type.items(), key=lambda kv: -kv[1]))
-    where = "in this message's thread" if threaded else "in the next messages"
     total = len(items)
     heading_text = f"{total:,} new successful backups"
-    parts_count = f"{len(groups)} part{'s' if len(groups) != 1 else ''}"
-    follow = f"The list{' with download links' if any_link else ''} follows {where} (in {parts_count})."
-    head_md = f":white_check_mark: *{heading_text}*"
-    summary = [head_md, counts, follow]
-    head = Message(
-        heading_text,
-        [section("\n".join(summary))],
-        plain="\n".join(summary),
-        console="\n".join([f"[OK] {heading_text}", counts, follow]),
-    )
+    head = _compact_head(items, len(groups), threaded=threaded, what=" with download links" if any_link else "")
     parts = [DigestPart(head, ())]
     for number, group in enumerate(groups, start=1):
         part_text = f"{heading_text} (part {number} of {len(groups)})"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 # Lambda variable below has one).
 BOTH, COMMAND, LAMBDA = "both", "command", "lambda"
 CHECK, STATUS = "check", "status"
+SERVE = "serve"  # `backup-monitor serve`: the Slack interactivity endpoint (the second Lambda too)
 
 GROUPS = ("Scalingo", "Slack", "Detection", "Checks", "State", "Output")
 
@@ -237,6 +238,43 @@ VARIABLES: tuple[Variable, ...] = (
         "true",
         "Attach Scalingo's pre-signed download link to successes. Anyone who can read the channel can download "
         "the database while the link lives: post to a private channel, or set `false`.",
+    ),
+    Variable(
+        "SLACK_INTERACTIVE",
+        "Slack",
+        "false",
+        "`true` once the interactivity endpoint is deployed (`backup-monitor serve`, or the stack's "
+        "interactions function) and its URL is in the Slack app: incidents carry Acknowledge and Silence 24 h "
+        "buttons, and successes a Get download link button INSTEAD of the pre-signed link (the link is made when "
+        "clicked and shown to the clicker only: no token in the channel). Grouped messages (a storm) carry none.",
+        commands=(CHECK, SERVE),
+    ),
+    Variable(
+        "SLACK_SIGNING_SECRET",
+        "Slack",
+        "none",
+        "The Slack app's signing secret, in clear (the command `backup-monitor serve`): every click is checked "
+        "against it. Never logged.",
+        COMMAND,
+        commands=(SERVE,),
+        secret=True,
+    ),
+    Variable(
+        "SLACK_SIGNING_SECRET_PARAMETER",
+        "Slack",
+        "none",
+        "Name of an SSM SecureString parameter holding the signing secret (the interactivity endpoint). Set only "
+        "one of it and SLACK_SIGNING_SECRET.",
+        commands=(SERVE,),
+    ),
+    Variable(
+        "DOWNLOAD_ALLOWED_USERS",
+        "Slack",
+        "empty: anyone in the channel",
+        "Who may click Get download link: comma-separated Slack user ids (`U…`, `W…`) and user group ids (`S…`, "
+        "members read with the bot token, scope `usergroups:read`: a group needs SLACK_BOT_TOKEN or its "
+        "parameter). Anyone else is told why not.",
+        commands=(SERVE,),
     ),
     _number(
         "GROUP_WAIT_SECONDS",

@@ -31,6 +31,7 @@ def resolve_secrets(settings: Settings, reader: SecretReader | None = None) -> S
         settings.slack_webhook_url_parameter,
         settings.slack_bot_token_parameter,
         settings.slack_success_webhook_url_parameter,
+        settings.slack_signing_secret_parameter,
     )
     if not any(names):
         return settings
@@ -44,6 +45,7 @@ def resolve_secrets(settings: Settings, reader: SecretReader | None = None) -> S
         read(settings.slack_webhook_url_parameter, "SLACK_WEBHOOK_URL_PARAMETER"),
         read(settings.slack_bot_token_parameter, "SLACK_BOT_TOKEN_PARAMETER"),
         read(settings.slack_success_webhook_url_parameter, "SLACK_SUCCESS_WEBHOOK_URL_PARAMETER"),
+        read(settings.slack_signing_secret_parameter, "SLACK_SIGNING_SECRET_PARAMETER"),
     )
 
 

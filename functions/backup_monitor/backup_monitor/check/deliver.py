@@ -50,6 +50,8 @@ class Deliverer:
             success_notices=settings.policy.success_notices,
             threaded_successes=isinstance(success or clients.notifier, BotNotifier),
             permalink=self.outbox.permalink,
+            interactive=settings.slack_interactive,
+            download_buttons=settings.slack_interactive and settings.download_links,
         )
 
     # -- one batch ----------------------------------------------------------------------------------------------

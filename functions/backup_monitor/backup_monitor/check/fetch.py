@@ -200,7 +200,9 @@ def settle(work: Work, evaluation: Evaluation, run: Run) -> None:
         evaluation = after_silence(evaluation, work.backups)
     if not run.dry_run and silence is None:  # a dry run prints to the console: not a new destination
         evaluation = reannounced(evaluation, run.destination)
-    if settings.download_links and settings.policy.success_notices != "off" and not work.failed:
+    # SLACK_INTERACTIVE: no link is asked for now (no token goes to the channel); a button asks when clicked.
+    wants_links = settings.download_links and not settings.slack_interactive
+    if wants_links and settings.policy.success_notices != "off" and not work.failed:
         wanted = [n for n in evaluation.notices if n.kind is Kind.SUCCEEDED and n.backup is not None]
         for notice in wanted[-MAX_LINKS_PER_DATABASE:]:
             assert notice.backup is not None

@@ -8,11 +8,14 @@ closes on its own evidence. Fewer are sent one by one. Critical openings go firs
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from backup_monitor.check.model import Work
+from backup_monitor.interactions_ui import download_actions, download_button, incident_actions
 from backup_monitor.messages import (
+    ALERT_PHASES,
     Message,
     render,
     render_digest,
@@ -24,6 +27,11 @@ from backup_monitor.records import ThreadRef
 from backup_monitor.rules import SEVERITY_ORDER, Kind, Notice, Phase
 
 GROUP_AT = 5  # this many notices of one kind and phase in a batch are announced together
+# SLACK_INTERACTIVE: a grouped message (a storm) carries no buttons. One Acknowledge and one Silence per database
+# would be up to 2 x 300 buttons (Slack: 25 per actions block, 50 blocks per message), and an edit after one
+# click could not say which database it was about without rewriting everyone's line. Each database's incident
+# is acknowledged or silenced from the command line (`backup-monitor silence 'osc-fr1/app-*'`) or from its
+# own message once the storm is over (its reminders are per database when fewer than GROUP_AT remind together).
 PHASE_ORDER = {Phase.OPEN: 0, Phase.UPDATE: 1, Phase.NOTICE: 2, Phase.REMIND: 3, Phase.RESOLVE: 4}
 
 
@@ -57,6 +65,10 @@ class Options:
     threaded_successes: bool = False
     permalink: Callable[[ThreadRef], str | None] | None = None
     mentioned: set[Kind] = field(default_factory=set)  # kinds already mentioned in this check (one page each)
+    # SLACK_INTERACTIVE: incident messages carry Acknowledge and Silence 24 h; `download_buttons` (and
+    # DOWNLOAD_LINKS): successes a "Get download link" button instead of a link.
+    interactive: bool = False
+    download_buttons: bool = False
 
 
 def _order(notice: Notice) -> tuple[int, int]:
@@ -69,11 +81,38 @@ def _by_name(item: tuple[Work, Notice]) -> tuple[str, str, str]:
     return info.region, info.app, info.resource_id
 
 
+def incident_buttons(work: Work, notice: Notice) -> dict[str, Any] | None:
+    """The Acknowledge / Silence 24 h block of an incident's opening, update or reminder (None: no incident,
+    or a key too long for a button's value). Silence is a database's: a record about a region (an API outage)
+    or about several databases (the unreadable records) gets Acknowledge only."""
+    if notice.phase not in ALERT_PHASES or not notice.incident_key:
+        return None
+    one_database = work.outage_region is None and not work.infos
+    try:
+        return incident_actions(work.key, notice.incident_key, silence=one_database)
+    except ValueError:
+        return None
+
+
+def _download(work: Work, notice: Notice) -> dict[str, Any] | None:
+    if notice.backup is None:
+        return None
+    try:
+        return download_button(work.key, notice.backup.id)
+    except ValueError:
+        return None
+
+
 def _render_one(work: Work, notice: Notice, mention: str, options: Options) -> Message:
     now, runbook = options.now, options.runbook_url
+    actions = incident_buttons(work, notice) if options.interactive else None
     if work.outage_region is not None:
-        return render_outage(notice, work.outage_region, mention=mention, now=now, runbook=runbook)
-    return render(notice, work.info_for(notice.incident_key), mention=mention, now=now, runbook=runbook)
+        message = render_outage(notice, work.outage_region, mention=mention, now=now, runbook=runbook)
+        if actions is not None:
+            message = replace(message, blocks=[*message.blocks, actions])
+        return message
+    info = work.info_for(notice.incident_key)
+    return render(notice, info, mention=mention, now=now, runbook=runbook, actions=actions)
 
 
 def plan(works: Sequence[Work], options: Options) -> list[Outgoing]:
@@ -126,10 +165,15 @@ def _successes(items: list[tuple[Work, Notice]], options: Options) -> list[Outgo
         out = []
         for work, notice in items:
             link = work.links.get(notice.backup.id) if notice.backup else None
-            out.append(Outgoing(render_success(notice, work.info, link), [(work, notice)], success=True))
+            actions = None
+            if options.download_buttons and notice.backup is not None and _download(work, notice) is not None:
+                actions = download_actions(work.key, notice.backup.id)
+            message = render_success(notice, work.info, None if options.download_buttons else link, actions)
+            out.append(Outgoing(message, [(work, notice)], success=True))
         return out
     listed = [(n, w.info, w.links.get(n.backup.id) if n.backup else None) for w, n in items]
-    parts = render_digest(listed, threaded=options.threaded_successes)
+    buttons = [_download(w, n) for w, n in items] if options.download_buttons else None
+    parts = render_digest(listed, threaded=options.threaded_successes, buttons=buttons)
     return [
         Outgoing(
             part.message,
