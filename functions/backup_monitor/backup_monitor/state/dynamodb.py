@@ -108,6 +108,26 @@ class DynamoStateStore(RequestCounter):
             else:
                 raise StateError("cannot write the state table: items stayed unprocessed after retries")
 
+    def create_blob(self, blob: Blob, now: float) -> bool:
+        """Write `blob` only if its key is absent or expired at `now` (a conditional put): True if written, False
+        when a live one is there already (the Slack endpoint's replay protection: a signature accepted once)."""
+        try:
+            self._client.put_item(
+                TableName=self.table,
+                Item={"pk": {"S": blob.key}, "blob": {"S": blob.data}, "expires_at": {"N": str(int(blob.expires_at))}},
+                ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+            )
+        except ClientError as exc:
+            self._count(writes=1)
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StateError(f"cannot write the state table: {_reason(exc)}") from None
+        except BotoCoreError as exc:
+            raise StateError(f"cannot write the state table: {_reason(exc)}") from None
+        self._count(writes=1)
+        return True
+
     def _batch_get(self, keys: Sequence[str]) -> list[dict[str, Any]]:
         """Every stored item of `keys`, strongly consistent, 100 keys a request."""
         found: list[dict[str, Any]] = []

@@ -209,6 +209,29 @@ class SqliteStateStore(RequestCounter):
         rows = self._select_by_keys("SELECT pk, data, expires_at FROM blobs", keys)
         return {pk: Blob(pk, data, float(expires)) for pk, data, expires in rows}
 
+    def create_blob(self, blob: Blob, now: float) -> bool:
+        """Write `blob` only if its key is absent or expired at `now` (one transaction): True if written, False
+        when a live one is there already (the Slack endpoint's replay protection: a signature accepted once)."""
+        try:
+            with self._connect() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = conn.execute(
+                        "INSERT INTO blobs (pk, data, expires_at) VALUES (?, ?, ?) ON CONFLICT(pk) DO UPDATE SET "
+                        "data = excluded.data, expires_at = excluded.expires_at WHERE blobs.expires_at <= ?",
+                        (blob.key, blob.data, blob.expires_at, now),
+                    )
+                    created = cur.rowcount == 1
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot write the state file: {exc}") from None
+        self._count(writes=1)
+        return created
+
     def save_blobs(self, blobs: Sequence[Blob]) -> None:
         if not blobs:
             return
