@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     from backup_monitor.silence_cli import add_parsers as add_silence_parsers
 
     add_silence_parsers(sub)
+    from backup_monitor.serve import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
@@ -284,6 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from backup_monitor.deploy_secrets import run as run_secrets
 
         return run_secrets(args)
+    if args.command == "serve":
+        from backup_monitor.serve import main as serve
+
+        return serve(args)
     if getattr(args, "silence_command", None) is not None:  # silence, silences, unsilence (silence_cli.py)
         return int(args.silence_command(args))
     return check(args.dry_run, args.json, args.show_links, args.shard)

@@ -311,10 +311,15 @@ class Endpoint:
         allowed = self.settings.download_allowed_users
         if not allowed or user in allowed:
             return None
+        try:
+            token = self._resolve(self.settings).slack_bot_token
+        except ConfigError as exc:
+            logger.error("the Slack bot token cannot be read", extra={"error": str(exc)})
+            token = None
         groups = [one for one in allowed if one.startswith("S")]
         for group in groups:
             try:
-                if user in self._members(group, deadline):
+                if user in self._members(group, token, deadline):
                     return None
             except (OSError, ValueError) as exc:
                 logger.warning("cannot read a user group's members", extra={"group": group, "error": str(exc)})
@@ -324,13 +329,12 @@ class Endpoint:
             "ask whoever runs the monitor to add you or your user group."
         )
 
-    def _members(self, group: str, deadline: Deadline) -> frozenset[str]:
+    def _members(self, group: str, token: str | None, deadline: Deadline) -> frozenset[str]:
         now = time.monotonic()
         with self._groups.lock:
             cached = self._groups.members.get(group)
         if cached is not None and now - cached[0] < GROUP_CACHE_SECONDS:
             return cached[1]
-        token = self.settings.slack_bot_token
         if not token:
             raise ValueError("no bot token to read user groups with")
         base = (self.settings.slack_api_url or SLACK_API_URL).rstrip("/")
@@ -436,3 +440,63 @@ def find_target(settings: Settings, store: StateStore, key: str) -> tuple[Target
             if target.key == key and not one.excluded(target.app):
                 return target, one
     return None
+
+
+ENDPOINT_STORE_TIMEOUT_SECONDS = 1.0
+
+
+def signing_secret_source(settings: Settings) -> Callable[[bool], str]:
+    """How the endpoint reads the signing secret: SLACK_SIGNING_SECRET in clear (the command), or the SSM
+    parameter SLACK_SIGNING_SECRET_PARAMETER (cached; `force` re-reads it, at most every 30 s: a rotated
+    secret). ConfigError when neither is set."""
+    if settings.slack_signing_secret:
+        secret = settings.slack_signing_secret
+        return lambda force: secret
+    name = settings.slack_signing_secret_parameter
+    if not name:
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET",
+            "is not set (nor SLACK_SIGNING_SECRET_PARAMETER): the endpoint verifies Slack's requests with the "
+            "Slack app's signing secret",
+        )
+    from backup_monitor.wiring import shared_reader
+
+    reader = shared_reader()
+    return lambda force: reader.read(name, "SLACK_SIGNING_SECRET_PARAMETER", force=force)
+
+
+def endpoint_store(settings: Settings) -> OnceStore:
+    """The state store, with the endpoint's short deadlines on DynamoDB (one retry, 1 s a call)."""
+    if settings.state_table:
+        import boto3
+        from botocore.config import Config
+
+        from backup_monitor.state.dynamodb import DynamoStateStore
+
+        config = Config(
+            connect_timeout=ENDPOINT_STORE_TIMEOUT_SECONDS,
+            read_timeout=ENDPOINT_STORE_TIMEOUT_SECONDS,
+            retries={"max_attempts": 2, "mode": "standard"},
+        )
+        try:
+            client = boto3.client("dynamodb", config=config)
+        except Exception as exc:
+            raise ConfigError("STATE_TABLE", f"cannot set up a DynamoDB client: {type(exc).__name__}") from None
+        return DynamoStateStore(settings.state_table, client)
+    from backup_monitor.wiring import build_store
+
+    store = build_store(settings)
+    if not hasattr(store, "create_blob"):  # pragma: no cover (both stores have it)
+        raise ConfigError("STATE_PATH", "this state store cannot remember Slack requests")
+    return store  # type: ignore[return-value]
+
+
+def build_endpoint(settings: Settings) -> Endpoint:
+    """The endpoint of these settings: ConfigError when the signing secret is not configured, or when
+    DOWNLOAD_ALLOWED_USERS names a user group and no bot token can be read."""
+    from backup_monitor.wiring import resolve_secrets
+
+    secret = signing_secret_source(settings)
+    secret(False)  # read once now: a missing or unreadable secret is a configuration error at start
+    resolve_secrets(settings)  # the API token (one token) and the bot token: readable, or a ConfigError now
+    return Endpoint(settings, endpoint_store(settings), secret, resolve=resolve_secrets)
