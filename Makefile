@@ -141,6 +141,7 @@ bench: $(BIN)/.installed node_modules/.installed template  # cold_start.py measu
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/storm_bench.py
 	$(BIN)/python bench/archive_bench.py
+	$(BIN)/python bench/endpoint_bench.py
 	$(BIN)/python bench/cold_start.py --python "$(PY313)" --build-dir .aws-sam/build
 
 # Called by `sam build` (BuildMethod: makefile, ContextPath: .) with ARTIFACTS_DIR set.
