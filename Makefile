@@ -154,6 +154,9 @@ build-BackupMonitorFunction:
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
 	"$(PY313)" $(COMPILEALL) "$(ARTIFACTS_DIR)"
 
+# The Slack interactivity function (template.yaml's InteractionsFunction): the same code, built the same way.
+build-InteractionsFunction: build-BackupMonitorFunction
+
 # The runtime's boto3/botocore serve: aws-xray-sdk and wrapt are installed without their dependencies, so
 # the layer carries no second botocore (25 MB) shadowing the runtime's. Both files are locks (make lock):
 # every package pinned with the hashes of its files, the arm64 wheels among them.

@@ -39,18 +39,21 @@ _Loader.add_multi_constructor("!", _tag)
 
 
 def stack_parameters(template: Path = TEMPLATE) -> dict[str, list[str]]:
-    """Environment variable -> the stack parameters its value refers to, in every function of the stack (the
-    check's, and the interactivity endpoint's)."""
+    """Environment variable -> the stack parameters its value refers to (directly, or through a condition's
+    parameters), in every function of the stack (the check's, and the interactivity endpoint's)."""
     data = yaml.load(template.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     parameters = set(data.get("Parameters", {}))
+    conditions = data.get("Conditions", {})
     found: dict[str, list[str]] = {}
     for resource in data["Resources"].values():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
-        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
-        for name, value in variables.items():
+        for name, value in resource.get("Properties", {}).get("Environment", {}).get("Variables", {}).items():
             refs = found.setdefault(name, [])
             _refs(value, parameters, refs)
+            condition = value.get("If", value.get("Fn::If")) if isinstance(value, dict) else None
+            if isinstance(condition, list) and condition:
+                _refs(conditions.get(condition[0]), parameters, refs)
     return found
 
 

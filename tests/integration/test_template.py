@@ -34,9 +34,11 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any
     return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
 
 
-def function_statements(translated: dict[str, Any], **parameters: str) -> list[dict[str, Any]]:
+def function_statements(
+    translated: dict[str, Any], role_name: str = "BackupMonitorFunctionRole", **parameters: str
+) -> list[dict[str, Any]]:
     """The role's statements for these parameter values (a statement under Fn::If is there or not)."""
-    role = translated["Resources"]["BackupMonitorFunctionRole"]["Properties"]
+    role = translated["Resources"][role_name]["Properties"]
     evaluator = cfn.Evaluator(translated, **parameters)
     statements = []
     for policy in role["Policies"]:
@@ -169,10 +171,10 @@ def test_the_schedule_is_named_after_the_stack(translated: dict[str, Any]) -> No
 # -- Slack: webhook or bot, chosen at deploy time ---------------------------------------------------------------
 
 
-def lambda_env(template: dict[str, Any], **parameters: str) -> dict[str, str]:
+def lambda_env(template: dict[str, Any], function: str = "BackupMonitorFunction", **parameters: str) -> dict[str, str]:
     """The function's environment for these parameter values (a variable under AWS::NoValue is absent)."""
     values = cfn.Evaluator(template, **parameters)
-    env = values.value(template["Resources"]["BackupMonitorFunction"]["Properties"]["Environment"]["Variables"])
+    env = values.value(template["Resources"][function]["Properties"]["Environment"]["Variables"])
     return {k: str(v) for k, v in env.items()}
 
 
@@ -434,8 +436,14 @@ def variables_read_by_settings() -> set[str]:
 
 def test_every_lambda_setting_has_a_template_variable(template: dict[str, Any]) -> None:
     # Every optional variable present (a report time and an exclusion given).
-    variables = set(lambda_env(template, DailyReportAt="09:00 Europe/Paris", ExcludeApps="staging-*"))
+    given = {"DailyReportAt": "09:00 Europe/Paris", "ExcludeApps": "staging-*", "SlackInteractivity": "enabled"}
+    monitor = set(lambda_env(template, **given))
+    interactions = set(lambda_env(template, "InteractionsFunction", **given))
+    variables = monitor | interactions
     assert variables == LAMBDA_SETTINGS
+    # the endpoint's own settings reach the endpoint only; the buttons' switch reaches the checks
+    assert {"SLACK_SIGNING_SECRET_PARAMETER", "DOWNLOAD_ALLOWED_USERS"} <= interactions - monitor
+    assert "SLACK_INTERACTIVE" in monitor
     # A variable the settings start reading is on one list or the other: a test fails until it is.
     assert variables_read_by_settings() == LAMBDA_SETTINGS | NOT_FOR_LAMBDA - {"LOG_LEVEL"}
     assert len(variables_read_by_settings()) > 30
@@ -446,6 +454,9 @@ def test_each_new_setting_has_its_own_described_parameter(template: dict[str, An
     for name, value in variables.items():
         refs = re.findall(r"'Ref': '(\w+)'", str(value))
         parameters = [r for r in refs if r in template["Parameters"]]
+        if name == "SLACK_INTERACTIVE":  # SlackInteractivity's condition: true with the endpoint deployed
+            assert value == {"Fn::If": ["Interactive", "true", "false"]}
+            parameters = ["SlackInteractivity"]
         if name != "STATE_TABLE":
             assert parameters, name
         for parameter in parameters:
@@ -693,7 +704,12 @@ def test_the_role_grants_exactly_its_log_group_and_the_two_xray_calls(translated
     assert function["TracingConfig"] == {"Mode": "Active"}
     assert function["LoggingConfig"] == {"LogGroup": {"Ref": "MonitorLogGroup"}}
     # the function's roles: this one; SAM generates only the schedule's (invoking the function)
-    roles = {n for n, r in resources_of(translated, "AWS::IAM::Role").items() if r.get("Condition") != "HasChatbot"}
+    # (and the interactivity function's own, with SlackInteractivity enabled: test_the_interactivity_role_...)
+    roles = {
+        n
+        for n, r in resources_of(translated, "AWS::IAM::Role").items()
+        if r.get("Condition") not in ("HasChatbot", "Interactive")
+    }
     assert set(roles) == {"BackupMonitorFunctionRole", "BackupMonitorFunctionScheduleRole"}
     assert set(statements) == {
         "WriteOwnLogs",
@@ -770,3 +786,56 @@ def test_the_built_handler_and_cli_import_without_the_test_code(tmp_path: Path) 
         [sys.executable, "-B", "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# -- the Slack interactivity function (issue 20) ------------------------------------------------------------------
+
+INTERACTIONS = ("InteractionsFunction", "InteractionsFunctionRole", "InteractionsLogGroup")
+
+
+def test_the_interactivity_function_exists_only_when_enabled_and_switches_the_buttons_on(
+    template: dict[str, Any],
+) -> None:
+    assert template["Parameters"]["SlackInteractivity"]["Default"] == "disabled"
+    for name in INTERACTIONS:
+        assert template["Resources"][name]["Condition"] == "Interactive"
+    assert template["Outputs"]["InteractionsUrl"]["Condition"] == "Interactive"
+    off, on = cfn.Evaluator(template), cfn.Evaluator(template, SlackInteractivity="enabled")
+    assert not off.condition("Interactive")
+    assert on.condition("Interactive")
+    assert lambda_env(template)["SLACK_INTERACTIVE"] == "false"
+    assert lambda_env(template, SlackInteractivity="enabled")["SLACK_INTERACTIVE"] == "true"
+    assert Settings.from_env(lambda_env(template, SlackInteractivity="enabled")).slack_interactive
+    function = template["Resources"]["InteractionsFunction"]["Properties"]
+    assert function["FunctionUrlConfig"] == {"AuthType": "NONE"}
+    assert function["Handler"] == "interactions_app.lambda_handler"
+    assert (function["Timeout"], function["MemorySize"]) == (10, 256)
+    assert function["Role"] == {"Fn::GetAtt": ["InteractionsFunctionRole", "Arn"]}
+    skips = template["Resources"]["InteractionsFunction"]["Metadata"]["checkov"]["skip"]
+    assert any("signs every request" in s["comment"] for s in skips)
+
+
+def test_the_interactivity_role_reads_only_its_secrets_and_the_items_its_store_calls_make(
+    template: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    statements = {s["Sid"]: s for s in function_statements(translated, "InteractionsFunctionRole")}
+    assert set(statements) == {"WriteOwnLogs", "StateItems", "ReadOwnSecrets", "DecryptSecretsThroughSsm"}
+    assert set(statements["StateItems"]["Action"]) == {"dynamodb:BatchGetItem", "dynamodb:PutItem"}
+    assert set(statements["StateItems"]["Action"]) <= dynamodb_calls_in_code()
+    assert statements["StateItems"]["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}
+    assert "InteractionsLogGroup" in str(statements["WriteOwnLogs"]["Resource"])
+    arn = "arn:aws:ssm:eu-west-3:123456789012:parameter/backup-monitor/"
+    read = statements["ReadOwnSecrets"]["Resource"]
+    webhook = cfn.Evaluator(template, SlackInteractivity="enabled")
+    bot = cfn.Evaluator(template, SlackInteractivity="enabled", SlackDelivery="bot", SlackChannel="C1")
+    assert [r for r in webhook.value(read) if r] == [arn + "slack-signing-secret", arn + "scalingo-api-token"]
+    assert [r for r in bot.value(read) if r] == [
+        arn + "slack-signing-secret",
+        arn + "scalingo-api-token",
+        arn + "slack-bot-token",
+    ]
+    for statement in statements.values():
+        assert "*" not in str(statement["Action"])
+        assert statement["Resource"] != "*"
+    decrypt = statements["DecryptSecretsThroughSsm"]
+    assert webhook.value(decrypt["Condition"]) == {"StringEquals": {"kms:ViaService": "ssm.eu-west-3.amazonaws.com"}}
