@@ -81,7 +81,7 @@ def main() -> int:
                     assert status == 200, status
                     if i >= 5:  # the first few warm the process (imports, the Scalingo tokens)
                         times.append(took * 1000)
-                answered = sum(1 for path, _ in slack.responses if path.startswith(f"{name}-"))
+                answered = sum(1 for path, _ in slack.all_responses() if path.startswith(f"{name}-"))
                 figures[name] = {
                     "requests": len(times),
                     "median_ms": round(statistics.median(times), 1),

@@ -178,6 +178,11 @@ class FakeSlack:
         with self._lock:
             return list(self._responses.get(response_id, []))
 
+    def all_responses(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every payload accepted on any response_url: (its id, the payload)."""
+        with self._lock:
+            return [(rid, payload) for rid, payloads in self._responses.items() for payload in payloads]
+
     def add_usergroup(self, group_id: str, users: list[str]) -> None:
         with self._lock:
             self.usergroups[group_id] = list(users)

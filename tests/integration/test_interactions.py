@@ -100,7 +100,7 @@ def click(action: str, value: ButtonValue, slack: FakeSlack, name: str, user: st
 
 
 def replies(slack: FakeSlack, name: str) -> list[dict[str, Any]]:
-    return [body for path, body in slack.responses if path == name]
+    return slack.responses(name)
 
 
 def test_a_signed_acknowledge_is_recorded_the_message_edited_and_the_next_check_sends_no_reminder(
@@ -150,7 +150,7 @@ def test_a_bad_signature_an_old_timestamp_or_a_replay_gets_401_and_changes_nothi
         assert post(url, silence, {"Content-Type": "application/x-www-form-urlencoded"})[0] == 401
         # nothing changed so far; then one genuine request, accepted once: its replay is refused
         assert load_silences(SqliteStateStore(state)) == ()
-        assert slack.responses == []
+        assert slack.all_responses() == []
         ack = click(ACTION_ACK, ButtonValue(KEY, incident="failed"), slack, "ack")
         headers = signed_headers(ack)
         assert post(url, ack, headers)[0] == 200
