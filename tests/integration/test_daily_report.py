@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from backup_monitor.cli import EXIT_BUSY
 from backup_monitor.config import ReportTime, Settings
 from backup_monitor.daily_report import Outcome, report_key, send_daily_report
 from backup_monitor.demo import seed
@@ -143,7 +144,10 @@ def test_two_check_processes_at_once_send_one_report(
     env = env_for(fleet, SLACK_WEBHOOK_URL=slack.webhook_url, **state_env)
     procs = [run_cli(env, "check") for _ in range(2)]
     outputs = [p.communicate(timeout=120) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
+    codes = sorted(p.returncode for p in procs)
+    # On one SQLite file the state's lock may turn the second away at once (exit 75, nothing done); on DynamoDB
+    # both run, and the report's claim keeps them apart.
+    assert codes == [0, 0] or ("STATE_TABLE" not in state_env and codes == [0, EXIT_BUSY]), outputs
     assert len(reports(slack)) == 1
     # WHEN another check runs later that day THEN no second report
     settings = Settings.from_env(env)
