@@ -365,3 +365,35 @@ def test_the_documented_commands_store_what_the_deployed_stack_reads(
     arns = sorted(r for r in (granted if isinstance(granted, list) else [granted]) if r)
     assert arns == sorted(f"arn:aws:ssm:{region}:123456789012:parameter{name}" for name in names)
     assert [value(moto_url, region, name)[1] for name in names] == [SCALINGO_TOKEN, slack_secret]
+
+
+def test_with_interactivity_the_signing_secret_is_stored_too(moto_url: str, tmp_path: Path) -> None:
+    overrides = "SlackInteractivity=enabled SlackSigningSecretParameter=/bm-buttons/signing AlarmEmail=none"
+    env = {"AWS_REGION": STACK_REGION}
+    signing = "8f742231b10e8888abcd99yyyzzz85a5"  # not hexadecimal: refused, nothing stored
+    refused = run(
+        moto_url,
+        tmp_path,
+        "put",
+        "--parameter-overrides",
+        overrides,
+        stdin=f"{SCALINGO_TOKEN}\n{WEBHOOK}\n{signing}\n",
+        env=env,
+    )
+    assert refused.returncode == 2
+    assert "Slack signing secret (/bm-buttons/signing): a Slack signing secret is hexadecimal" in refused.stderr
+    assert signing not in refused.stderr
+    assert run(moto_url, tmp_path, "check", "--parameter-overrides", overrides, env=env).returncode == 1
+    signing = "8f742231b10e8888abcd99aaabbb85a5"
+    stored = run(
+        moto_url,
+        tmp_path,
+        "put",
+        "--parameter-overrides",
+        overrides,
+        stdin=f"{SCALINGO_TOKEN}\n{WEBHOOK}\n{signing}\n",
+        env=env,
+    )
+    assert stored.returncode == 0, stored.stderr
+    assert value(moto_url, STACK_REGION, "/bm-buttons/signing") == ("SecureString", signing)
+    assert run(moto_url, tmp_path, "check", "--parameter-overrides", overrides, env=env).returncode == 0

@@ -37,11 +37,19 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any
 def function_statements(
     translated: dict[str, Any], role_name: str = "BackupMonitorFunctionRole", **parameters: str
 ) -> list[dict[str, Any]]:
-    """The role's statements for these parameter values (a statement under Fn::If is there or not)."""
+    """The role's statements for these parameter values (a statement under Fn::If is there or not), its own
+    and those of the stack's AWS::IAM::Policy resources attached to it (when their condition holds)."""
     role = translated["Resources"][role_name]["Properties"]
     evaluator = cfn.Evaluator(translated, **parameters)
     statements = []
-    for policy in role["Policies"]:
+    attached = [
+        resource["Properties"]
+        for resource in translated["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        and ("Condition" not in resource or evaluator.condition(resource["Condition"]))
+        and f"<{role_name}>" in evaluator.value(resource["Properties"]["Roles"])  # a Ref to a resource, as evaluated
+    ]
+    for policy in [*role["Policies"], *attached]:
         for statement in policy["PolicyDocument"]["Statement"]:
             if "Fn::If" in statement:
                 condition, yes, no = statement["Fn::If"]
@@ -813,6 +821,23 @@ def test_the_interactivity_function_exists_only_when_enabled_and_switches_the_bu
     assert function["Role"] == {"Fn::GetAtt": ["InteractionsFunctionRole", "Arn"]}
     skips = template["Resources"]["InteractionsFunction"]["Metadata"]["checkov"]["skip"]
     assert any("signs every request" in s["comment"] for s in skips)
+
+
+def test_with_token_shards_both_roles_read_each_shards_token_exactly(translated: dict[str, Any]) -> None:
+    """A download click reads the token of the database's shard: the endpoint is granted the same exact ARNs as
+    the checks, through one policy on both roles, and only with interactivity enabled."""
+    evaluator = cfn.Evaluator(translated, ScalingoApiTokenParameters=SHARDS, SlackInteractivity="enabled")
+    expected = {SSM_ARN + name for name in SHARDS.split(",")}
+    for role in ("BackupMonitorFunctionRole", "InteractionsFunctionRole"):
+        statements = function_statements(
+            translated, role, ScalingoApiTokenParameters=SHARDS, SlackInteractivity="enabled"
+        )
+        (shards,) = [s for s in statements if s.get("Sid") == "ReadShardTokens"]
+        assert set(evaluator.value(shards["Resource"])) == expected
+    policy = translated["Resources"]["ShardTokensPolicy"]["Properties"]
+    assert evaluator.value(policy["Roles"]) == ["<BackupMonitorFunctionRole>", "<InteractionsFunctionRole>"]
+    alone = cfn.Evaluator(translated, ScalingoApiTokenParameters=SHARDS)
+    assert alone.value(policy["Roles"]) == ["<BackupMonitorFunctionRole>"]
 
 
 def test_the_interactivity_role_reads_only_its_secrets_and_the_items_its_store_calls_make(

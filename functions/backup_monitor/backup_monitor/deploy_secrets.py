@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import re
 import shlex
 import sys
 import tomllib
@@ -40,6 +41,8 @@ DEFAULTS: dict[str, str] = {
     "SlackWebhookUrlParameter": "/backup-monitor/slack-webhook-url",
     "SlackBotTokenParameter": "/backup-monitor/slack-bot-token",
     "SlackSuccessWebhookUrlParameter": "",
+    "SlackInteractivity": "disabled",
+    "SlackSigningSecretParameter": "/backup-monitor/slack-signing-secret",
     "SecretsKmsKeyArn": "",
     "AlarmEmail": "",
 }
@@ -55,7 +58,7 @@ class Secret:
 
     parameter: str
     label: str
-    kind: str  # "scalingo", "webhook" or "bot"
+    kind: str  # "scalingo", "webhook", "bot" or "signing"
 
     def validate(self, value: str) -> None:
         """SecretsError when the value cannot be what the function expects (the value is not shown)."""
@@ -76,6 +79,11 @@ class Secret:
                 )
         elif self.kind == "bot" and not value.startswith("xoxb-"):
             raise SecretsError(f"{where}: a Slack bot token starts with xoxb- (value not shown: it is a secret)")
+        elif self.kind == "signing" and not re.fullmatch(r"[0-9a-f]{32,64}", value):
+            raise SecretsError(
+                f"{where}: a Slack signing secret is hexadecimal (Basic Information, App Credentials; value not "
+                "shown: it is a secret)"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +170,8 @@ def resolve(
     success = values["SlackSuccessWebhookUrlParameter"].strip()
     if success:
         secrets.append(Secret(success, "Slack webhook URL for success notices", "webhook"))
+    if values["SlackInteractivity"] == "enabled":  # the buttons' endpoint verifies Slack's requests with it
+        secrets.append(Secret(values["SlackSigningSecretParameter"], "Slack signing secret", "signing"))
     for secret in secrets:
         if not secret.parameter.startswith("/"):
             raise SecretsError(f"{secret.label}: {secret.parameter!r} is not an SSM parameter name (/a/b)")

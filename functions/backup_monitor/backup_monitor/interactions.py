@@ -256,6 +256,8 @@ class Endpoint:
     def _download(self, click: Click, value: ui.ButtonValue, now: datetime, deadline: Deadline) -> dict[str, Any]:
         if not value.backup:
             return ui.refusal_reply(MALFORMED)
+        if not self.settings.download_links:  # an old button, from before DOWNLOAD_LINKS was turned off
+            return ui.refusal_reply("Download links are turned off for this monitor (DOWNLOAD_LINKS=false).")
         why_not = self._may_download(click.user, deadline)
         if why_not:
             return ui.refusal_reply(why_not)
