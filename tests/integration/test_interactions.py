@@ -212,6 +212,22 @@ def test_a_user_outside_download_allowed_users_is_refused_and_a_groups_member_is
     assert fake_scalingo.count(path_contains="/archive") == 2  # nothing asked of Scalingo for the refused one
 
 
+def test_with_download_links_off_an_old_button_gets_no_link(
+    fake_scalingo: FakeScalingo, slack: FakeSlack, tmp_path: Path
+) -> None:
+    state = tmp_path / "s.sqlite3"
+    failing(fake_scalingo, slack, SqliteStateStore(state))
+    fake_scalingo.reset_requests()
+    with serving({**clean_env(), **env_for(fake_scalingo, slack, state, DOWNLOAD_LINKS="false")}) as url:
+        body = click(ACTION_DOWNLOAD, ButtonValue(KEY, backup=BACKUP), slack, "off")
+        assert post(url, body, signed_headers(body))[0] == 200
+    (reply,) = replies(slack, "off")
+    assert reply["response_type"] == "ephemeral"
+    assert "DOWNLOAD_LINKS=false" in json.dumps(reply)
+    assert "token=" not in json.dumps(reply)
+    assert fake_scalingo.count(path_contains="/archive") == 0
+
+
 def test_a_database_the_monitor_does_not_watch_and_a_slow_scalingo_are_told_politely(
     fake_scalingo: FakeScalingo, slack: FakeSlack, tmp_path: Path
 ) -> None:
