@@ -3,7 +3,9 @@ region) on moto's CloudFormation emulation (server mode, loopback).
 
 moto creates the table, the queues, the topic, the roles, the layer, the log group and the function; it has no
 CloudFormation support for AWS::CloudWatch::Alarm, AWS::Scheduler::Schedule, AWS::SNS::Subscription and
-AWS::Lambda::EventInvokeConfig (it skips them), so those are checked by test_template.py only.
+AWS::Lambda::EventInvokeConfig (it skips them), nor for AWS::Lambda::Url (the Slack endpoint's Function URL), so
+those are checked by test_template.py only. A third stack, with token shards and the Slack endpoint, shows both
+roles granted each shard's token.
 """
 
 from __future__ import annotations
@@ -154,12 +156,16 @@ def test_a_stack_with_token_shards_deploys_with_each_token_granted(moto: str) ->
     shards = "/bm/acme/token,/bm/globex/token"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        translated = cfn.translate(cfn.load())
+        # moto has no AWS::Lambda::Url (it skips it): the output naming its URL cannot be read there
+        del translated["Outputs"]["InteractionsUrl"]
         resources = deploy(
             moto,
-            json.dumps(cfn.translate(cfn.load())),
+            json.dumps(translated),
             "bm-shards",
             ScalingoApiTokenParameters=shards,
             AlarmEmail="none",
+            SlackInteractivity="enabled",
         )
     function = boto3.client("lambda", endpoint_url=moto).get_function(FunctionName="bm-shards-monitor")
     variables = function["Configuration"]["Environment"]["Variables"]
@@ -169,6 +175,20 @@ def test_a_stack_with_token_shards_deploys_with_each_token_granted(moto: str) ->
     statements = role_statements(iam, resources["BackupMonitorFunctionRole"]["PhysicalResourceId"])
     arn = "arn:aws:ssm:eu-west-3:123456789012:parameter"
     assert set(statements["ReadShardTokens"]["Resource"]) == {arn + "/bm/acme/token", arn + "/bm/globex/token"}
+    # the interactivity endpoint (a download click reads the database's shard token) is granted the same
+    assert variables["SLACK_INTERACTIVE"] == "true"
+    endpoint = boto3.client("lambda", endpoint_url=moto).get_function(FunctionName="bm-shards-interactions")
+    assert endpoint["Configuration"]["Environment"]["Variables"]["SCALINGO_API_TOKEN_PARAMETERS"] == shards
+    assert (endpoint["Configuration"]["Timeout"], endpoint["Configuration"]["MemorySize"]) == (10, 256)
+    granted = role_statements(iam, resources["InteractionsFunctionRole"]["PhysicalResourceId"])
+    assert set(granted["ReadShardTokens"]["Resource"]) == {arn + "/bm/acme/token", arn + "/bm/globex/token"}
+    assert "InvokeOwnShardChecks" not in granted
+    assert (
+        iam.list_attached_role_policies(RoleName=resources["InteractionsFunctionRole"]["PhysicalResourceId"])[
+            "AttachedPolicies"
+        ]
+        == []
+    )
     assert statements["InvokeOwnShardChecks"]["Resource"] == (
         "arn:aws:lambda:eu-west-3:123456789012:function:bm-shards-monitor"
     )
