@@ -17,7 +17,6 @@ VENV_313 := .venv-3.13
 PIP := -m pip install --quiet --disable-pip-version-check
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
-SAM_CLI_VERSION := 1.170.0
 export SAM_CLI_TELEMETRY := 0
 
 # sam build needs a real python3.13 first on PATH (not a pyenv shim): find its bin directory.
@@ -64,9 +63,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(SAM_VENV)/.installed:
+# The SAM CLI and checkov have locks of their own (tools/requirements-*.txt, hashes): each pins what it needs
+# (checkov an older boto3 than ours), so each lives in its own virtualenv. --no-deps: a lock is complete, and pip's
+# hash mode cannot match `boto3[crt]==X` in the lock with a plain `boto3` requirement of another package.
+$(SAM_VENV)/.installed: tools/requirements-sam.txt
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r $<
 	touch $@
 
 deps: $(BIN)/.installed node_modules/.installed $(SAM_VENV)/.installed
@@ -81,13 +83,11 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-# checkov pins its own boto3 (1.35), older than ours: it lives in its own virtualenv, like the SAM CLI.
 CHECKOV_VENV := .venv-checkov
-CHECKOV_VERSION := 3.3.30
 
-$(CHECKOV_VENV)/.installed:
+$(CHECKOV_VENV)/.installed: tools/requirements-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r $<
 	touch $@
 
 # checkov reads template.yaml itself (SAM resources included); each skip is in the template with its reason.
@@ -136,6 +136,8 @@ lock: $(BIN)/.installed $(VENV_313)/.installed
 	rm layers/requirements-no-deps.compiled.txt
 	$(BIN)/python $(COMPILE) --constraint layers/requirements.txt -o requirements.txt pyproject.toml
 	$(BIN)/python $(COMPILE) --extra aws -o requirements-dev.txt pyproject.toml requirements-dev.in
+	$(BIN)/python $(COMPILE) --no-strip-extras -o tools/requirements-sam.txt tools/requirements-sam.in
+	$(BIN)/python $(COMPILE) -o tools/requirements-checkov.txt tools/requirements-checkov.in
 
 bench: $(BIN)/.installed node_modules/.installed template  # cold_start.py measures the sam build output
 	$(BIN)/python bench/bench.py

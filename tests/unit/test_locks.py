@@ -17,8 +17,9 @@ PACKAGE = ROOT / "functions/backup_monitor"
 RUNTIME_LOCK = ROOT / "requirements.txt"  # what `make demo` installs
 DEV_LOCK = ROOT / "requirements-dev.txt"
 LAYER_LOCKS = (ROOT / "layers/requirements.txt", ROOT / "layers/requirements-no-deps.txt")
+TOOL_LOCKS = (ROOT / "tools/requirements-sam.txt", ROOT / "tools/requirements-checkov.txt")  # their own venvs
 TEST_TOOLS = {"pytest", "ruff", "mypy", "moto", "cfn-lint", "hypothesis", "pip-tools"}
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[A-Za-z0-9,._-]+\])?==([^\s;\\]+)")  # name[extras]==version
 HASH = re.compile(r"^\s+--hash=sha256:[0-9a-f]{64}")
 
 
@@ -50,7 +51,7 @@ def requirement_name(requirement: str) -> str:
     return canonical(match.group(0))
 
 
-@pytest.mark.parametrize("lock", [RUNTIME_LOCK, DEV_LOCK, *LAYER_LOCKS], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("lock", [RUNTIME_LOCK, DEV_LOCK, *LAYER_LOCKS, *TOOL_LOCKS], ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_package_of_a_lock_is_pinned_with_hashes(lock: Path) -> None:
     found = pins(lock)
     assert found
