@@ -864,3 +864,19 @@ def test_the_interactivity_role_reads_only_its_secrets_and_the_items_its_store_c
         assert statement["Resource"] != "*"
     decrypt = statements["DecryptSecretsThroughSsm"]
     assert webhook.value(decrypt["Condition"]) == {"StringEquals": {"kms:ViaService": "ssm.eu-west-3.amazonaws.com"}}
+
+
+@pytest.mark.parametrize("links", ["true", "false"])
+def test_the_endpoint_reads_the_settings_that_decide_a_click_as_the_checks_do(
+    template: dict[str, Any], links: str
+) -> None:
+    """DOWNLOAD_LINKS off in the stack must refuse an old "Get download link" button (the endpoint's own check),
+    and the endpoint finds a clicked database among the same databases as the checks."""
+    given = {"SlackInteractivity": "enabled", "DownloadLinks": links, "ExcludeApps": "staging-*"}
+    monitor = Settings.from_env(lambda_env(template, **given))
+    endpoint = Settings.from_env(lambda_env(template, "InteractionsFunction", **given))
+    assert monitor.download_links is (links == "true")
+    assert endpoint.download_links is monitor.download_links
+    assert endpoint.excluded("staging-x")
+    assert not endpoint.excluded("prod-x")
+    assert (endpoint.monitored, endpoint.regions) == (monitor.monitored, monitor.regions)

@@ -159,7 +159,7 @@ class Endpoint:
             logger.warning("signed Slack request not understood", extra={"problem": str(exc)})
             return _text(400, "not a block_actions payload with one button\n")
         try:
-            first = self._first_time(signature)
+            first = self._first_time(signature, int(timestamp))
         except StateError as exc:
             logger.error("cannot record the Slack request: nothing done", extra={"error": str(exc)})
             self._reply(click, ui.refusal_reply(STATE_DOWN), deadline)
@@ -189,10 +189,14 @@ class Endpoint:
                 return False  # too old: a newer secret would not change that
         return False
 
-    def _first_time(self, signature: str) -> bool:
+    def _first_time(self, signature: str, timestamp: int) -> bool:
+        """Whether this signature is seen for the first time; it is remembered for as long as its timestamp keeps
+        it valid (until timestamp + 5 minutes, and one second more for rounding), however far that timestamp is
+        ahead of or behind this clock."""
         now = self._clock()
         digest = hashlib.sha256(signature.encode()).hexdigest()
-        blob = Blob(SEEN_KEY_PREFIX + digest, str(int(now)), now + SIGNATURE_MAX_AGE_SECONDS)
+        until = max(now, timestamp + SIGNATURE_MAX_AGE_SECONDS + 1)
+        blob = Blob(SEEN_KEY_PREFIX + digest, str(int(now)), until)
         return self.store.create_blob(blob, now)
 
     # -- the actions ----------------------------------------------------------------------------------------
