@@ -292,6 +292,24 @@ def test_unsilence_from_the_button_ends_the_silence(
     assert "<@U0ONCALL>" in json.dumps(replies(slack, "u"))
 
 
+def test_silence_clicked_twice_is_one_silence_and_one_unsilence_ends_it(
+    fake_scalingo: FakeScalingo, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Silence clicked on two messages about one database (its failure and its missed slot): one silence, which
+    both messages name, so one Unsilence leaves the database unsilenced."""
+    state = tmp_path / "s.sqlite3"
+    failing(fake_scalingo, slack, SqliteStateStore(state))
+    with serving({**clean_env(), **env_for(fake_scalingo, slack, state)}) as url:
+        for name, incident in (("s1", "failed"), ("s2", "missing")):
+            body = click(ACTION_SILENCE, ButtonValue(KEY, incident=incident), slack, name)
+            assert post(url, body, signed_headers(body))[0] == 200
+        (silence,) = load_silences(SqliteStateStore(state))
+        assert silence.id in json.dumps(replies(slack, "s2"))
+        body = click(ACTION_UNSILENCE, ButtonValue(KEY, silence=silence.id), slack, "u")
+        assert post(url, body, signed_headers(body))[0] == 200
+    assert not any(s.is_active(datetime.now(UTC)) for s in load_silences(SqliteStateStore(state)))
+
+
 def test_serve_refuses_to_start_without_a_signing_secret(fake_scalingo: FakeScalingo, tmp_path: Path) -> None:
     import subprocess
 

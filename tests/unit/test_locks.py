@@ -51,7 +51,9 @@ def requirement_name(requirement: str) -> str:
     return canonical(match.group(0))
 
 
-@pytest.mark.parametrize("lock", [RUNTIME_LOCK, DEV_LOCK, *LAYER_LOCKS, *TOOL_LOCKS], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "lock", [RUNTIME_LOCK, DEV_LOCK, *LAYER_LOCKS, *TOOL_LOCKS], ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_every_package_of_a_lock_is_pinned_with_hashes(lock: Path) -> None:
     found = pins(lock)
     assert found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,10 @@ from backup_monitor.rules import Evaluation, Kind, Notice, Phase, acknowledge, a
 from backup_monitor.silences import (
     KEEP_ENDED,
     MAX_ACTIVE,
+    MAX_BY,
+    MAX_ENDED_KEPT,
+    MAX_PATTERN,
+    MAX_REASON,
     Silence,
     SilenceError,
     active,
@@ -23,6 +28,7 @@ from backup_monitor.silences import (
     pruned,
     silence_from_json,
     silence_to_json,
+    silences_to_json,
     slack_who,
 )
 
@@ -92,12 +98,24 @@ def test_a_reason_is_required_and_the_pattern_must_be_readable() -> None:
         new_silence("x", timedelta(days=30, seconds=1), "r", "cli:a", NOW)
 
 
-def test_at_most_500_active_silences_ended_ones_do_not_count() -> None:
+def test_at_most_300_active_silences_ended_ones_do_not_count() -> None:
     many = tuple(silence(f"app-{n}", sid=f"{n:08x}") for n in range(MAX_ACTIVE))
-    with pytest.raises(SilenceError, match="500 active"):
+    with pytest.raises(SilenceError, match="300 active"):
         added(many, silence("one-more"), NOW)
     later = NOW + timedelta(hours=5)  # all of them ended
-    assert len(added(many, silence("one-more", at=later), later)) == min(MAX_ACTIVE, 100) + 1
+    assert len(added(many, silence("one-more", at=later), later)) == min(MAX_ACTIVE, MAX_ENDED_KEPT) + 1
+
+
+def test_the_fullest_silences_record_fits_in_one_dynamodb_item() -> None:
+    """Every active silence and every ended one kept, each with the longest pattern, reason and author: the
+    record stays well below DynamoDB's 400 KB item (its JSON is the item's largest attribute)."""
+    reason, by = "r" * MAX_REASON, "cli:" + "b" * (MAX_BY - 4)
+    fullest = [
+        new_silence(f"{n:04d}" + "p" * (MAX_PATTERN - 4), timedelta(days=30), reason, by, NOW, silence_id=f"{n:08x}")
+        for n in range(MAX_ACTIVE + MAX_ENDED_KEPT)
+    ]
+    size = len(json.dumps(silences_to_json(fullest)).encode())
+    assert size < 300_000, size
 
 
 def test_ended_silences_are_kept_seven_days_then_dropped() -> None:

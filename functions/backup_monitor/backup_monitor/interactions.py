@@ -39,7 +39,13 @@ from backup_monitor.scalingo.errors import AuthenticationError, NotFoundError, O
 from backup_monitor.scalingo.tokens import TokenCache
 from backup_monitor.silences import SilenceError
 from backup_monitor.state.base import Blob, ConflictError, StateError, StateStore
-from backup_monitor.state.silences import UnknownSilenceError, acknowledge_incident, add_silence, remove_silence
+from backup_monitor.state.silences import (
+    UnknownSilenceError,
+    acknowledge_incident,
+    active_silences,
+    add_silence,
+    remove_silence,
+)
 from backup_monitor.state.tokens import restore_tokens, token_keys
 
 logger = logging.getLogger(__name__)
@@ -243,7 +249,13 @@ class Endpoint:
 
     def _silence(self, click: Click, value: ui.ButtonValue, now: datetime, deadline: Deadline) -> dict[str, Any]:
         try:
-            silence = add_silence(self.store, value.key, SILENCE_DURATION, SILENCE_REASON, click.user, now)
+            # one button silence per database: a second click (on another message about it) shows the first,
+            # so that one Unsilence ends it
+            existing = [s for s in active_silences(self.store, now) if s.pattern == value.key]
+            if existing:
+                silence = existing[0]
+            else:
+                silence = add_silence(self.store, value.key, SILENCE_DURATION, SILENCE_REASON, click.user, now)
         except SilenceError as exc:
             return ui.refusal_reply(f"This database cannot be silenced: {exc}.")
         return ui.silenced_message(click.blocks, click.text, click.user, silence.until, silence.id)
@@ -255,6 +267,12 @@ class Endpoint:
             remove_silence(self.store, value.silence, click.user, now)
         except UnknownSilenceError:
             return ui.refusal_reply("This silence is gone already (it ended more than a week ago).")
+        # and any other silence of this very database set by a button (two clicks at once): Unsilence means
+        # unsilenced; silences on app patterns (from the command line) are left to `backup-monitor unsilence`
+        for other in active_silences(self.store, now):
+            if other.pattern == value.key and other.id != value.silence:
+                with suppress(UnknownSilenceError):
+                    remove_silence(self.store, other.id, click.user, now)
         return ui.unsilenced_message(click.blocks, click.text, click.user, now)
 
     def _download(self, click: Click, value: ui.ButtonValue, now: datetime, deadline: Deadline) -> dict[str, Any]:

@@ -20,11 +20,13 @@ from typing import Any
 from backup_monitor.config import Target
 
 MAX_DURATION = timedelta(days=30)
-MAX_ACTIVE = 500
+# The whole list is one state record (one DynamoDB item, 400 KB at most): 300 active and 50 ended silences with
+# the longest fields make about 250 KB of JSON (tests/unit/test_silences.py checks).
+MAX_ACTIVE = 300
 # Ended silences (expired or removed) are kept this long, for `backup-monitor silences --all` and the daily
 # report's "ended" line; then dropped at the next write. At most MAX_ENDED_KEPT of them (the most recent).
 KEEP_ENDED = timedelta(days=7)
-MAX_ENDED_KEPT = 100
+MAX_ENDED_KEPT = 50
 MAX_PATTERN = 200
 MAX_REASON = 200
 MAX_BY = 100
