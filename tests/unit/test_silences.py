@@ -232,3 +232,14 @@ def test_the_report_lists_active_silences_and_who_acknowledged_what() -> None:
     quiet = render_text(build_report(settings, [BILLING], {BILLING.key: Record(key=BILLING.key)}, NOW))
     assert "Silence" not in quiet
     assert "cknowledged" not in quiet
+
+
+def test_a_removed_silence_names_who_removed_it_an_expired_one_says_it_expired() -> None:
+    from backup_monitor.report import silence_line
+
+    s = silence(hours=4)
+    (_, removed) = ended([s], s.id, "U0ONCALL", NOW + timedelta(hours=1))
+    later = NOW + timedelta(hours=6)
+    assert "removed by <@U0ONCALL> at" in silence_line(removed, later, slack=True)
+    assert "removed by U0ONCALL at" in silence_line(removed, later, slack=False)
+    assert "expired at" in silence_line(s, later, slack=True)

@@ -389,7 +389,11 @@ def silence_line(silence: Silence, now: datetime, *, slack: bool) -> str:
     if silence.is_active(now):
         left = human_age(max(timedelta(0), silence.end - now))
         return f"{pattern} until {silence.end:%Y-%m-%d %H:%M} UTC ({left} left) by {who}: {reason}"
-    how = "removed" if silence.ended_at is not None and silence.ended_at < silence.until else "expired"
+    removed = silence.ended_at is not None and silence.ended_at < silence.until
+    how = "expired"
+    if removed:
+        remover = silence.ended_by or ""
+        how = f"removed by {slack_who(remover) if slack else remover}" if remover else "removed"
     return f"{pattern} {how} at {silence.end:%Y-%m-%d %H:%M} UTC (set by {who}: {reason})"
 
 
