@@ -213,8 +213,12 @@ def test_a_time_budget_stops_in_time_and_the_next_checks_cover_the_rest(
     assert f"left for the next check (time limit): {first.left}" in first.line()
     assert first.checked + first.left == 30
     # AND the following checks reach every database, with every failure announced exactly once
-    assert 2 <= len(summaries) <= 6
+    # (how many checks it takes depends on the machine's speed against the scaled second: each must make
+    # progress, and the ten run_until_covered allows must be enough)
+    assert len(summaries) >= 2
     assert summaries[-1].left == 0
+    lefts = [s.left for s in summaries]
+    assert all(later < earlier for earlier, later in zip(lefts, lefts[1:], strict=False) if earlier > 0), lefts
     assert not any(s.unchecked for s in summaries)
     # A budget of one scaled second leaves Slack a twentieth of it: a read still in flight at the end of fetching
     # may leave no time to send, and then the messages go first at the next check (exit 1 says so), never lost.
