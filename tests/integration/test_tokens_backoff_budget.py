@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -218,7 +219,7 @@ def test_a_time_budget_stops_in_time_and_the_next_checks_cover_the_rest(
     assert len(summaries) >= 2
     assert summaries[-1].left == 0
     lefts = [s.left for s in summaries]
-    assert all(later < earlier for earlier, later in zip(lefts, lefts[1:], strict=False) if earlier > 0), lefts
+    assert all(later < earlier for earlier, later in pairwise(lefts) if earlier > 0), lefts
     assert not any(s.unchecked for s in summaries)
     # A budget of one scaled second leaves Slack a twentieth of it: a read still in flight at the end of fetching
     # may leave no time to send, and then the messages go first at the next check (exit 1 says so), never lost.

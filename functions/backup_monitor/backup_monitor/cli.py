@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-import textwrap
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,7 +14,8 @@ from typing import Any
 
 from backup_monitor import __version__
 from backup_monitor.config import ConfigError, Settings, UnknownShardError, log_level
-from backup_monitor.variables import CHECK, STATUS, for_command
+from backup_monitor.helptext import epilog, wrapped
+from backup_monitor.variables import CHECK, STATUS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BUSY = 75  # EX_TEMPFAIL (sysexits.h): another check holds the state's lock; nothing was done, try later
@@ -58,27 +58,6 @@ STATUS_EXIT_STATUSES = (
 )
 
 
-def _wrapped(text: str) -> str:
-    return textwrap.fill(text, 76, break_on_hyphens=False)
-
-
-def _epilog(command: str, statuses: Sequence[tuple[int, str]]) -> str:
-    """The variables `command` reads (from variables.VARIABLES) and its exit statuses, for `--help`."""
-    width = 76
-    lines = ["environment variables (all of them, with ranges: docs/configuration.md):"]
-    for variable in for_command(command):
-        facts = [f"default: {variable.default.replace('`', '')}"] if variable.default not in ("none", "empty") else []
-        if variable.range_text:
-            facts.append(variable.range_text)
-        text = variable.meaning.replace("`", "") + (f" ({'; '.join(facts)})" if facts else "")
-        lines.append(f"  {variable.name}")
-        lines.extend(f"      {part}" for part in textwrap.wrap(text, width - 6, break_on_hyphens=False))
-    lines.append("")
-    lines.append("exit status:")
-    lines.extend(f"  {code:<4}{meaning}" for code, meaning in statuses)
-    return "\n".join(lines)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backup-monitor",
@@ -94,13 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check",
         help="run one check of every monitored database",
-        description=_wrapped(
+        description=wrapped(
             "Read the backups of the databases due for a read, compare them with what the state "
             "remembers, and tell Slack (or print) what changed: failed, missing, stuck or truncated backups, periodic "
             "backups switched off, and what recovered. Without any Slack setting, messages go to standard output. "
             "On a terminal, a progress line on standard error."
         ),
-        epilog=_epilog(CHECK, CHECK_EXIT_STATUSES),
+        epilog=epilog(CHECK, CHECK_EXIT_STATUSES),
         formatter_class=raw,
     )
     check.add_argument("--dry-run", action="store_true", help="print the messages, send nothing, change no state")
@@ -118,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "demo",
         help="the whole story offline, against a local fake Scalingo API",
-        description=_wrapped(
+        description=wrapped(
             "Runs a local fake Scalingo API on loopback and checks it a dozen times while its backups "
             "fail, go missing, hang and recover; the messages are printed. Reads no variable, contacts nothing else, "
             "leaves no state behind."
@@ -129,11 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     status_parser = sub.add_parser(
         "status",
         help="print the daily report from the state alone (no API call, nothing sent)",
-        description=_wrapped(
+        description=wrapped(
             "Print the daily report and one line per database from the state alone: no Scalingo call, "
             "nothing sent, nothing changed. Reads the same state as `check` (STATE_PATH or STATE_TABLE)."
         ),
-        epilog=_epilog(STATUS, STATUS_EXIT_STATUSES),
+        epilog=epilog(STATUS, STATUS_EXIT_STATUSES),
         formatter_class=raw,
     )
     status_parser.add_argument(

@@ -26,11 +26,17 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from backup_monitor.config import ConfigError, check_secret_url
+from backup_monitor.helptext import exit_statuses, wrapped
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm.client import SSMClient
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SECRETS_EXIT_STATUSES = (
+    (EXIT_OK, "stored (put), or every parameter present (check)"),
+    (EXIT_FAILED, "a parameter missing, not a SecureString or under another key, AlarmEmail unset, or an AWS error"),
+    (EXIT_USAGE, "bad usage, or a value that cannot be right (nothing is stored then)"),
+)
 AWS_EXTRA_HINT = "pip install 'scalingo-backup-monitor[aws]'"
 
 # template.yaml's defaults of the parameters that name the secrets (tests/integration/test_template.py checks).
@@ -328,20 +334,35 @@ def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "secrets",
         help="store (put) or check the deployment's secrets in SSM Parameter Store, in the stack's region",
-        description="The SecureString parameters the deployed function reads, named as `sam deploy` will name "
-        "them (samconfig.toml over the template's defaults), in the stack's region.",
+        description=wrapped(
+            "The SecureString parameters the deployed function reads, named as `sam deploy` will name them "
+            "(samconfig.toml over the template's defaults), in the stack's region. Needs the aws extra."
+        ),
+        epilog=exit_statuses(SECRETS_EXIT_STATUSES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
     put_parser = actions.add_parser(
         "put",
         help="read each secret from standard input (hidden prompt on a terminal, one line each otherwise) and "
         "store it as a SecureString (overwriting)",
+        description=wrapped(
+            "Read each secret from standard input (a hidden prompt on a terminal, one line each otherwise: the "
+            "Scalingo API token, one per shard, then the webhook URL or bot token, the success webhook if set, the "
+            "signing secret with SlackInteractivity=enabled), check them all, then store each as a SecureString in "
+            "the stack's region. No value is ever printed."
+        ),
+        epilog=exit_statuses(SECRETS_EXIT_STATUSES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     put_parser.add_argument(
         "--only", action="append", metavar="PARAMETER", help="store only this parameter (repeatable; to rotate one)"
     )
     check_parser = actions.add_parser(
-        "check", help="confirm every parameter the deploy reads exists as a SecureString (exit 1 naming the missing)"
+        "check",
+        help="confirm every parameter the deploy reads exists as a SecureString (exit 1 naming the missing)",
+        epilog=exit_statuses(SECRETS_EXIT_STATUSES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for each in (put_parser, check_parser):
         each.add_argument("--region", help="the stack's region (default: samconfig.toml's, else AWS_REGION)")

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
 
+from backup_monitor.helptext import epilog, wrapped
 from backup_monitor.interactions import MAX_BODY_BYTES, Endpoint, Response
 
 logger = logging.getLogger(__name__)
@@ -102,11 +103,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     serve = subparsers.add_parser(
         "serve",
         help="answer the Slack app's buttons (interactivity requests) over HTTP",
-        description="Serve the Slack interactivity endpoint on POST /slack/interactions: Acknowledge, Silence "
-        "24 h, Unsilence and Get download link. Slack needs an https URL: put it behind your own reverse proxy. "
-        "Reads the same variables as `check`, and SLACK_SIGNING_SECRET (or SLACK_SIGNING_SECRET_PARAMETER) and "
-        "DOWNLOAD_ALLOWED_USERS.",
-        epilog="exit status:\n  0   stopped by Ctrl-C or SIGTERM\n  2   bad configuration or usage",
+        description=wrapped(
+            "Serve the Slack interactivity endpoint on POST /slack/interactions: Acknowledge, Silence 24 h, "
+            "Unsilence and Get download link. Slack needs an https URL: put it behind your own reverse proxy. "
+            "Reads the same state and Scalingo settings as `check`, and the signing secret."
+        ),
+        epilog=epilog("serve", ((0, "stopped by Ctrl-C or SIGTERM"), (2, "bad configuration or usage"))),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--port", type=int, required=True, help="the TCP port to listen on (0: any free port)")
