@@ -13,10 +13,12 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backup_monitor.helptext import epilog, wrapped
-from backup_monitor.interactions import MAX_BODY_BYTES, Endpoint, Response
+
+if TYPE_CHECKING:  # the endpoint imports slack-sdk (its whole package): only `serve` may pay for it, not `check`
+    from backup_monitor.interactions import Endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,8 @@ READ_TIMEOUT_SECONDS = 5.0  # a client that sends its body this slowly is droppe
 
 
 def make_server(endpoint: Endpoint, host: str, port: int) -> ThreadingHTTPServer:
+    from backup_monitor.interactions import MAX_BODY_BYTES, Response
+
     """A server (not started) answering PATH with `endpoint`; port 0 picks a free one."""
 
     class Handler(BaseHTTPRequestHandler):
