@@ -110,6 +110,24 @@ class SqliteStateStore(RequestCounter):
         finally:
             conn.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any error); a SQLite error is a
+        StateError. Counts one write when it commits."""
+        try:
+            with self._connect() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot write the state file: {exc}") from None
+        self._count(writes=1)
+
     def load_many(self, keys: Sequence[str], *, unreadable: dict[str, str] | None = None) -> dict[str, Record]:
         rows = self._select_by_keys("SELECT pk, version, data, claim_owner, claim_expires_at FROM records", keys)
         return read_records(rows, lambda row: str(row[0]), _record_of_row, unreadable)
@@ -130,27 +148,16 @@ class SqliteStateStore(RequestCounter):
         return found
 
     def _write(self, sql_existing: str, args_existing: tuple[object, ...], record: Record, insert: bool) -> None:
-        try:
-            with self._connect() as conn:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if insert:
-                        cur = conn.execute(
-                            "INSERT INTO records (pk, version, data, claim_owner, claim_expires_at, expires_at) "
-                            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(pk) DO NOTHING",
-                            args_existing,
-                        )
-                    else:
-                        cur = conn.execute(sql_existing, args_existing)
-                    changed = cur.rowcount
-                    conn.execute("COMMIT")
-                except BaseException:
-                    with suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot write the state file: {exc}") from None
-        self._count(writes=1)
+        with self._transaction() as conn:
+            if insert:
+                cur = conn.execute(
+                    "INSERT INTO records (pk, version, data, claim_owner, claim_expires_at, expires_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(pk) DO NOTHING",
+                    args_existing,
+                )
+            else:
+                cur = conn.execute(sql_existing, args_existing)
+            changed = cur.rowcount
         if changed != 1:
             raise ConflictError(f"state record {record.key!r} changed or is claimed by another check")
 
@@ -212,48 +219,25 @@ class SqliteStateStore(RequestCounter):
     def create_blob(self, blob: Blob, now: float) -> bool:
         """Write `blob` only if its key is absent or expired at `now` (one transaction): True if written, False
         when a live one is there already (the Slack endpoint's replay protection: a signature accepted once)."""
-        try:
-            with self._connect() as conn:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    cur = conn.execute(
-                        "INSERT INTO blobs (pk, data, expires_at) VALUES (?, ?, ?) ON CONFLICT(pk) DO UPDATE SET "
-                        "data = excluded.data, expires_at = excluded.expires_at WHERE blobs.expires_at <= ?",
-                        (blob.key, blob.data, blob.expires_at, now),
-                    )
-                    created = cur.rowcount == 1
-                    conn.execute("COMMIT")
-                except BaseException:
-                    with suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot write the state file: {exc}") from None
-        self._count(writes=1)
-        return created
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO blobs (pk, data, expires_at) VALUES (?, ?, ?) ON CONFLICT(pk) DO UPDATE SET "
+                "data = excluded.data, expires_at = excluded.expires_at WHERE blobs.expires_at <= ?",
+                (blob.key, blob.data, blob.expires_at, now),
+            )
+            return cur.rowcount == 1  # committed (and counted) as the block ends
 
     def save_blobs(self, blobs: Sequence[Blob]) -> None:
         if not blobs:
             return
-        try:
-            with self._connect() as conn:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.executemany(
-                        "INSERT INTO blobs (pk, data, expires_at) VALUES (?, ?, ?) "
-                        "ON CONFLICT(pk) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
-                        [(b.key, b.data, b.expires_at) for b in blobs],
-                    )
-                    # What DynamoDB's TTL does in AWS: tokens of databases no longer monitored go away.
-                    conn.execute("DELETE FROM blobs WHERE expires_at < ?", (time.time() - 86400,))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    with suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot write the state file: {exc}") from None
-        self._count(writes=1)
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO blobs (pk, data, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(pk) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+                [(b.key, b.data, b.expires_at) for b in blobs],
+            )
+            # What DynamoDB's TTL does in AWS: tokens of databases no longer monitored go away.
+            conn.execute("DELETE FROM blobs WHERE expires_at < ?", (time.time() - 86400,))
 
 
 def _record_of_row(row: tuple[Any, ...]) -> Record:
