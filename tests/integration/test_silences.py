@@ -23,6 +23,7 @@ from backup_monitor.state.silences import SILENCES_KEY, acknowledge_incident, ad
 from backup_monitor.state.sqlite import SqliteStateStore
 from tests.fakes import FakeScalingo
 from tests.fakes.slack import FakeSlack
+from tests.integration.test_slack_delivery import settings_for as slack_settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # The command stamps a silence with the real clock: the checks run on it too, moved forward to pass its end.
@@ -37,19 +38,8 @@ def slack() -> Iterator[FakeSlack]:
 
 
 def settings_for(fake: FakeScalingo, **extra: str) -> Settings:
-    return Settings.from_env(
-        {
-            "SCALINGO_API_TOKEN": fake.api_token,
-            "SCALINGO_AUTH_URL": fake.url,
-            "SCALINGO_API_URL": fake.region_url(),
-            "SCALINGO_DB_API_URL": fake.region_url(),
-            "SCALINGO_API_RATE_LIMIT": "6000",
-            "VERIFY_ARCHIVES_EVERY_DAYS": "0",
-            "DAILY_REPORT_AT": "",
-            "SWEEP_EVERY_HOURS": "0",
-            **extra,
-        }
-    )
+    """test_slack_delivery's settings, every database read at every check (the cadence is not under test)."""
+    return slack_settings_for(fake, **{"SWEEP_EVERY_HOURS": "0", **extra})
 
 
 def check(fake: FakeScalingo, slack: FakeSlack, path: Path, at: datetime) -> list[str]:
